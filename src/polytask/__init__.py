@@ -1,0 +1,30 @@
+"""polytask: multi-task learning for PyTorch.
+
+In your own training loop::
+
+    out = model(x)                                   # TaskOutputs: predictions + features
+    losses = tasks.losses(out, y)                    # one loss per task, masked, NaN-checked
+    polytask.backward(losses, balancer, features=out.features)   # or shared_params=...
+    optimizer.step()
+"""
+
+from polytask import balancers, models
+from polytask.gradients import BackwardResult, backward
+from polytask.outputs import TaskOutputs, branch
+from polytask.tasks import NonFiniteLossError, Task, TaskLosses, TaskSet
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackwardResult",
+    "NonFiniteLossError",
+    "Task",
+    "TaskLosses",
+    "TaskOutputs",
+    "TaskSet",
+    "__version__",
+    "backward",
+    "balancers",
+    "branch",
+    "models",
+]

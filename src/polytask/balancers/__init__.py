@@ -1,0 +1,35 @@
+"""Balancers: loss weightings and gradient methods (``polytask.balancers``).
+
+Every method is one module, registered by name::
+
+    balancer = polytask.balancers.create("mgda")
+    polytask.balancers.available()   # ['equal', 'fixed', 'mgda', 'pcgrad', ...]
+"""
+
+from polytask.balancers import equal, fixed, mgda, pcgrad  # noqa: F401  (registration)
+from polytask.balancers.base import (
+    Balancer,
+    GramianWeighting,
+    JacobianAggregation,
+    LossWeighting,
+)
+from polytask.balancers.equal import EqualWeighting
+from polytask.balancers.fixed import FixedWeights
+from polytask.balancers.mgda import MGDA
+from polytask.balancers.pcgrad import PCGrad
+from polytask.balancers.registry import BALANCERS, available, create, describe
+
+__all__ = [
+    "BALANCERS",
+    "MGDA",
+    "Balancer",
+    "EqualWeighting",
+    "FixedWeights",
+    "GramianWeighting",
+    "JacobianAggregation",
+    "LossWeighting",
+    "PCGrad",
+    "available",
+    "create",
+    "describe",
+]

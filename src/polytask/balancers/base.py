@@ -1,0 +1,167 @@
+"""Balancer base classes: loss weighting, Gramian weighting, Jacobian aggregation.
+
+Semantics shared by every method (stated once, here):
+
+- A balancer turns the task losses (and, for gradient methods, the task gradients) into one
+  update. For a loss weighting or a Gramian weighting that update is the gradient of the
+  weighted sum ``sum_t w_t L_t``, taken by one ordinary backward: the trunk and **every task
+  head get the same weights** (head ``t`` receives ``w_t dL_t/dtheta_t``).
+- Weights are on the scale of the **mean**: equal weighting is ``w_t = 1/T``, and a method whose
+  paper sums task gradients (PCGrad, for one) is divided by ``T``, so that every method gives
+  the mean gradient when the tasks agree and learning rates carry over between methods.
+- A Jacobian aggregation (GradDrop) returns a direction for the shared part; the heads then
+  receive the gradient of ``sum_t h_t L_t`` with the aggregation's head weights (``1/T`` by
+  default).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from polytask.gradients.protocol import LEVELS, Level, Need
+from polytask.tasks.task import Role
+
+
+class Balancer(nn.Module):
+    """Common base: the tasks a balancer is bound to, what it needs, where it can run.
+
+    Class attributes:
+        needs: ``"losses"``, ``"gramian"`` or ``"jacobian"``.
+        levels: gradient levels at which the method is defined (gradient methods only).
+        uses_roles: whether the method reads ``Task.role`` (main/auxiliary).
+
+    A balancer is an ``nn.Module`` so that learnable weights (uncertainty weighting) and
+    histories live in its ``state_dict``; it binds to the task names on its first call and
+    refuses later calls with other tasks.
+    """
+
+    needs: ClassVar[Need] = "losses"
+    levels: ClassVar[tuple[Level, ...]] = LEVELS
+    uses_roles: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.task_names: list[str] = []
+        self.roles: dict[str, Role] = {}
+        self.prior_weights: dict[str, float] = {}
+
+    @property
+    def num_tasks(self) -> int:
+        """Number of bound tasks (0 before the first call)."""
+        return len(self.task_names)
+
+    def bind(
+        self,
+        names: Sequence[str],
+        roles: dict[str, Role] | None = None,
+        prior_weights: dict[str, float] | None = None,
+    ) -> None:
+        """Bind to the task names (first call) or check they are the same (later calls)."""
+        names = list(names)
+        if not self.task_names:
+            self.task_names = names
+            self.on_bind()
+        elif names != self.task_names:
+            raise ValueError(
+                f"{type(self).__name__} was bound to tasks {self.task_names} and now got "
+                f"{names}; create a new balancer for a different task set"
+            )
+        self.roles = dict(roles or dict.fromkeys(names, "main"))
+        self.prior_weights = dict(prior_weights or dict.fromkeys(names, 1.0))
+
+    def on_bind(self) -> None:
+        """Hook for subclasses that size their state by the number of tasks."""
+
+    def check_level(self, level: Level | None) -> None:
+        """Raise if the method is not defined at ``level``."""
+        name = type(self).__name__
+        if self.needs == "losses":
+            return
+        if level is None:
+            raise ValueError(
+                f"{name} needs per-task gradients: pass features=outputs.features "
+                "(representation level) or shared_params=model.shared_parameters() "
+                "(parameter level) to polytask.backward"
+            )
+        if level not in self.levels:
+            raise ValueError(
+                f"{name} is defined at the {' and '.join(self.levels)} level only, not the "
+                f"{level} level"
+            )
+
+    # The engine's interface (gradients.protocol.BalancerProtocol); each family overrides its own.
+    def objective(self, losses: Tensor) -> Tensor:
+        """Scalar to differentiate (loss weightings)."""
+        raise NotImplementedError(f"{type(self).__name__} is not a loss weighting")
+
+    def loss_weights(self, losses: Tensor) -> Tensor:
+        """Weights from the losses (loss weightings)."""
+        raise NotImplementedError(f"{type(self).__name__} is not a loss weighting")
+
+    def gramian_weights(self, gramian: Tensor, losses: Tensor) -> Tensor:
+        """Weights from the Gramian (Gramian weightings)."""
+        raise NotImplementedError(f"{type(self).__name__} is not a Gramian weighting")
+
+    def aggregate(self, jacobian: Tensor) -> Tensor:
+        """Direction from the Jacobian (Jacobian aggregations)."""
+        raise NotImplementedError(f"{type(self).__name__} is not a Jacobian aggregation")
+
+    def head_weights(self, losses: Tensor) -> Tensor:
+        """Weights of the task losses for the task-specific parameters (Jacobian methods)."""
+        return torch.full_like(losses, 1.0 / losses.numel())
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"task_names": list(self.task_names)}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.task_names = list(state.get("task_names", []))
+
+
+class LossWeighting(Balancer):
+    """A method that weights the losses and needs nothing else.
+
+    Subclasses implement :meth:`loss_weights`; :meth:`objective` is ``sum_t w_t L_t`` unless a
+    method adds terms (uncertainty weighting's regulariser).
+    """
+
+    needs: ClassVar[Need] = "losses"
+
+    def loss_weights(self, losses: Tensor) -> Tensor:
+        """Task weights ``(T,)`` from the detached loss vector ``(T,)``."""
+        raise NotImplementedError
+
+    def objective(self, losses: Tensor) -> Tensor:
+        """The scalar to differentiate, from the loss vector ``(T,)`` (with history)."""
+        return (self.loss_weights(losses.detach()) * losses).sum()
+
+
+class GramianWeighting(Balancer):
+    """A gradient method that is a function of the Gramian ``G = J J^T`` (``T x T``).
+
+    Subclasses implement :meth:`gramian_weights`. The update is the gradient of ``sum_t w_t L_t``,
+    i.e. the direction ``J^T w``, taken by one backward.
+    """
+
+    needs: ClassVar[Need] = "gramian"
+
+    def gramian_weights(self, gramian: Tensor, losses: Tensor) -> Tensor:
+        """Task weights ``(T,)`` from the Gramian ``(T, T)`` and the detached losses ``(T,)``."""
+        raise NotImplementedError
+
+
+class JacobianAggregation(Balancer):
+    """A gradient method that needs the Jacobian's coordinates (GradDrop).
+
+    Subclasses implement :meth:`aggregate`; :meth:`head_weights` sets how the heads are
+    trained (the mean by default).
+    """
+
+    needs: ClassVar[Need] = "jacobian"
+
+    def aggregate(self, jacobian: Tensor) -> Tensor:
+        """The shared direction ``(P,)`` from the Jacobian ``(T, P)``."""
+        raise NotImplementedError

@@ -1,0 +1,53 @@
+"""Fixed task weights."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+from polytask._registry import unknown_name_message
+from polytask.balancers.base import LossWeighting
+from polytask.balancers.registry import register
+
+
+@register("fixed")
+class FixedWeights(LossWeighting):
+    """Fixed weights: ``L = sum_t w_t L_t``.
+
+    Args:
+        weights: ``{task: weight}`` (tasks left out get 0), a sequence in task order, or
+            ``None`` (default) to use each task's prior weight ``Task.weight`` (1.0 unless
+            set), which makes the objective the plain **sum** of the losses.
+
+    Weights are used as given (not normalised), so ``fixed`` with weights ``1/T`` equals
+    ``equal``.
+    """
+
+    def __init__(self, weights: Mapping[str, float] | Sequence[float] | None = None) -> None:
+        super().__init__()
+        if weights is not None:
+            values = list(weights.values()) if isinstance(weights, Mapping) else list(weights)
+            if any(not (w >= 0) for w in values):
+                raise ValueError(f"fixed weights must be >= 0, got {values}")
+        self.given = weights
+
+    def on_bind(self) -> None:
+        if isinstance(self.given, Mapping):
+            for key in self.given:
+                if key not in self.task_names:
+                    raise KeyError(unknown_name_message("task in fixed weights", key, self.task_names))
+        elif self.given is not None and len(self.given) != self.num_tasks:
+            raise ValueError(
+                f"fixed weights has {len(self.given)} entries for {self.num_tasks} tasks"
+            )
+
+    def loss_weights(self, losses: Tensor) -> Tensor:
+        if self.given is None:
+            values = [self.prior_weights.get(n, 1.0) for n in self.task_names]
+        elif isinstance(self.given, Mapping):
+            values = [float(self.given.get(n, 0.0)) for n in self.task_names]
+        else:
+            values = [float(w) for w in self.given]
+        return torch.tensor(values, dtype=losses.dtype, device=losses.device)

@@ -1,0 +1,197 @@
+"""Per-task gradients (Jacobian blocks) at the representation and the parameter level.
+
+A *Jacobian block* is a tensor ``(T, *shape)`` holding, for each of the ``T`` tasks, the
+gradient of that task's loss with respect to one tensor (the shared features, or one shared
+parameter). The full Jacobian ``J`` (``T x P``) is the concatenation of the flattened blocks;
+the engine never needs to build it for Gramian methods (see :mod:`polytask.gradients.gramian`).
+
+Two ways to compute blocks, with the same result:
+
+- ``loop``: one ``torch.autograd.grad`` call per task (the reference; each call reaches only
+  that task's head because each task loss is its own autograd node);
+- ``vmap``: one batched backward (``is_grads_batched=True``) with the identity as the batch
+  of output gradients.
+
+At the representation level with per-task branches (:func:`polytask.outputs.branch`) one
+ordinary backward of ``sum_t L_t`` gives every task's feature gradient at once, since branch
+``t`` reaches only head ``t``: the heads are differentiated once, the trunk not at all.
+At the parameter level with features given, the shared-parameter Jacobian is the trunk's
+vector-Jacobian product with those feature gradients (heads once, trunk batched ``T`` times).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from polytask._registry import unknown_name_message
+
+Method = Literal["auto", "loop", "vmap"]
+Features = Tensor | Mapping[str, Tensor]
+
+_VMAP_WARNED = False
+
+
+def _check_method(method: str) -> None:
+    if method not in ("auto", "loop", "vmap"):
+        raise ValueError(f"gradient method must be 'auto', 'loop' or 'vmap', got {method!r}")
+
+
+def _zeros_for_unused(grads: Sequence[Tensor | None], like: Sequence[Tensor]) -> list[Tensor]:
+    return [torch.zeros_like(x) if g is None else g for g, x in zip(grads, like, strict=True)]
+
+
+def branch_base(features: Mapping[str, Tensor], names: Sequence[str]) -> Tensor:
+    """Check that ``features`` holds one branch per task of one shared tensor; return it."""
+    for key in features:
+        if key not in names:
+            raise KeyError(unknown_name_message("task in features", str(key), list(names)))
+    missing = [n for n in names if n not in features]
+    if missing:
+        raise KeyError(f"features has no branch for task(s) {missing}")
+    bases = {id(f._base if f._base is not None else f) for f in features.values()}
+    first = features[names[0]]
+    if len(bases) != 1 or any(f.shape != first.shape for f in features.values()):
+        raise ValueError(
+            "per-task features must be branches of one shared tensor, made by "
+            "polytask.branch(features, task_names); got tensors of different origin or shape"
+        )
+    base = first._base if first._base is not None else first
+    return base
+
+
+def feature_jacobian(
+    losses: Sequence[Tensor],
+    names: Sequence[str],
+    features: Features,
+    method: Method = "auto",
+) -> Tensor:
+    """Per-task gradients of the losses with respect to the shared features.
+
+    Args:
+        losses: ``T`` scalar losses (separate autograd nodes).
+        names: their task names.
+        features: the shared representation ``(B, ...)``, or ``{task: branch}``.
+        method: ``auto`` (one backward with branches, else ``loop``), ``loop`` or ``vmap``.
+
+    Returns:
+        ``(T, B, ...)``: row ``t`` is ``dL_t / d features``. The graph is retained.
+    """
+    _check_method(method)
+    if isinstance(features, Mapping):
+        branch_base(features, names)
+        inputs = [features[n] for n in names]
+        if method == "loop":
+            rows = [
+                torch.autograd.grad(loss, x, retain_graph=True, allow_unused=True)[0]
+                for loss, x in zip(losses, inputs, strict=True)
+            ]
+            return torch.stack(_zeros_for_unused(rows, inputs))
+        total = torch.stack(list(losses)).sum()
+        grads = torch.autograd.grad(total, inputs, retain_graph=True, allow_unused=True)
+        return torch.stack(_zeros_for_unused(grads, inputs))
+    if not isinstance(features, Tensor) or not features.requires_grad:
+        raise ValueError(
+            "features must be a tensor that requires grad (the model's shared representation), "
+            "or {task: branch} made by polytask.branch"
+        )
+    if method == "vmap":
+        return _vmap_grad(losses, [features])[0]
+    rows = [
+        torch.autograd.grad(loss, features, retain_graph=True, allow_unused=True)[0]
+        for loss in losses
+    ]
+    return torch.stack(_zeros_for_unused(rows, [features] * len(losses)))
+
+
+def _vmap_grad(losses: Sequence[Tensor], inputs: Sequence[Tensor]) -> list[Tensor]:
+    stacked = torch.stack(list(losses))
+    eye = torch.eye(len(losses), device=stacked.device, dtype=stacked.dtype)
+    grads = torch.autograd.grad(
+        stacked, list(inputs), grad_outputs=eye, is_grads_batched=True, retain_graph=True,
+        allow_unused=True, materialize_grads=True,
+    )
+    return list(grads)
+
+
+def parameter_jacobian(
+    losses: Sequence[Tensor],
+    names: Sequence[str],
+    params: Sequence[Tensor],
+    features: Features | None = None,
+    method: Method = "auto",
+) -> list[Tensor]:
+    """Per-task gradients of the losses with respect to the shared parameters.
+
+    Args:
+        losses: ``T`` scalar losses.
+        names: their task names.
+        params: the shared parameters (those that require grad).
+        features: optional shared representation that every shared parameter feeds and through
+            which alone they reach the losses (true of a trunk); then the Jacobian is taken as
+            the trunk's vector-Jacobian product with the per-task feature gradients.
+        method: ``auto`` (``vmap``, with a warning and ``loop`` if a batching rule is missing),
+            ``loop`` or ``vmap``.
+
+    Returns:
+        One block ``(T, *p.shape)`` per parameter, in order. The graph is retained.
+    """
+    _check_method(method)
+    params = list(params)
+    if not params:
+        raise ValueError("shared_params is empty: the model exposes no shared parameter")
+    if features is not None:
+        rows = feature_jacobian(losses, names, features, "auto" if method == "vmap" else method)
+        base = features if isinstance(features, Tensor) else branch_base(features, names)
+        try:
+            if method == "loop":
+                per_task = [
+                    torch.autograd.grad(base, params, grad_outputs=row, retain_graph=True)
+                    for row in rows
+                ]
+                return [torch.stack(list(col)) for col in zip(*per_task, strict=True)]
+            return _batched(lambda: torch.autograd.grad(
+                base, params, grad_outputs=rows, is_grads_batched=True, retain_graph=True
+            ), method, lambda: parameter_jacobian(losses, names, params, features, "loop"))
+        except RuntimeError as error:
+            if "not have been used in the graph" in str(error):
+                raise ValueError(
+                    "a shared parameter does not feed the features; either pass only the "
+                    "parameters of the trunk that produces the features, or leave features "
+                    "out to take parameter-level gradients through the losses"
+                ) from error
+            raise
+    if method == "loop":
+        per_task = [
+            _zeros_for_unused(
+                torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True), params
+            )
+            for loss in losses
+        ]
+        return [torch.stack(col) for col in zip(*per_task, strict=True)]
+    return _batched(
+        lambda: _vmap_grad(losses, params), method,
+        lambda: parameter_jacobian(losses, names, params, None, "loop"),
+    )
+
+
+def _batched(run, method: str, fallback):  # type: ignore[no-untyped-def]
+    global _VMAP_WARNED
+    try:
+        return list(run())
+    except RuntimeError as error:
+        if method == "vmap" or "vmap" not in str(error).lower() and "batch" not in str(error).lower():
+            raise
+        if not _VMAP_WARNED:
+            warnings.warn(
+                f"batched (vmap) backward failed ({error}); computing per-task gradients with a "
+                "loop instead. Set the gradient method to 'loop' to silence this.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            _VMAP_WARNED = True
+        return fallback()

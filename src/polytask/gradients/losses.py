@@ -1,0 +1,76 @@
+"""Normalise the ways a user can hand task losses to the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from polytask.tasks.task import Role
+from polytask.tasks.taskset import TaskLosses
+
+LossesLike = TaskLosses | Mapping[str, Tensor] | Sequence[Tensor] | Tensor
+
+
+@dataclass
+class LossList:
+    """Task losses as separate scalar autograd nodes, with names and task metadata.
+
+    Attributes:
+        names: task names in order (``task_0``, ``task_1`` ... when none were given).
+        values: the scalar losses in the same order.
+        roles: ``{task: role}``.
+        prior_weights: ``{task: weight}``.
+        skip: ``True`` when the step must be skipped (a non-finite loss under ``"skip"``).
+    """
+
+    names: list[str]
+    values: list[Tensor]
+    roles: dict[str, Role] = field(default_factory=dict)
+    prior_weights: dict[str, float] = field(default_factory=dict)
+    skip: bool = False
+
+    def stack(self) -> Tensor:
+        """The loss vector ``(T,)`` (a new autograd node)."""
+        return torch.stack(self.values)
+
+
+def as_loss_list(losses: LossesLike) -> LossList:
+    """Accept :class:`TaskLosses`, ``{name: scalar}``, a sequence of scalars or a 1-D tensor.
+
+    A 1-D tensor works but is the slow form: its entries share one autograd node, so a
+    per-task backward through it reaches every head. Prefer ``TaskSet.losses`` or a dict.
+    """
+    if isinstance(losses, TaskLosses):
+        return LossList(
+            losses.names, losses.values_list(), dict(losses.roles), dict(losses.prior_weights),
+            losses.skip,
+        )
+    if isinstance(losses, Tensor):
+        if losses.dim() != 1 or losses.numel() == 0:
+            raise ValueError(
+                f"a loss tensor must be 1-D with one entry per task, got shape {tuple(losses.shape)}"
+            )
+        values = list(losses.unbind())
+        names = [f"task_{i}" for i in range(len(values))]
+    elif isinstance(losses, Mapping):
+        names = [str(k) for k in losses]
+        values = list(losses.values())
+    else:
+        values = list(losses)
+        names = [f"task_{i}" for i in range(len(values))]
+    if not values:
+        raise ValueError("backward needs at least one task loss")
+    for name, value in zip(names, values, strict=True):
+        if not isinstance(value, Tensor) or value.dim() != 0:
+            raise ValueError(f"task {name!r}: each loss must be a scalar tensor")
+        if not value.requires_grad:
+            raise ValueError(
+                f"task {name!r}: the loss does not require grad; was it computed under "
+                "torch.no_grad() or from detached predictions?"
+            )
+    return LossList(
+        names, values, dict.fromkeys(names, "main"), dict.fromkeys(names, 1.0)
+    )

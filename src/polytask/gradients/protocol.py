@@ -1,0 +1,61 @@
+"""What the gradient engine expects of a balancer (implemented by ``polytask.balancers``).
+
+The engine dispatches on ``needs`` and never imports the balancers package, which sits above
+it in the layering.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, Protocol, runtime_checkable
+
+from torch import Tensor
+
+from polytask.tasks.task import Role
+
+Need = Literal["losses", "gramian", "jacobian"]
+Level = Literal["representation", "parameter"]
+LEVELS: tuple[Level, ...] = ("representation", "parameter")
+
+
+@runtime_checkable
+class BalancerProtocol(Protocol):
+    """The interface :func:`polytask.backward` calls.
+
+    ``needs == "losses"``: :meth:`objective` and :meth:`loss_weights` are used;
+    ``"gramian"``: :meth:`gramian_weights`; ``"jacobian"``: :meth:`aggregate` and
+    :meth:`head_weights`.
+    """
+
+    needs: Need
+
+    def check_level(self, level: Level | None) -> None:
+        """Raise if the method cannot run at ``level`` (``None``: no gradients given)."""
+
+    def bind(
+        self,
+        names: Sequence[str],
+        roles: dict[str, Role] | None = None,
+        prior_weights: dict[str, float] | None = None,
+    ) -> None:
+        """Bind to (or check) the task names, roles and prior weights."""
+
+    def objective(self, losses: Tensor) -> Tensor:
+        """Scalar to differentiate from the loss vector ``(T,)``."""
+        ...
+
+    def loss_weights(self, losses: Tensor) -> Tensor:
+        """Weights ``(T,)`` that :meth:`objective` gives the detached losses ``(T,)``."""
+        ...
+
+    def gramian_weights(self, gramian: Tensor, losses: Tensor) -> Tensor:
+        """Weights ``(T,)`` from the Gramian ``(T, T)`` and the detached losses ``(T,)``."""
+        ...
+
+    def aggregate(self, jacobian: Tensor) -> Tensor:
+        """Shared direction ``(P,)`` from the Jacobian ``(T, P)``."""
+        ...
+
+    def head_weights(self, losses: Tensor) -> Tensor:
+        """Weights ``(T,)`` for the task-specific parameters of a Jacobian method."""
+        ...

@@ -1,0 +1,58 @@
+"""What a multi-task model returns: predictions per task and the shared representation.
+
+This leaf module depends on torch only, so that every layer (tasks, gradients, models) can
+use it without importing any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from torch import Tensor
+
+
+def branch(features: Tensor, task_names: Sequence[str]) -> dict[str, Tensor]:
+    """One branch point of ``features`` per task.
+
+    Each returned tensor is a view of ``features`` (no copy, same values); a task head that
+    reads only its own branch lets the gradient engine take every task's gradient with respect
+    to the shared representation in **one** backward pass through the heads (the gradient of
+    ``sum_t L_t`` with respect to branch ``t`` is exactly ``dL_t/dfeatures``), and the trunk
+    is then differentiated once, by the final weighted backward.
+
+    Args:
+        features: the shared representation, shape ``(B, ...)``.
+        task_names: the task names, one branch each.
+
+    Returns:
+        ``{task: view of features}``. A plain ``loss.backward()`` through the branches gives
+        the same gradients as if the heads had read ``features`` directly.
+    """
+    return {name: features.view_as(features) for name in task_names}
+
+
+@dataclass
+class TaskOutputs:
+    """The output of a multi-task model.
+
+    Attributes:
+        predictions: ``{task: prediction tensor}``; shapes are per task (``(B,)`` or ``(B, 1)``
+            for a binary or scalar regression task, ``(B, C)`` for ``C`` classes).
+        features: the shared representation the task heads read, either one tensor
+            ``(B, ...)`` or ``{task: branch}`` made by :func:`branch` (faster per-task
+            gradients). Pass it to :func:`polytask.backward` as ``features=``.
+        extras: anything else the model wants to expose (gate weights, attention maps).
+    """
+
+    predictions: dict[str, Tensor]
+    features: Tensor | Mapping[str, Tensor] | None = None
+    extras: dict[str, Tensor] = field(default_factory=dict)
+
+    def shared_features(self) -> Tensor | None:
+        """The single shared representation tensor behind :attr:`features`."""
+        if self.features is None or isinstance(self.features, Tensor):
+            return self.features
+        first = next(iter(self.features.values()))
+        base = first._base
+        return base if base is not None else first

@@ -1,0 +1,259 @@
+"""A set of tasks: computes the loss vector (masked, finite-checked) and builds metrics."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Literal
+
+import torch
+import torchmetrics
+from torch import Tensor
+
+from polytask._registry import unknown_name_message
+from polytask.outputs import TaskOutputs
+from polytask.tasks.losses import align, label_mask, masked_mean, sanitize_target
+from polytask.tasks.metrics import higher_is_better, make_metric, metric_inputs
+from polytask.tasks.task import Role, Task
+
+NonFinitePolicy = Literal["raise", "skip"]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A task loss is NaN or infinite; the message names the task(s)."""
+
+
+class TaskLosses(Mapping[str, Tensor]):
+    """One scalar loss per task, in task order, plus what balancers need to know of the tasks.
+
+    Each loss is its own autograd node (never slices of one stacked tensor), so a backward of
+    one task's loss touches only that task's head.
+
+    Attributes:
+        roles: ``{task: "main" | "auxiliary"}``.
+        prior_weights: ``{task: Task.weight}``.
+        skip: ``True`` when a loss was not finite and the policy was ``"skip"``: then
+            :func:`polytask.backward` leaves every gradient untouched.
+    """
+
+    def __init__(
+        self,
+        losses: Mapping[str, Tensor],
+        roles: Mapping[str, Role] | None = None,
+        prior_weights: Mapping[str, float] | None = None,
+        skip: bool = False,
+    ) -> None:
+        if not losses:
+            raise ValueError("TaskLosses needs at least one task loss")
+        for name, value in losses.items():
+            if value.dim() != 0:
+                raise ValueError(
+                    f"task {name!r}: a task loss must be a scalar, got shape {tuple(value.shape)}"
+                )
+        self._losses = dict(losses)
+        self.roles: dict[str, Role] = dict(roles or dict.fromkeys(self._losses, "main"))
+        self.prior_weights = dict(prior_weights or dict.fromkeys(self._losses, 1.0))
+        self.skip = skip
+
+    def __getitem__(self, name: str) -> Tensor:
+        return self._losses[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._losses)
+
+    def __len__(self) -> int:
+        return len(self._losses)
+
+    @property
+    def names(self) -> list[str]:
+        """Task names in order."""
+        return list(self._losses)
+
+    def values_list(self) -> list[Tensor]:
+        """The scalar losses in task order (separate autograd nodes)."""
+        return list(self._losses.values())
+
+    def stack(self) -> Tensor:
+        """The loss vector ``(T,)`` (a new node; use for weighting, not for per-task backward)."""
+        return torch.stack(self.values_list())
+
+    def detached(self) -> Tensor:
+        """The loss vector ``(T,)`` without autograd history."""
+        return self.stack().detach()
+
+
+def nonfinite_tasks(names: Sequence[str], values: Tensor) -> list[str]:
+    """Names of the tasks whose entry in the 1-D ``values`` is NaN or infinite."""
+    bad = (~torch.isfinite(values.detach())).nonzero().flatten().tolist()
+    return [names[i] for i in bad]
+
+
+class TaskSet(Sequence[Task]):
+    """An ordered set of uniquely named tasks.
+
+    Args:
+        tasks: the tasks.
+        on_nonfinite: what :meth:`losses` does when a task loss is NaN or infinite:
+            ``"raise"`` (default) raises :class:`NonFiniteLossError` naming the task;
+            ``"skip"`` warns, naming the task, and marks the step skipped so that
+            :func:`polytask.backward` and the trainer leave the parameters unchanged.
+
+    Checking costs one device synchronisation per step (one boolean read).
+
+    Example:
+        >>> tasks = TaskSet([Task("left", "ce", num_classes=10), Task("right", "ce", num_classes=10)])
+        >>> tasks.names
+        ['left', 'right']
+    """
+
+    def __init__(self, tasks: Iterable[Task], on_nonfinite: NonFinitePolicy = "raise") -> None:
+        self._tasks = list(tasks)
+        if not self._tasks:
+            raise ValueError("a TaskSet needs at least one task")
+        names = [t.name for t in self._tasks]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"task names must be unique; repeated: {duplicates}")
+        if on_nonfinite not in ("raise", "skip"):
+            raise ValueError(f"on_nonfinite must be 'raise' or 'skip', got {on_nonfinite!r}")
+        self.on_nonfinite: NonFinitePolicy = on_nonfinite
+        self._by_name = {t.name: t for t in self._tasks}
+
+    def __getitem__(self, index: int) -> Task:  # type: ignore[override]
+        return self._tasks[index]
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __iter__(self) -> Iterator[Task]:
+        return iter(self._tasks)
+
+    @property
+    def names(self) -> list[str]:
+        """Task names in order."""
+        return [t.name for t in self._tasks]
+
+    def task(self, name: str) -> Task:
+        """The task called ``name``; ``KeyError`` naming the closest tasks otherwise."""
+        if name not in self._by_name:
+            raise KeyError(unknown_name_message("task", name, self.names))
+        return self._by_name[name]
+
+    def roles(self) -> dict[str, Role]:
+        """``{task: role}``."""
+        return {t.name: t.role for t in self._tasks}
+
+    def _check_keys(self, what: str, mapping: Mapping[str, object], required: bool) -> None:
+        for key in mapping:
+            if key not in self._by_name:
+                raise KeyError(unknown_name_message(f"task in {what}", key, self.names))
+        if required:
+            missing = [n for n in self.names if n not in mapping]
+            if missing:
+                raise KeyError(f"{what} has no entry for task(s) {missing}")
+
+    def losses(
+        self,
+        outputs: TaskOutputs | Mapping[str, Tensor],
+        targets: Mapping[str, Tensor],
+        masks: Mapping[str, Tensor] | None = None,
+    ) -> TaskLosses:
+        """The loss of every task, averaged over the samples that have its label.
+
+        Args:
+            outputs: the model's :class:`TaskOutputs` or ``{task: prediction}``.
+            targets: ``{task: target}``; ``(B,)`` for binary/scalar tasks, ``(B, k)`` for
+                vector regression, integer ``(B,)`` or ``(B, L)`` for classification.
+            masks: optional ``{task: bool tensor (B,) or target-shaped}``; ``False`` marks a
+                missing label. NaN float targets and negative class targets are also missing.
+
+        Returns:
+            :class:`TaskLosses` (unweighted).
+
+        Raises:
+            KeyError: a prediction, target or mask is named after no task, or missing.
+            ValueError / TypeError: a shape or dtype does not fit the task's loss.
+            NonFiniteLossError: a loss is NaN/inf and ``on_nonfinite="raise"``.
+        """
+        predictions = outputs.predictions if isinstance(outputs, TaskOutputs) else outputs
+        self._check_keys("predictions", predictions, required=True)
+        self._check_keys("targets", targets, required=True)
+        if masks is not None:
+            self._check_keys("masks", masks, required=False)
+        values: dict[str, Tensor] = {}
+        for task in self._tasks:
+            pred, target = align(
+                task.name, task.task_kind, predictions[task.name], targets[task.name]
+            )
+            mask = label_mask(target)
+            if masks is not None and task.name in masks:
+                given = masks[task.name]
+                if given.shape != target.shape[: given.dim()]:
+                    raise ValueError(
+                        f"task {task.name!r}: mask shape {tuple(given.shape)} does not fit "
+                        f"target shape {tuple(target.shape)}"
+                    )
+                while given.dim() < mask.dim():
+                    given = given.unsqueeze(-1)
+                mask = mask & given.to(torch.bool)
+            element = task.element_loss(pred, sanitize_target(target))
+            values[task.name] = masked_mean(element, mask)
+        result = TaskLosses(
+            values, self.roles(), {t.name: t.weight for t in self._tasks}, skip=False
+        )
+        vector = result.detached()
+        if not bool(torch.isfinite(vector).all()):
+            bad = nonfinite_tasks(result.names, vector)
+            message = (
+                f"non-finite loss for task(s) {bad} (values {[float(vector[result.names.index(b)]) for b in bad]}); "
+                "check the inputs and labels of this batch, lower the learning rate, or set "
+                "on_nonfinite='skip' to skip such steps"
+            )
+            if self.on_nonfinite == "raise":
+                raise NonFiniteLossError(message)
+            warnings.warn(f"skipping step: {message}", RuntimeWarning, stacklevel=2)
+            result.skip = True
+        return result
+
+    def make_metrics(self) -> dict[str, dict[str, torchmetrics.Metric]]:
+        """Fresh metric objects: ``{task: {metric name: Metric}}``."""
+        return {
+            t.name: {m: make_metric(m, t.task_kind, t.num_classes) for m in t.metrics}
+            for t in self._tasks
+        }
+
+    def directions(self) -> dict[str, dict[str, bool]]:
+        """``{task: {metric: higher_is_better}}``."""
+        return {
+            name: {m: higher_is_better(obj) for m, obj in per_task.items()}
+            for name, per_task in self.make_metrics().items()
+        }
+
+    def update_metrics(
+        self,
+        metrics: Mapping[str, Mapping[str, torchmetrics.Metric]],
+        predictions: Mapping[str, Tensor],
+        targets: Mapping[str, Tensor],
+        masks: Mapping[str, Tensor] | None = None,
+    ) -> None:
+        """Feed one batch to ``metrics`` (from :meth:`make_metrics`), labelled samples only."""
+        for task in self._tasks:
+            if not metrics.get(task.name):
+                continue
+            pred, target = align(task.name, task.task_kind, predictions[task.name], targets[task.name])
+            keep = label_mask(target)
+            if masks is not None and task.name in masks:
+                given = masks[task.name].to(torch.bool)
+                while given.dim() < keep.dim():
+                    given = given.unsqueeze(-1)
+                keep = keep & given
+            pred = pred.detach().float()
+            if task.task_kind == "multiclass":
+                pred, target = pred[keep], target[keep]
+            else:
+                pred, target = pred[keep], target[keep]
+            if target.numel() == 0:
+                continue
+            p, y = metric_inputs(task.task_kind, pred, target)
+            for metric in metrics[task.name].values():
+                metric.update(p, y)
