@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -18,71 +20,89 @@ def two_task_min_norm(g11: Tensor, g12: Tensor, g22: Tensor) -> Tensor:
     return torch.where(denominator > 0, gamma, torch.full_like(gamma, 0.5))
 
 
-def min_norm_simplex(
-    G: Tensor, max_iter: int = 250, tol: float = 1e-6, check_every: int = 10
-) -> Tensor:
-    """Weights ``w`` on the simplex minimising ``w^T G w`` (the min-norm point of the convex
-    hull of the task gradients), by Frank-Wolfe with exact line search (Sener & Koltun 2018,
-    Algorithm 2, written on the Gramian).
+def min_norm_simplex(G: Tensor, max_iter: int = 250, tol: float = 1e-12) -> Tensor:
+    """Weights ``w`` on the simplex minimising ``w^T G w``: the min-norm point of the convex
+    hull of the task gradients, which MGDA needs (Sener & Koltun 2018 use Frank-Wolfe).
 
-    Each iteration moves towards the vertex ``e_t`` with the smallest ``(G w)_t`` by the
-    closed-form step of :func:`two_task_min_norm`. Starts from the best pair of tasks when
-    ``T > 2`` is small, from uniform weights otherwise. Convergence is checked every
-    ``check_every`` iterations (one device synchronisation each), on the change in ``w``.
+    Solved exactly by Wolfe's min-norm-point algorithm (P. Wolfe, "Finding the nearest point
+    in a polytope", Mathematical Programming 11, 1976), written on the Gramian: it keeps an
+    affinely independent set ``S`` of tasks ("corral") and the weights of the affine min-norm
+    point of ``S``; a major cycle adds the task ``j = argmin_k (G w)_k`` while the optimality
+    gap ``w^T G w - (G w)_j`` is positive, minor cycles drop tasks whose affine weight turns
+    non-positive. It terminates in finitely many steps (plain Frank-Wolfe converges only
+    sublinearly and zig-zags on rank-deficient Gramians).
+
+    The branchy loop runs in float64 on the CPU (one ``T x T`` copy from the device): a
+    ``T x T`` problem is solved faster there than by many tiny device kernels, each needing a
+    synchronisation for its branch. The result is returned on ``G``'s device and dtype.
 
     Args:
         G: Gramian ``(T, T)``, symmetric positive semi-definite.
-        max_iter: iteration limit (250, as in the paper's code).
-        tol: stop when the L1 change of ``w`` over ``check_every`` iterations is below it.
+        max_iter: limit on major cycles (each adds one task; ``T`` suffice in exact arithmetic).
+        tol: optimality tolerance relative to the largest diagonal entry of ``G``.
 
     Returns:
-        ``w`` ``(T,)``, ``w >= 0``, ``sum(w) = 1``. Exact for ``T <= 2``.
+        ``w`` ``(T,)``, ``w >= 0``, ``sum(w) = 1``.
+
+    Raises:
+        RuntimeError: the iteration limit was reached before the optimality gap closed.
     """
     T = G.shape[0]
-    dtype = G.dtype if G.dtype == torch.float64 else torch.float32
-    G = G.to(dtype)
+    out_dtype = G.dtype if G.dtype == torch.float64 else torch.float32
+    H = G.detach().to("cpu", torch.float64)
+    scale = float(H.diagonal().abs().max())
     if T == 1:
-        return torch.ones(1, dtype=dtype, device=G.device)
-    # Rescale for numerical range: the minimiser is invariant to a positive scale of G.
-    scale = G.diagonal().abs().max()
-    G = G / torch.where(scale > 0, scale, torch.ones_like(scale))
+        return torch.ones(1, dtype=out_dtype, device=G.device)
+    if not math.isfinite(scale):
+        raise ValueError("the Gramian is not finite; a task gradient is NaN or infinite")
+    if scale == 0.0:
+        return torch.full((T,), 1.0 / T, dtype=out_dtype, device=G.device)
+    H = H / scale
     if T == 2:
-        gamma = two_task_min_norm(G[0, 0], G[0, 1], G[1, 1])
-        return torch.stack([gamma, 1 - gamma])
-    w = _best_pair_start(G)
-    previous = w
-    for iteration in range(1, max_iter + 1):
-        Gw = G @ w
-        t = torch.argmin(Gw)
-        a = w @ Gw  # ||v||^2
-        b = Gw[t]  # <v, g_t>
-        c = G[t, t]
-        denominator = a + c - 2 * b
-        safe = torch.where(denominator > 0, denominator, torch.ones_like(denominator))
-        step = torch.where(denominator > 0, ((a - b) / safe).clamp(0, 1), torch.zeros_like(a))
-        w = (1 - step) * w
-        w = w.index_add(0, t.reshape(1), step.reshape(1))
-        if iteration % check_every == 0:
-            if float((w - previous).abs().sum()) < tol:
+        gamma = two_task_min_norm(H[0, 0], H[0, 1], H[1, 1])
+        w = torch.stack([gamma, 1 - gamma])
+        return w.to(device=G.device, dtype=out_dtype)
+    corral = [int(torch.argmin(H.diagonal()))]
+    lam = torch.ones(1, dtype=torch.float64)
+    for _ in range(max_iter):
+        x_dot = lam @ H[corral]  # <x, g_k> for every task k
+        j = int(torch.argmin(x_dot))
+        gap = float(lam @ x_dot[corral]) - float(x_dot[j])
+        if gap <= tol or j in corral:
+            break
+        corral.append(j)
+        lam = torch.cat([lam, lam.new_zeros(1)])
+        while True:  # minor cycles
+            alpha = _affine_min_norm(H[corral][:, corral])
+            if bool((alpha > 1e-15).all()):
+                lam = alpha
                 break
-            previous = w
-    return w
+            falling = (alpha <= 1e-15) & (lam - alpha > 0)
+            theta = float((lam[falling] / (lam[falling] - alpha[falling])).min())
+            lam = (1 - theta) * lam + theta * alpha
+            keep = lam > 1e-15
+            corral = [c for c, k in zip(corral, keep.tolist(), strict=True) if k]
+            lam = lam[keep]
+    else:
+        raise RuntimeError(
+            f"min-norm solver did not converge in {max_iter} major cycles (T={T}); raise "
+            "max_iter or check the Gramian for NaN or huge dynamic range"
+        )
+    w = torch.zeros(T, dtype=torch.float64)
+    w[corral] = lam
+    w = w.clamp_min(0)
+    return (w / w.sum()).to(device=G.device, dtype=out_dtype)
 
 
-def _best_pair_start(G: Tensor) -> Tensor:
-    """Uniform weights, or for ``T <= 32`` the best two-task min-norm point (paper's start)."""
-    T = G.shape[0]
-    if T > 32:
-        return torch.full((T,), 1.0 / T, dtype=G.dtype, device=G.device)
-    diag = G.diagonal()
-    g11 = diag[:, None].expand(T, T)
-    g22 = diag[None, :].expand(T, T)
-    gamma = two_task_min_norm(g11, G, g22)
-    norms = gamma**2 * g11 + (1 - gamma) ** 2 * g22 + 2 * gamma * (1 - gamma) * G
-    off = torch.eye(T, dtype=torch.bool, device=G.device)
-    norms = norms.masked_fill(off, float("inf"))
-    flat = torch.argmin(norms)
-    i, j = flat // T, flat % T
-    w = torch.zeros(T, dtype=G.dtype, device=G.device)
-    w = w.index_put((i.reshape(1),), gamma[i, j].reshape(1))
-    return w.index_put((j.reshape(1),), (1 - gamma[i, j]).reshape(1), accumulate=True)
+def _affine_min_norm(H: Tensor) -> Tensor:
+    """Weights ``a`` (``sum a = 1``) of the min-norm point of the affine hull: solves
+    ``[[H, 1], [1^T, 0]] [a; mu] = [0; 1]`` (least squares if near-singular)."""
+    k = H.shape[0]
+    A = H.new_zeros(k + 1, k + 1)
+    A[:k, :k] = H
+    A[:k, k] = 1
+    A[k, :k] = 1
+    b = H.new_zeros(k + 1)
+    b[k] = 1
+    solution = torch.linalg.lstsq(A, b.unsqueeze(1), driver="gelsd").solution.squeeze(1)
+    return solution[:k]

@@ -1,0 +1,209 @@
+"""The gradient engine against independent per-task references, at both levels."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import polytask
+from polytask.balancers import JacobianAggregation
+from polytask.gradients import feature_jacobian, gramian, parameter_jacobian
+
+from .conftest import regression_problem
+
+
+def reference_parameter_jacobian(model, tasks, x, y) -> torch.Tensor:
+    """Rows: each task's gradient w.r.t. the shared parameters from its own forward pass."""
+    rows = []
+    for task in tasks.names:
+        model.zero_grad()
+        out = model(x)
+        loss = tasks.losses(out, y)[task]
+        loss.backward()
+        rows.append(torch.cat([p.grad.flatten() for p in model.shared_parameters()]))
+    model.zero_grad()
+    return torch.stack(rows)
+
+
+def reference_feature_jacobian(model, tasks, x, y) -> torch.Tensor:
+    """Rows: each task's gradient w.r.t. the trunk output, from a fresh forward per task."""
+    rows = []
+    for task in tasks.names:
+        z = model.trunk(x).detach().requires_grad_()
+        pred = model.towers[task](z)
+        loss = ((pred.squeeze(-1) - y[task]) ** 2).mean()
+        (g,) = torch.autograd.grad(loss, z)
+        rows.append(g.flatten())
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("method", ["loop", "vmap", "auto"])
+def test_parameter_gramian_matches_reference(seed: int, method: str) -> None:
+    model, tasks, x, y = regression_problem(T=4, seed=seed)
+    J = reference_parameter_jacobian(model, tasks, x, y)
+    out = model(x)
+    losses = tasks.losses(out, y)
+    params = list(model.shared_parameters())
+    # Through the losses, and through the features (chain rule via the trunk's VJP).
+    for features in (None, out.features):
+        blocks = parameter_jacobian(losses.values_list(), losses.names, params, features, method)
+        torch.testing.assert_close(gramian(blocks), J @ J.T, rtol=1e-10, atol=1e-12)
+        flat = torch.cat([b.flatten(1) for b in blocks], dim=1)
+        torch.testing.assert_close(flat, J, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["loop", "vmap", "auto"])
+def test_representation_gramian_matches_reference(method: str) -> None:
+    model, tasks, x, y = regression_problem(T=3, seed=3)
+    J = reference_feature_jacobian(model, tasks, x, y)
+    out = model(x)
+    losses = tasks.losses(out, y)
+    # Per-task branches (one backward) and the single shared tensor (generic path).
+    for features in (out.features, out.shared_features()):
+        rows = feature_jacobian(losses.values_list(), losses.names, features, method)
+        torch.testing.assert_close(rows.flatten(1), J, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(gramian([rows]), J @ J.T, rtol=1e-10, atol=1e-12)
+
+
+def _grads(model) -> list[torch.Tensor]:
+    return [p.grad.clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("level", ["representation", "parameter"])
+def test_equal_weighting_backward_equals_mean_backward(level: str) -> None:
+    model, tasks, x, y = regression_problem(T=3)
+    out = model(x)
+    torch.stack(list(tasks.losses(out, y).values())).mean().backward()
+    expected = _grads(model)
+    model.zero_grad()
+    out = model(x)
+    kwargs = (
+        {"features": out.features}
+        if level == "representation"
+        else {"shared_params": model.shared_parameters()}
+    )
+    result = polytask.backward(tasks.losses(out, y), polytask.balancers.create("equal"), **kwargs)
+    for got, want in zip(_grads(model), expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(result.weights, torch.full((3,), 1 / 3, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("level", ["representation", "parameter"])
+def test_gramian_method_gives_gradient_of_weighted_sum(level: str) -> None:
+    """A Gramian method's update is exactly grad(sum_t w_t L_t), heads included."""
+    model, tasks, x, y = regression_problem(T=3, seed=5)
+    out = model(x)
+    kwargs = (
+        {"features": out.features}
+        if level == "representation"
+        else {"shared_params": model.shared_parameters()}
+    )
+    result = polytask.backward(tasks.losses(out, y), polytask.balancers.create("mgda"), **kwargs)
+    got = _grads(model)
+    model.zero_grad()
+    out = model(x)
+    (result.weights * tasks.losses(out, y).stack()).sum().backward()
+    for g, want in zip(got, _grads(model), strict=True):
+        torch.testing.assert_close(g, want, rtol=1e-12, atol=1e-14)
+    J = reference_parameter_jacobian(model, tasks, x, y)
+    if level == "parameter":
+        torch.testing.assert_close(result.gramian, J @ J.T, rtol=1e-10, atol=1e-12)
+
+
+class RowMean(JacobianAggregation):
+    """Test aggregation: the mean of the Jacobian's rows (equals equal weighting)."""
+
+    def aggregate(self, jacobian: torch.Tensor) -> torch.Tensor:
+        return jacobian.mean(dim=0)
+
+
+class Scaled(JacobianAggregation):
+    """Test aggregation: 3x the first row only (so the shared grad differs from the mean)."""
+
+    def aggregate(self, jacobian: torch.Tensor) -> torch.Tensor:
+        return 3 * jacobian[0]
+
+
+@pytest.mark.parametrize("level", ["representation", "parameter"])
+def test_jacobian_aggregation_writes_direction(level: str) -> None:
+    model, tasks, x, y = regression_problem(T=3, seed=7)
+    out = model(x)
+    tasks.losses(out, y).stack().mean().backward()
+    expected = _grads(model)
+    model.zero_grad()
+    out = model(x)
+    kwargs = (
+        {"features": out.features}
+        if level == "representation"
+        else {"shared_params": model.shared_parameters()}
+    )
+    polytask.backward(tasks.losses(out, y), RowMean(), **kwargs)
+    for got, want in zip(_grads(model), expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
+    # A direction that is not the mean: shared grads are 3 g_0, heads keep the mean gradient.
+    head_expected = {id(p): g for p, g in zip(model.parameters(), expected, strict=True)}
+    J = reference_parameter_jacobian(model, tasks, x, y)
+    out = model(x)
+    polytask.backward(tasks.losses(out, y), Scaled(), shared_params=model.shared_parameters())
+    shared = torch.cat([p.grad.flatten() for p in model.shared_parameters()])
+    torch.testing.assert_close(shared, 3 * J[0], rtol=1e-10, atol=1e-12)
+    for task in tasks.names:
+        for p in model.task_parameters(task):
+            torch.testing.assert_close(p.grad, head_expected[id(p)], rtol=1e-12, atol=1e-14)
+
+
+def test_backward_accumulates_like_tensor_backward() -> None:
+    model, tasks, x, y = regression_problem(T=2)
+    balancer = polytask.balancers.create("pcgrad")
+    out = model(x)
+    polytask.backward(tasks.losses(out, y), balancer, features=out.features)
+    once = _grads(model)
+    out = model(x)
+    polytask.backward(tasks.losses(out, y), balancer, features=out.features)
+    for got, first in zip(_grads(model), once, strict=True):
+        torch.testing.assert_close(got, 2 * first)
+
+
+def test_gradient_method_without_level_names_both_options() -> None:
+    model, tasks, x, y = regression_problem(T=2)
+    out = model(x)
+    with pytest.raises(ValueError, match="features=.*shared_params="):
+        polytask.backward(tasks.losses(out, y), polytask.balancers.create("mgda"))
+
+
+def test_features_must_cover_the_tasks() -> None:
+    model, tasks, x, y = regression_problem(T=2)
+    out = model(x)
+    bad = {"t0": out.features["t0"], "t9": out.features["t1"]}
+    with pytest.raises(KeyError, match="t9"):
+        polytask.backward(tasks.losses(out, y), polytask.balancers.create("mgda"), features=bad)
+    unrelated = {"t0": out.features["t0"], "t1": torch.randn(16, 5, requires_grad=True)}
+    with pytest.raises(ValueError, match="branches of one shared tensor"):
+        polytask.backward(
+            tasks.losses(out, y), polytask.balancers.create("mgda"), features=unrelated
+        )
+
+
+def test_shared_param_outside_features_is_refused() -> None:
+    model, tasks, x, y = regression_problem(T=2)
+    out = model(x)
+    head_param = next(model.task_parameters("t0"))
+    with pytest.raises(ValueError, match="does not feed the features"):
+        polytask.backward(
+            tasks.losses(out, y), polytask.balancers.create("mgda"),
+            features=out.features, shared_params=[*model.shared_parameters(), head_param],
+        )
+
+
+def test_balancer_refuses_other_tasks() -> None:
+    model, tasks, x, y = regression_problem(T=2)
+    balancer = polytask.balancers.create("equal")
+    polytask.backward(tasks.losses(model(x), y), balancer)
+    with pytest.raises(ValueError, match="bound to tasks"):
+        polytask.backward({"other": model(x).predictions["t0"].sum()}, balancer)
+
+
+def test_loss_without_grad_is_refused() -> None:
+    with pytest.raises(ValueError, match="does not require grad"):
+        polytask.backward([torch.tensor(1.0)], polytask.balancers.create("equal"))
