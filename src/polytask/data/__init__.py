@@ -1,0 +1,23 @@
+"""Data: in-memory task datasets, batching by index, splits and loaders (``polytask.data``)."""
+
+from polytask.data import multi_mnist, synthetic  # noqa: F401  (registration)
+from polytask.data.batching import IndexBatcher
+from polytask.data.dataset import Batch, TensorTaskDataset
+from polytask.data.files import DataFile, DataFileError, resolve
+from polytask.data.registry import DATASETS, available, describe, load
+from polytask.data.splits import DataSplits, random_partition
+
+__all__ = [
+    "DATASETS",
+    "Batch",
+    "DataFile",
+    "DataFileError",
+    "DataSplits",
+    "IndexBatcher",
+    "TensorTaskDataset",
+    "available",
+    "describe",
+    "load",
+    "random_partition",
+    "resolve",
+]

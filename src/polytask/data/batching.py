@@ -1,0 +1,90 @@
+"""A seeded, resumable batcher over a :class:`TensorTaskDataset`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from polytask.data.dataset import Batch, TensorTaskDataset
+
+
+class IndexBatcher:
+    """Yields batches of a dataset by index slicing, one epoch per iteration.
+
+    Each epoch's order is a permutation drawn from a generator seeded by ``(seed, epoch)``:
+    different every epoch, identical across runs, and recomputable from two integers, so
+    :meth:`state_dict` is just ``{epoch, position}`` and a resumed run continues mid-epoch
+    with exactly the batches an uninterrupted run would have seen.
+
+    Args:
+        dataset: the data.
+        batch_size: rows per batch (>= 1).
+        shuffle: permute the rows each epoch (``False``: dataset order).
+        seed: base seed of the per-epoch permutations.
+        drop_last: drop the last incomplete batch.
+    """
+
+    def __init__(
+        self,
+        dataset: TensorTaskDataset,
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if drop_last and len(dataset) < batch_size:
+            raise ValueError(
+                f"{dataset.name}: {len(dataset)} rows make no full batch of {batch_size} "
+                "with drop_last=True"
+            )
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.drop_last = drop_last
+        self.epoch = 0
+        self.position = 0
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def order(self, epoch: int) -> Tensor:
+        """The row order of ``epoch`` (on the dataset's device)."""
+        n = len(self.dataset)
+        device = self.dataset.inputs.device
+        if not self.shuffle:
+            return torch.arange(n, device=device)
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return torch.randperm(n, generator=generator).to(device)
+
+    def __iter__(self) -> Iterator[Batch]:
+        """The rest of the current epoch; the epoch counter advances when it is exhausted."""
+        order = self.order(self.epoch)
+        total = len(self)
+        while self.position < total:
+            start = self.position * self.batch_size
+            index = order[start : start + self.batch_size]
+            self.position += 1
+            yield self.dataset.take(index)
+        self.epoch += 1
+        self.position = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{epoch, position, seed}``: enough to continue the exact sequence of batches."""
+        return {"epoch": self.epoch, "position": self.position, "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`; refuses a state from a different seed."""
+        if state["seed"] != self.seed:
+            raise ValueError(
+                f"batcher state was saved with seed {state['seed']}, this batcher has {self.seed}"
+            )
+        self.epoch = int(state["epoch"])
+        self.position = int(state["position"])

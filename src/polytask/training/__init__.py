@@ -1,0 +1,29 @@
+"""Training: the Trainer, checkpoints, logs, optimizers (``polytask.training``)."""
+
+from polytask.training.checkpoint import load as load_checkpoint
+from polytask.training.checkpoint import save_atomic
+from polytask.training.logger import JsonlLogger, read_jsonl
+from polytask.training.optim import build_optimizer, build_scheduler
+from polytask.training.trainer import (
+    FitResult,
+    StopTraining,
+    Trainer,
+    TrainerConfig,
+    parameter_count,
+    resolve_device,
+)
+
+__all__ = [
+    "FitResult",
+    "JsonlLogger",
+    "StopTraining",
+    "Trainer",
+    "TrainerConfig",
+    "build_optimizer",
+    "build_scheduler",
+    "load_checkpoint",
+    "parameter_count",
+    "read_jsonl",
+    "resolve_device",
+    "save_atomic",
+]

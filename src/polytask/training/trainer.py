@@ -1,0 +1,491 @@
+"""The Trainer: fit and evaluate any multi-task model with any balancer."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from polytask.balancers.base import Balancer
+from polytask.data.batching import IndexBatcher
+from polytask.data.dataset import Batch, TensorTaskDataset
+from polytask.gradients.backward import backward
+from polytask.gradients.jacobian import Method
+from polytask.gradients.protocol import Level
+from polytask.models.base import MultiTaskModel
+from polytask.tasks.taskset import TaskSet
+from polytask.training import checkpoint as ckpt
+from polytask.training.logger import JsonlLogger
+
+
+@dataclass
+class TrainerConfig:
+    """How to train.
+
+    Attributes:
+        epochs: passes over the training data.
+        max_steps: stop after this many optimizer steps in total (``None``: no limit).
+        batch_size: training rows per step.
+        eval_batch_size: rows per evaluation batch.
+        level: where gradient methods take per-task gradients: ``representation`` (w.r.t.
+            the shared features; cheap) or ``parameter`` (w.r.t. the shared parameters; exact).
+            Ignored by loss weightings.
+        gradient_method: ``auto``, ``loop`` or ``vmap`` (see :mod:`polytask.gradients`).
+        device: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``, ``cuda:1`` ...
+        amp: mixed precision (bfloat16 autocast of the forward) on CUDA; ignored on CPU.
+        grad_clip: clip the global gradient norm to this value (``None``: no clipping).
+        monitor: validation quantity for model selection and early stopping: ``loss`` (mean
+            validation loss over tasks) or ``task/metric`` such as ``left/accuracy``.
+        patience: stop after this many epochs without improvement (``None``: never).
+        log_every: read losses back from the device and log every this many steps.
+        checkpoint_every: also write ``last.pt`` every this many steps (0: epoch ends only).
+        progress: show a progress bar (stderr).
+        seed: seed of parameter-free randomness (data order; torch's global RNG at start).
+        run_dir: folder for ``metrics.jsonl`` and ``checkpoints/`` (``None``: write nothing).
+    """
+
+    epochs: int = 10
+    max_steps: int | None = None
+    batch_size: int = 256
+    eval_batch_size: int = 1024
+    level: Level = "representation"
+    gradient_method: Method = "auto"
+    device: str = "auto"
+    amp: bool = False
+    grad_clip: float | None = None
+    monitor: str = "loss"
+    patience: int | None = None
+    log_every: int = 50
+    checkpoint_every: int = 0
+    progress: bool = True
+    seed: int = 0
+    run_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1 or self.eval_batch_size < 1:
+            raise ValueError("batch sizes must be >= 1")
+        if self.level not in ("representation", "parameter"):
+            raise ValueError(f"level must be 'representation' or 'parameter', got {self.level!r}")
+        if self.log_every < 1:
+            raise ValueError("log_every must be >= 1")
+
+
+@dataclass
+class FitResult:
+    """Outcome of :meth:`Trainer.fit`.
+
+    Attributes:
+        best_epoch: epoch (1-based) whose validation ``monitor`` was best (0 if no validation).
+        best_score: that value.
+        history: one record per epoch (train losses, validation losses and metrics).
+        steps: optimizer steps taken in total; skipped_steps: steps skipped for a non-finite
+            loss; stopped_early: whether patience ended training.
+    """
+
+    best_epoch: int
+    best_score: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    steps: int = 0
+    skipped_steps: int = 0
+    stopped_early: bool = False
+
+
+class StopTraining(Exception):
+    """Raised by a callback to end training cleanly after the current step."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA if available else CPU; otherwise ``torch.device(name)``, checked."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} was asked for but CUDA is not available")
+    return device
+
+
+StepCallback = Callable[["Trainer", int], None]
+
+
+class Trainer:
+    """Trains a :class:`~polytask.models.MultiTaskModel` on a :class:`~polytask.TaskSet` with
+    any balancer, through :func:`polytask.backward`.
+
+    Each step: forward (bfloat16 autocast on CUDA if ``amp``), ``tasks.losses`` (masked,
+    finite-checked), ``polytask.backward`` at the configured level, optional clipping,
+    ``optimizer.step()`` and a per-step scheduler. Model selection and early stopping read the
+    validation split only; the test split is for :meth:`evaluate` after :meth:`fit`.
+
+    Checkpoints (``run_dir/checkpoints/last.pt``) hold model, optimizer, scheduler, balancer,
+    batcher and RNG states plus the selection state, are written atomically, and a run
+    resumed from one (``fit(..., resume=True)``) is bit-identical on CPU to an uninterrupted
+    run. Ctrl-C finishes the current step, writes a checkpoint and then stops.
+
+    Args:
+        model: the model (moved to the configured device).
+        tasks: the task set.
+        balancer: the balancer (moved to the device; its parameters, if any, must be in the
+            optimizer, as :func:`~polytask.training.optim.build_optimizer` does).
+        optimizer: the optimizer.
+        scheduler: an optional per-step learning-rate scheduler.
+        config: :class:`TrainerConfig`.
+        callbacks: called as ``callback(trainer, step)`` after every optimizer step; raise
+            :class:`StopTraining` to stop.
+    """
+
+    def __init__(
+        self,
+        model: MultiTaskModel,
+        tasks: TaskSet,
+        balancer: Balancer,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+        config: TrainerConfig | None = None,
+        callbacks: tuple[StepCallback, ...] = (),
+    ) -> None:
+        self.config = config or TrainerConfig()
+        missing = [t for t in tasks.names if t not in model.task_names]
+        if missing:
+            raise ValueError(
+                f"the model has no head for task(s) {missing}; its tasks are {list(model.task_names)}"
+            )
+        balancer.check_level(None if balancer.needs == "losses" else self.config.level)
+        self.device = resolve_device(self.config.device)
+        self.model = model.to(self.device)
+        self.balancer = balancer.to(self.device)
+        self.tasks = tasks
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.callbacks = callbacks
+        self.step = 0
+        self.skipped_steps = 0
+        self.best_score = math.nan
+        self.best_epoch = 0
+        self.bad_epochs = 0
+        self.best_state: dict[str, Tensor] | None = None
+        self.history: list[dict[str, Any]] = []
+        self.run_dir = Path(self.config.run_dir) if self.config.run_dir else None
+        self.logger = JsonlLogger(self.run_dir / "metrics.jsonl" if self.run_dir else None)
+        self._stop_requested = False
+        monitor = self.config.monitor
+        if monitor != "loss":
+            task, _, metric = monitor.partition("/")
+            if metric not in tasks.task(task).metrics:
+                raise ValueError(
+                    f"monitor {monitor!r}: task {task!r} has metrics {list(tasks.task(task).metrics)}"
+                )
+            self.higher_is_better = tasks.directions()[task][metric]
+        else:
+            self.higher_is_better = False
+
+    # ------------------------------------------------------------------ one step
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.config.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def train_step(self, batch: Batch) -> Tensor | None:
+        """One optimizer step on ``batch``; returns the detached loss vector ``(T,)`` (on the
+        device), or ``None`` when the step was skipped for a non-finite loss."""
+        self.model.train()
+        batch = batch.to(self.device)
+        with self._autocast():
+            outputs = self.model(batch.inputs)
+            losses = self.tasks.losses(outputs, batch.targets, batch.masks)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.balancer.needs == "losses":
+            result = backward(losses, self.balancer)
+        elif self.config.level == "representation":
+            if outputs.features is None:
+                raise ValueError(
+                    "the model returned no features; use level='parameter' or a model that "
+                    "exposes its shared representation"
+                )
+            result = backward(
+                losses, self.balancer, features=outputs.features,
+                method=self.config.gradient_method,
+            )
+        else:
+            result = backward(
+                losses, self.balancer, shared_params=self.model.shared_parameters(),
+                method=self.config.gradient_method,
+            )
+        if result.skipped:
+            self.skipped_steps += 1
+            return None
+        if self.config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.step += 1
+        return losses.detached()
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def evaluate(self, dataset: TensorTaskDataset, batch_size: int | None = None) -> dict[str, Any]:
+        """Mean loss and metrics per task on ``dataset`` (the model in eval mode).
+
+        Returns:
+            ``{"loss": {task: float}, "metrics": {task: {metric: float}}}``.
+        """
+        self.model.eval()
+        metrics = {
+            t: {k: m.to(self.device) for k, m in per.items()}
+            for t, per in self.tasks.make_metrics().items()
+        }
+        batcher = IndexBatcher(dataset, batch_size or self.config.eval_batch_size, shuffle=False)
+        totals = torch.zeros(len(self.tasks), device=self.device, dtype=torch.float64)
+        rows = 0
+        for batch in batcher:
+            batch = batch.to(self.device)
+            with self._autocast():
+                outputs = self.model(batch.inputs)
+            predictions = {k: v.float() for k, v in outputs.predictions.items()}
+            losses = self.tasks.losses(predictions, batch.targets, batch.masks)
+            totals += losses.detached().double() * len(batch)
+            rows += len(batch)
+            self.tasks.update_metrics(metrics, predictions, batch.targets, batch.masks)
+        mean = (totals / rows).tolist()
+        return {
+            "loss": dict(zip(self.tasks.names, mean, strict=True)),
+            "metrics": {
+                t: {k: float(m.compute()) for k, m in per.items()} for t, per in metrics.items()
+            },
+        }
+
+    def score(self, evaluation: dict[str, Any]) -> float:
+        """The ``monitor`` value of an :meth:`evaluate` result."""
+        if self.config.monitor == "loss":
+            values = list(evaluation["loss"].values())
+            return float(sum(values) / len(values))
+        task, _, metric = self.config.monitor.partition("/")
+        return float(evaluation["metrics"][task][metric])
+
+    def _improved(self, score: float) -> bool:
+        if math.isnan(self.best_score):
+            return True
+        return score > self.best_score if self.higher_is_better else score < self.best_score
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self, batcher: IndexBatcher) -> dict[str, Any]:
+        """Everything needed to continue training exactly from here."""
+        return {
+            "format": "polytask-checkpoint-1",
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "balancer": self.balancer.state_dict(),
+            "batcher": batcher.state_dict(),
+            "rng": ckpt.rng_state(),
+            "trainer": {
+                "step": self.step,
+                "skipped_steps": self.skipped_steps,
+                "best_score": self.best_score,
+                "best_epoch": self.best_epoch,
+                "bad_epochs": self.bad_epochs,
+                "history": self.history,
+                "config": asdict(self.config),
+            },
+            "best_model": self.best_state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any], batcher: IndexBatcher) -> None:
+        """Restore :meth:`state_dict`; raises naming the mismatch for another model's state."""
+        if state.get("format") != "polytask-checkpoint-1":
+            raise ValueError("not a polytask checkpoint (missing format tag)")
+        own = self.model.state_dict()
+        theirs = state["model"]
+        missing = sorted(set(own) - set(theirs))
+        unexpected = sorted(set(theirs) - set(own))
+        shapes = sorted(k for k in set(own) & set(theirs) if own[k].shape != theirs[k].shape)
+        if missing or unexpected or shapes:
+            raise ValueError(
+                "checkpoint is from another model: "
+                + "; ".join(
+                    part
+                    for part in (
+                        f"missing {missing[:5]}" if missing else "",
+                        f"unexpected {unexpected[:5]}" if unexpected else "",
+                        f"shape differs for {shapes[:5]}" if shapes else "",
+                    )
+                    if part
+                )
+            )
+        self.model.load_state_dict(theirs)
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.balancer.load_state_dict(state["balancer"])
+        batcher.load_state_dict(state["batcher"])
+        trainer = state["trainer"]
+        self.step = trainer["step"]
+        self.skipped_steps = trainer["skipped_steps"]
+        self.best_score = trainer["best_score"]
+        self.best_epoch = trainer["best_epoch"]
+        self.bad_epochs = trainer["bad_epochs"]
+        self.history = list(trainer["history"])
+        self.best_state = state["best_model"]
+        ckpt.set_rng_state(state["rng"])
+
+    def checkpoint_path(self) -> Path | None:
+        """``run_dir/checkpoints/last.pt`` (``None`` without a run folder)."""
+        return self.run_dir / "checkpoints" / "last.pt" if self.run_dir else None
+
+    def save_checkpoint(self, batcher: IndexBatcher) -> Path | None:
+        """Write ``last.pt`` atomically (no-op without a run folder)."""
+        path = self.checkpoint_path()
+        if path is None:
+            return None
+        return ckpt.save_atomic(self.state_dict(batcher), path)
+
+    # ------------------------------------------------------------------ fit
+    @contextlib.contextmanager
+    def _graceful_interrupt(self) -> Iterator[None]:
+        """Turn Ctrl-C into 'stop after this step, checkpoint, then raise KeyboardInterrupt'."""
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum: int, frame: Any) -> None:
+            if self._stop_requested:  # a second Ctrl-C stops at once
+                raise KeyboardInterrupt
+            self._stop_requested = True
+            print("\ninterrupt: finishing this step and writing a checkpoint", file=sys.stderr)
+
+        previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def fit(
+        self,
+        train: TensorTaskDataset,
+        val: TensorTaskDataset | None = None,
+        *,
+        resume: bool | str | Path = False,
+        restore_best: bool = True,
+    ) -> FitResult:
+        """Train for ``config.epochs`` epochs (or ``max_steps`` steps).
+
+        Args:
+            train: training data.
+            val: validation data for model selection and early stopping (never the test set).
+            resume: ``True`` to continue from ``run_dir/checkpoints/last.pt`` if it exists, or
+                a checkpoint path to continue from.
+            restore_best: load the best validation weights into the model at the end.
+        """
+        cfg = self.config
+        missing = [t for t in self.tasks.names if t not in train.targets]
+        if missing:
+            raise KeyError(f"training data has no targets for task(s) {missing}")
+        batcher = IndexBatcher(train, cfg.batch_size, shuffle=True, seed=cfg.seed)
+        torch.manual_seed(cfg.seed)
+        resume_path = self.checkpoint_path() if resume is True else (Path(resume) if resume else None)
+        if resume_path is not None and resume_path.is_file():
+            self.load_state_dict(ckpt.load(resume_path, self.device), batcher)
+            self.logger.write("resume", step=self.step, checkpoint=str(resume_path))
+        elif resume and resume is not True:
+            raise FileNotFoundError(f"no checkpoint to resume from at {resume_path}")
+        else:
+            self.logger.write("start", config=asdict(cfg), tasks=self.tasks.names,
+                              balancer=type(self.balancer).__name__,
+                              parameters=sum(p.numel() for p in self.model.parameters()))
+        stopped_early = False
+        with self._graceful_interrupt():
+            while batcher.epoch < cfg.epochs:
+                if cfg.max_steps is not None and self.step >= cfg.max_steps:
+                    break
+                epoch = batcher.epoch + 1
+                done = self._run_epoch(batcher, epoch)
+                if not done:
+                    break
+                record: dict[str, Any] = {"epoch": epoch, "step": self.step}
+                if val is not None:
+                    evaluation = self.evaluate(val)
+                    score = self.score(evaluation)
+                    record["val"] = evaluation
+                    record["monitor"] = {cfg.monitor: score}
+                    if self._improved(score):
+                        self.best_score, self.best_epoch, self.bad_epochs = score, epoch, 0
+                        self.best_state = {
+                            k: v.detach().clone() for k, v in self.model.state_dict().items()
+                        }
+                    else:
+                        self.bad_epochs += 1
+                self.history.append(record)
+                self.logger.write("epoch", **record)
+                self.save_checkpoint(batcher)
+                if cfg.patience is not None and self.bad_epochs >= cfg.patience:
+                    stopped_early = True
+                    self.logger.write("early_stop", epoch=epoch, best_epoch=self.best_epoch)
+                    break
+        if restore_best and self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        return FitResult(
+            self.best_epoch, self.best_score, list(self.history), self.step, self.skipped_steps,
+            stopped_early,
+        )
+
+    def _run_epoch(self, batcher: IndexBatcher, epoch: int) -> bool:
+        """Train the rest of the current epoch; ``False`` if stopped before its end."""
+        cfg = self.config
+        running = torch.zeros(len(self.tasks), device=self.device, dtype=torch.float64)
+        count = 0
+        bar = tqdm(
+            total=len(batcher), initial=batcher.position, desc=f"epoch {epoch}/{cfg.epochs}",
+            disable=not cfg.progress, leave=False, dynamic_ncols=True, file=sys.stderr,
+        )
+        started = time.perf_counter()
+        try:
+            for batch in batcher:
+                losses = self.train_step(batch)
+                bar.update(1)
+                if losses is not None:
+                    running += losses.double()
+                    count += 1
+                if self.step % cfg.log_every == 0 and count:
+                    mean = (running / count).tolist()
+                    values = dict(zip(self.tasks.names, mean, strict=True))
+                    self.logger.write("train", epoch=epoch, step=self.step, loss=values)
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()}, refresh=False)
+                    running.zero_()
+                    count = 0
+                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                    self.save_checkpoint(batcher)
+                try:
+                    for callback in self.callbacks:
+                        callback(self, self.step)
+                except StopTraining:
+                    self.save_checkpoint(batcher)
+                    return False
+                if self._stop_requested:
+                    self.save_checkpoint(batcher)
+                    raise KeyboardInterrupt
+                if cfg.max_steps is not None and self.step >= cfg.max_steps:
+                    self.save_checkpoint(batcher)
+                    return False
+        finally:
+            bar.close()
+        self.logger.write("epoch_time", epoch=epoch, seconds=time.perf_counter() - started)
+        return True
+
+
+def parameter_count(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
