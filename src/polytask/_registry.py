@@ -76,7 +76,8 @@ class Registry(Generic[T]):
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             doc = inspect.getdoc(factory) or ""
-            summary = doc.strip().splitlines()[0] if doc.strip() else ""
+            first_paragraph = doc.strip().split("\n\n")[0]
+            summary = " ".join(first_paragraph.split())
             self._entries[name] = Entry(name, factory, summary)
             return factory
 

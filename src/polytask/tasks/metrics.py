@@ -22,15 +22,15 @@ MetricFactory = Callable[[Kind, "int | None"], torchmetrics.Metric]
 
 
 def _classification(
-    binary: type[torchmetrics.Metric], multiclass: type[torchmetrics.Metric], **kw: object
+    binary: type[torchmetrics.Metric], multiclass: type[torchmetrics.Metric], **multi_kw: object
 ) -> MetricFactory:
     def build(kind: Kind, num_classes: int | None) -> torchmetrics.Metric:
         if kind == "binary":
-            return binary(**kw)
+            return binary()
         if kind == "multiclass":
             if num_classes is None:
                 raise ValueError("a multiclass metric needs num_classes on the Task")
-            return multiclass(num_classes=num_classes, **kw)
+            return multiclass(num_classes=num_classes, **multi_kw)
         raise ValueError(f"a classification metric cannot score a {kind} task")
 
     return build

@@ -1,0 +1,249 @@
+"""An experiment from configuration: data set, tasks, model, balancer, optimizer, schedule.
+
+This is what ``polytask train CONFIG key=value ...`` runs; it is also a Python API::
+
+    from polytask.training.experiment import ExperimentConfig, run_experiment
+    result = run_experiment(ExperimentConfig.from_yaml("config.yaml", ["balancer.name=mgda"]))
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import yaml
+
+from polytask import balancers as balancer_registry
+from polytask import data as data_registry
+from polytask import models as model_registry
+from polytask.data.splits import DataSplits
+from polytask.gradients.jacobian import Method
+from polytask.gradients.protocol import Level
+from polytask.models.base import MultiTaskModel
+from polytask.tasks.task import Task
+from polytask.tasks.taskset import TaskSet
+from polytask.training.config import from_dict, load_yaml, merge, parse_overrides, to_dict
+from polytask.training.optim import build_optimizer, build_scheduler
+from polytask.training.trainer import Trainer, TrainerConfig, parameter_count
+
+
+@dataclass
+class NamedConfig:
+    """A registry name and its options (checked by the registry when built)."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TaskOverride:
+    """Changes to a task the data set defines; unset fields keep the data set's value."""
+
+    loss: str | None = None
+    metrics: list[str] | None = None
+    role: Literal["main", "auxiliary"] | None = None
+    weight: float | None = None
+
+
+@dataclass
+class OptimizerConfig:
+    """Optimizer (``adam``, ``adamw``, ``sgd``), learning rate and weight decay."""
+
+    name: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+
+
+@dataclass
+class ScheduleConfig:
+    """Training length and learning-rate schedule."""
+
+    epochs: int = 10
+    batch_size: int = 256
+    max_steps: int | None = None
+    scheduler: Literal["none", "cosine", "step"] = "none"
+    monitor: str = "loss"
+    patience: int | None = None
+    grad_clip: float | None = None
+
+
+@dataclass
+class GradientConfig:
+    """Where and how gradient methods take per-task gradients."""
+
+    level: Level = "representation"
+    method: Method = "auto"
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything one training run needs; loads from YAML (see ``polytask/configs/``)."""
+
+    dataset: NamedConfig
+    model: NamedConfig = field(default_factory=lambda: NamedConfig("shared_bottom"))
+    balancer: NamedConfig = field(default_factory=lambda: NamedConfig("equal"))
+    tasks: dict[str, TaskOverride] = field(default_factory=dict)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    gradients: GradientConfig = field(default_factory=GradientConfig)
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = False
+    output: str | None = None
+    log_every: int = 50
+    checkpoint_every: int = 0
+    progress: bool = True
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+        """Load ``path`` (``yaml.safe_load``), apply ``key=value`` overrides, check types."""
+        data = merge(load_yaml(path), parse_overrides(overrides or []))
+        return from_dict(cls, data)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExperimentConfig:
+        """Build from a mapping (same checks as YAML)."""
+        return from_dict(cls, data)
+
+    def output_dir(self) -> Path | None:
+        """The run folder (``output`` with ``{dataset}``, ``{model}``, ``{balancer}``,
+        ``{seed}`` filled in), or ``None``."""
+        if self.output is None:
+            return None
+        return Path(
+            self.output.format(
+                dataset=self.dataset.name, model=self.model.name, balancer=self.balancer.name,
+                seed=self.seed,
+            )
+        )
+
+
+def apply_task_overrides(tasks: list[Task], overrides: dict[str, TaskOverride]) -> list[Task]:
+    """The data set's tasks with ``overrides`` applied; unknown task names raise."""
+    by_name = {t.name: t for t in tasks}
+    for name in overrides:
+        if name not in by_name:
+            from polytask._registry import unknown_name_message
+
+            raise KeyError(unknown_name_message("task in configuration", name, list(by_name)))
+    result = []
+    for task in tasks:
+        change = overrides.get(task.name)
+        if change is None:
+            result.append(task)
+            continue
+        result.append(
+            Task(
+                task.name,
+                change.loss if change.loss is not None else task.loss,
+                tuple(change.metrics) if change.metrics is not None else task.metrics,
+                change.role or task.role,
+                change.weight if change.weight is not None else task.weight,
+                task.num_classes,
+                None if change.loss is not None else task.kind,
+            )
+        )
+    return result
+
+
+def head_sizes(data: DataSplits, tasks: list[Task]) -> dict[str, int]:
+    """Output size of each task's head: classes for ``ce``, target width otherwise."""
+    sizes = {}
+    for task in tasks:
+        if task.task_kind == "multiclass":
+            assert task.num_classes is not None
+            sizes[task.name] = task.num_classes
+        else:
+            target = data.train.targets[task.name]
+            sizes[task.name] = 1 if target.dim() == 1 else int(target[0].numel())
+    return sizes
+
+
+def build_model(config: NamedConfig, data: DataSplits, tasks: list[Task]) -> MultiTaskModel:
+    """The configured architecture with one head per task, sized from the data."""
+    options = dict(config.options)
+    options.setdefault("heads", head_sizes(data, tasks))
+    entry = model_registry.MODELS.get(config.name)
+    if "input_dim" in entry.options() and "input_dim" not in options:
+        trunk = options.get("trunk", "mlp")
+        if trunk == "mlp":
+            options["input_dim"] = int(math.prod(data.input_shape))
+    return model_registry.create(config.name, **options)
+
+
+@dataclass
+class ExperimentResult:
+    """Outcome of :func:`run_experiment`: test metrics of the selected model and provenance."""
+
+    test: dict[str, Any]
+    val: dict[str, Any] | None
+    best_epoch: int
+    steps: int
+    seconds: float
+    parameters: int
+    output: str | None
+
+
+def run_experiment(config: ExperimentConfig) -> ExperimentResult:
+    """Load data, build everything, train with selection on validation, test once.
+
+    Writes ``config.yaml``, ``metrics.jsonl``, ``checkpoints/last.pt`` and ``results.json``
+    into the run folder when ``output`` is set. A run folder that holds a checkpoint is
+    resumed.
+    """
+    torch.manual_seed(config.seed)
+    loaded = data_registry.load(config.dataset.name, **config.dataset.options)
+    assert isinstance(loaded, DataSplits)
+    tasks = apply_task_overrides(loaded.tasks, config.tasks)
+    model = build_model(config.model, loaded, tasks)
+    balancer = balancer_registry.create(config.balancer.name, **config.balancer.options)
+    optimizer = build_optimizer(
+        config.optimizer.name, model, balancer.parameters(), config.optimizer.lr,
+        config.optimizer.weight_decay,
+    )
+    schedule = config.schedule
+    steps_per_epoch = -(-len(loaded.train) // schedule.batch_size)
+    total = schedule.max_steps or schedule.epochs * steps_per_epoch
+    scheduler = build_scheduler(schedule.scheduler, optimizer, total)
+    out = config.output_dir()
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    trainer = Trainer(
+        model, TaskSet(tasks), balancer, optimizer, scheduler,
+        TrainerConfig(
+            epochs=schedule.epochs, max_steps=schedule.max_steps, batch_size=schedule.batch_size,
+            level=config.gradients.level, gradient_method=config.gradients.method,
+            device=config.device, amp=config.amp, grad_clip=schedule.grad_clip,
+            monitor=schedule.monitor, patience=schedule.patience, log_every=config.log_every,
+            checkpoint_every=config.checkpoint_every, progress=config.progress,
+            seed=config.seed, run_dir=str(out) if out else None,
+        ),
+    )
+    started = time.perf_counter()
+    fit = trainer.fit(loaded.train, loaded.val, resume=out is not None)
+    seconds = time.perf_counter() - started
+    test = trainer.evaluate(loaded.test)
+    val = fit.history[fit.best_epoch - 1]["val"] if fit.best_epoch else None
+    result = ExperimentResult(
+        test, val, fit.best_epoch, fit.steps, seconds, parameter_count(model),
+        str(out) if out else None,
+    )
+    if out is not None:
+        trainer.logger.write("test", metrics=test, best_epoch=fit.best_epoch)
+        (out / "results.json").write_text(
+            json.dumps(
+                {
+                    "test": test, "val": val, "best_epoch": fit.best_epoch, "steps": fit.steps,
+                    "seconds": seconds, "parameters": result.parameters,
+                    "data": loaded.metadata,
+                },
+                indent=2,
+            )
+        )
+    return result

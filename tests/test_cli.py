@@ -1,0 +1,73 @@
+"""The command line: demo end to end (shortened), train with overrides, list, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from polytask.cli.main import main
+from polytask.training.config import ConfigError
+from polytask.training.experiment import ExperimentConfig
+
+from .conftest import DATA_ROOT, have_data
+
+
+@pytest.mark.skipif(not have_data("mnist"), reason="local MNIST copy not found (POLYTASK_DATA)")
+def test_demo_runs_end_to_end(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("POLYTASK_DATA", str(DATA_ROOT))
+    code = main([
+        "demo", "--epochs", "1", "--train-size", "1500", "--val-size", "300", "--test-size",
+        "300", "--balancers", "equal,mgda", "--output", str(tmp_path), "--no-progress",
+    ])
+    out = capsys.readouterr().out
+    assert code == 0
+    table = out[out.index("Test split"):]
+    assert "equal" in table and "mgda" in table and "left acc" in table
+    results = json.loads((tmp_path / "mgda" / "results.json").read_text())
+    accuracy = results["test"]["metrics"]["left"]["accuracy"]
+    assert 0.1 < accuracy <= 1.0  # better than chance (0.1) after one short epoch
+    assert (tmp_path / "mgda" / "checkpoints" / "last.pt").is_file()
+
+
+def test_train_with_overrides_writes_run(tmp_path: Path, capsys) -> None:
+    code = main([
+        "train", "synthetic", f"output={tmp_path}/run", "schedule.epochs=2",
+        "dataset.options.num_samples=600", "balancer.name=mgda", "gradients.level=parameter",
+        "progress=false",
+    ])
+    assert code == 0
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["steps"] == 2 * -(-480 // 128)
+    assert "y1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("schedul.epochs=3", "Did you mean 'schedule'"),
+        ("schedule.epochs=two", "expected an integer"),
+        ("balancer.name=pcgard", "Did you mean 'pcgrad'"),
+        ("balancer.options.sed=1", "Did you mean 'seed'"),
+        ("tasks.y3.weight=2", "unknown task in configuration 'y3'"),
+        ("gradients.level=feature", "not one of"),
+    ],
+)
+def test_bad_configuration_fails_with_closest_names(override: str, message: str, capsys) -> None:
+    code = main(["train", "synthetic", override, "output=null", "dataset.options.num_samples=200"])
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_list_commands(capsys) -> None:
+    assert main(["list", "balancers"]) == 0
+    out = capsys.readouterr().out
+    assert "mgda" in out and "gramian" in out and "representation, parameter" in out
+    assert main(["list", "models"]) == 0 and "shared_bottom" in capsys.readouterr().out
+    assert main(["list", "datasets"]) == 0 and "multi_mnist" in capsys.readouterr().out
+
+
+def test_config_requires_dataset() -> None:
+    with pytest.raises(ConfigError, match="dataset"):
+        ExperimentConfig.from_dict({})
