@@ -28,7 +28,10 @@ def regression_problem(
     torch.manual_seed(seed)
     names = [f"t{i}" for i in range(T)]
     model = SharedBottom(
-        dict.fromkeys(names, 1), input_dim=in_dim, trunk_dims=(8, 5), head_dims=(4,),
+        dict.fromkeys(names, 1),
+        input_dim=in_dim,
+        trunk_dims=(8, 5),
+        head_dims=(4,),
         activation="tanh",
     ).to(dtype)
     tasks = TaskSet([Task(n, "mse") for n in names])

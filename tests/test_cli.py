@@ -17,13 +17,27 @@ from .conftest import DATA_ROOT, have_data
 @pytest.mark.skipif(not have_data("mnist"), reason="local MNIST copy not found (POLYTASK_DATA)")
 def test_demo_runs_end_to_end(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("POLYTASK_DATA", str(DATA_ROOT))
-    code = main([
-        "demo", "--epochs", "1", "--train-size", "1500", "--val-size", "300", "--test-size",
-        "300", "--balancers", "equal,mgda", "--output", str(tmp_path), "--no-progress",
-    ])
+    code = main(
+        [
+            "demo",
+            "--epochs",
+            "1",
+            "--train-size",
+            "1500",
+            "--val-size",
+            "300",
+            "--test-size",
+            "300",
+            "--balancers",
+            "equal,mgda",
+            "--output",
+            str(tmp_path),
+            "--no-progress",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
-    table = out[out.index("Test split"):]
+    table = out[out.index("Test split") :]
     assert "equal" in table and "mgda" in table and "left acc" in table
     results = json.loads((tmp_path / "mgda" / "results.json").read_text())
     accuracy = results["test"]["metrics"]["left"]["accuracy"]
@@ -32,11 +46,18 @@ def test_demo_runs_end_to_end(tmp_path: Path, capsys, monkeypatch) -> None:
 
 
 def test_train_with_overrides_writes_run(tmp_path: Path, capsys) -> None:
-    code = main([
-        "train", "synthetic", f"output={tmp_path}/run", "schedule.epochs=2",
-        "dataset.options.num_samples=600", "balancer.name=mgda", "gradients.level=parameter",
-        "progress=false",
-    ])
+    code = main(
+        [
+            "train",
+            "synthetic",
+            f"output={tmp_path}/run",
+            "schedule.epochs=2",
+            "dataset.options.num_samples=600",
+            "balancer.name=mgda",
+            "gradients.level=parameter",
+            "progress=false",
+        ]
+    )
     assert code == 0
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["steps"] == 2 * -(-480 // 128)

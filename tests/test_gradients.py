@@ -168,7 +168,7 @@ def test_backward_accumulates_like_tensor_backward() -> None:
 def test_gradient_method_without_level_names_both_options() -> None:
     model, tasks, x, y = regression_problem(T=2)
     out = model(x)
-    with pytest.raises(ValueError, match="features=.*shared_params="):
+    with pytest.raises(ValueError, match=r"features=.*shared_params="):
         polytask.backward(tasks.losses(out, y), polytask.balancers.create("mgda"))
 
 
@@ -191,8 +191,10 @@ def test_shared_param_outside_features_is_refused() -> None:
     head_param = next(model.task_parameters("t0"))
     with pytest.raises(ValueError, match="does not feed the features"):
         polytask.backward(
-            tasks.losses(out, y), polytask.balancers.create("mgda"),
-            features=out.features, shared_params=[*model.shared_parameters(), head_param],
+            tasks.losses(out, y),
+            polytask.balancers.create("mgda"),
+            features=out.features,
+            shared_params=[*model.shared_parameters(), head_param],
         )
 
 

@@ -43,7 +43,9 @@ def test_cross_entropy_with_negative_labels_and_token_masks() -> None:
     labels = torch.randint(0, 3, (2, 5))
     row_mask = torch.tensor([True, False])
     token_loss = tasks.losses({"c": tokens}, {"c": labels}, {"c": row_mask})["c"]
-    assert token_loss.item() == pytest.approx(F.cross_entropy(tokens[0], labels[0]).item(), rel=1e-6)
+    assert token_loss.item() == pytest.approx(
+        F.cross_entropy(tokens[0], labels[0]).item(), rel=1e-6
+    )
 
 
 def test_bce_accepts_column_predictions_and_int_targets() -> None:
@@ -112,10 +114,12 @@ def test_task_validation() -> None:
 
 
 def test_metrics_directions_and_values() -> None:
-    tasks = TaskSet([
-        Task("b", "bce", metrics=("auc", "accuracy")),
-        Task("r", "mse", metrics=("mae", "r2")),
-    ])
+    tasks = TaskSet(
+        [
+            Task("b", "bce", metrics=("auc", "accuracy")),
+            Task("r", "mse", metrics=("mae", "r2")),
+        ]
+    )
     directions = tasks.directions()
     assert directions == {"b": {"auc": True, "accuracy": True}, "r": {"mae": False, "r2": True}}
     metrics = tasks.make_metrics()

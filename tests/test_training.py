@@ -12,7 +12,7 @@ from polytask import Task, TaskSet
 from polytask.data import TensorTaskDataset
 from polytask.models import SharedBottom
 from polytask.training import (
-    StopTraining,
+    StopTrainingSignal,
     Trainer,
     TrainerConfig,
     build_optimizer,
@@ -35,7 +35,10 @@ def make_data(n: int = 96, seed: int = 0) -> TensorTaskDataset:
     )
 
 
-TASKS = [Task("reg", "mse", metrics=("mae",)), Task("cls", "ce", metrics=("accuracy",), num_classes=3)]
+TASKS = [
+    Task("reg", "mse", metrics=("mae",)),
+    Task("cls", "ce", metrics=("accuracy",), num_classes=3),
+]
 
 
 def make_trainer(run_dir: Path | None, balancer: str = "pcgrad", **config) -> Trainer:
@@ -44,8 +47,14 @@ def make_trainer(run_dir: Path | None, balancer: str = "pcgrad", **config) -> Tr
     bal = polytask.balancers.create(balancer)
     optimizer = build_optimizer("adam", model, bal.parameters(), lr=1e-2)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=5, gamma=0.5)
-    settings = {"epochs": 3, "batch_size": 16, "progress": False, "log_every": 2,
-                "run_dir": str(run_dir) if run_dir else None, **config}
+    settings = {
+        "epochs": 3,
+        "batch_size": 16,
+        "progress": False,
+        "log_every": 2,
+        "run_dir": str(run_dir) if run_dir else None,
+        **config,
+    }
     return Trainer(model, TaskSet(TASKS), bal, optimizer, scheduler, TrainerConfig(**settings))
 
 
@@ -81,7 +90,7 @@ def test_resume_is_bit_identical(tmp_path: Path, stop_at: int, level: str) -> No
 def test_stop_training_callback_checkpoints(tmp_path: Path) -> None:
     def stop(trainer: Trainer, step: int) -> None:
         if step == 3:
-            raise StopTraining
+            raise StopTrainingSignal
 
     trainer = make_trainer(tmp_path, balancer="equal")
     trainer.callbacks = (stop,)
@@ -114,7 +123,10 @@ def test_checkpoint_from_another_model_is_refused(tmp_path: Path) -> None:
     other = SharedBottom({"reg": 1, "cls": 3}, input_dim=5, trunk_dims=(32,))
     bal = polytask.balancers.create("equal")
     stranger = Trainer(
-        other, TaskSet(TASKS), bal, build_optimizer("adam", other),
+        other,
+        TaskSet(TASKS),
+        bal,
+        build_optimizer("adam", other),
         config=TrainerConfig(epochs=2, batch_size=16, progress=False, run_dir=str(tmp_path)),
     )
     with pytest.raises(ValueError, match="another model"):

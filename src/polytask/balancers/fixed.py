@@ -37,7 +37,9 @@ class FixedWeights(LossWeighting):
         if isinstance(self.given, Mapping):
             for key in self.given:
                 if key not in self.task_names:
-                    raise KeyError(unknown_name_message("task in fixed weights", key, self.task_names))
+                    raise KeyError(
+                        unknown_name_message("task in fixed weights", key, self.task_names)
+                    )
         elif self.given is not None and len(self.given) != self.num_tasks:
             raise ValueError(
                 f"fixed weights has {len(self.given)} entries for {self.num_tasks} tasks"

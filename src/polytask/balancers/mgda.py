@@ -23,7 +23,8 @@ class MGDA(GramianWeighting):
 
     ``min_{w in simplex} || sum_t w_t g_t ||^2 = w^T G w``
 
-    exactly, by Wolfe's min-norm-point algorithm on the Gramian (closed form for two tasks). The direction ``d = J^T w`` satisfies
+    exactly, by Wolfe's min-norm-point algorithm on the Gramian (closed form for two
+    tasks). The direction ``d = J^T w`` satisfies
     ``<d, g_t> >= ||d||^2 >= 0`` for every task (no task's loss increases to first order), and
     ``d = 0`` exactly at a Pareto-stationary point. At the representation level this is
     MGDA-UB (the paper's upper bound), at the parameter level exact MGDA.
@@ -31,7 +32,8 @@ class MGDA(GramianWeighting):
     Args:
         normalization: gradients normalised before solving, as in the paper's code:
             ``none`` (default), ``l2`` (``g_t / ||g_t||``), ``loss`` (``g_t / L_t``) or
-            ``loss+`` (``g_t / (L_t ||g_t||)``). The returned weights undo the normalisation, so ``d`` is a combination of the raw
+            ``loss+`` (``g_t / (L_t ||g_t||)``). The returned weights undo the
+            normalisation, so ``d`` is a combination of the raw
             gradients: ``w_t = lambda_t / n_t`` for normaliser ``n_t``.
         max_iter: major cycles of the min-norm solver at most (250).
         tol: optimality tolerance of the solver, relative to the largest squared norm (1e-12).

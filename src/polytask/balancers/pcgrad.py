@@ -17,7 +17,8 @@ class PCGrad(GramianWeighting):
     Learning", NeurIPS 2020).
 
     For each task ``i``, starting from ``g_i^PC = g_i`` and visiting the other tasks ``j`` in a
-    random order: if ``<g_i^PC, g_j> < 0`` then ``g_i^PC <- g_i^PC - <g_i^PC, g_j> / ||g_j||^2 g_j``.
+    random order: if ``<g_i^PC, g_j> < 0`` then
+    ``g_i^PC <- g_i^PC - <g_i^PC, g_j> / ||g_j||^2 g_j``.
     The update is ``(1/T) sum_i g_i^PC`` (the paper sums; divided by ``T`` here, the library's
     mean convention, so that PCGrad equals equal weighting when no gradients conflict).
 

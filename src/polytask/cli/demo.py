@@ -16,11 +16,15 @@ DEFAULT_BALANCERS = "equal,mgda,pcgrad"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``polytask demo``."""
-    parser.add_argument("--balancers", default=DEFAULT_BALANCERS,
-                        help=f"comma-separated balancers to compare (default {DEFAULT_BALANCERS})")
+    parser.add_argument(
+        "--balancers",
+        default=DEFAULT_BALANCERS,
+        help=f"comma-separated balancers to compare (default {DEFAULT_BALANCERS})",
+    )
     parser.add_argument("--epochs", type=int, default=3, help="epochs per run (default 3)")
-    parser.add_argument("--train-size", type=int, default=None,
-                        help="training images (default: all 50,000)")
+    parser.add_argument(
+        "--train-size", type=int, default=None, help="training images (default: all 50,000)"
+    )
     parser.add_argument("--val-size", type=int, default=10_000, help="validation images")
     parser.add_argument("--test-size", type=int, default=None, help="test images (default all)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -69,19 +73,39 @@ def run(args: argparse.Namespace) -> int:
             result = run_experiment(config)
         except DataFileError as error:
             print(f"error: {error}", file=sys.stderr)
-            print("hint: set POLYTASK_DATA to the folder holding mnist/ (make demo does this "
-                  "when ../shared/data exists)", file=sys.stderr)
+            print(
+                "hint: set POLYTASK_DATA to the folder holding mnist/ (make demo does this "
+                "when ../shared/data exists)",
+                file=sys.stderr,
+            )
             return 2
         metrics = result.test["metrics"]
         losses = result.test["loss"]
-        rows.append([
-            name, metrics["left"]["accuracy"], metrics["right"]["accuracy"],
-            losses["left"], losses["right"], result.best_epoch, f"{result.seconds:.1f}",
-        ])
+        rows.append(
+            [
+                name,
+                metrics["left"]["accuracy"],
+                metrics["right"]["accuracy"],
+                losses["left"],
+                losses["right"],
+                result.best_epoch,
+                f"{result.seconds:.1f}",
+            ]
+        )
         print(f"done in {result.seconds:.1f}s; run folder {result.output}", flush=True)
     print("\nTest split (MultiMNIST test, 10,000 pairs unless --test-size):")
-    print(format_table(
-        ["balancer", "left acc", "right acc", "left loss", "right loss", "best epoch", "train s"],
-        rows,
-    ))
+    print(
+        format_table(
+            [
+                "balancer",
+                "left acc",
+                "right acc",
+                "left loss",
+                "right loss",
+                "best epoch",
+                "train s",
+            ],
+            rows,
+        )
+    )
     return 0

@@ -22,8 +22,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     demo.add_arguments(commands.add_parser("demo", help="train on MultiMNIST and print a table"))
     train = commands.add_parser("train", help="train from a YAML configuration")
-    train.add_argument("config", help="YAML file, or the name of a packaged configuration "
-                       f"({', '.join(packaged_configs())})")
+    train.add_argument(
+        "config",
+        help="YAML file, or the name of a packaged configuration "
+        f"({', '.join(packaged_configs())})",
+    )
     train.add_argument("overrides", nargs="*", help="key=value overrides, e.g. balancer.name=mgda")
     listing = commands.add_parser("list", help="list balancers, models or datasets")
     listing.add_argument("what", choices=["balancers", "models", "datasets", "configs"])
@@ -34,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
 def packaged_configs() -> list[str]:
     """Names of the configurations shipped in ``polytask/configs``."""
     folder = resources.files("polytask") / "configs"
-    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return sorted(
+        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
+    )
 
 
 def config_path(name: str) -> Path:
@@ -74,16 +79,32 @@ def list_command(what: str, as_json: bool) -> int:
     if what == "balancers":
         described = polytask.balancers.describe()
         header = ["name", "needs", "levels", "roles", "summary", "options"]
-        rows = [[r["name"], r["needs"], r["levels"], "yes" if r["roles"] else "no",
-                 r["summary"], _options(r["options"])] for r in described]
+        rows = [
+            [
+                r["name"],
+                r["needs"],
+                r["levels"],
+                "yes" if r["roles"] else "no",
+                r["summary"],
+                _options(r["options"]),
+            ]
+            for r in described
+        ]
     else:
         module = polytask.models if what == "models" else polytask.data
         described = module.describe()
         header = ["name", "summary", "options"]
         rows = [[r["name"], r["summary"], _options(r["options"])] for r in described]
     if as_json:
-        print(json.dumps([{**r, "options": {k: repr(v) for k, v in r["options"].items()}}
-                          for r in described], indent=2))
+        print(
+            json.dumps(
+                [
+                    {**r, "options": {k: repr(v) for k, v in r["options"].items()}}
+                    for r in described
+                ],
+                indent=2,
+            )
+        )
     else:
         print(format_table(header, rows))
     return 0
@@ -101,8 +122,10 @@ def train_command(config: str, overrides: Sequence[str]) -> int:
         for metric, value in (per.items() or [("-", float("nan"))])
     ]
     print(format_table(["task", "metric", "test value", "test loss"], rows))
-    print(f"best epoch {result.best_epoch} (on validation); {result.steps} steps in "
-          f"{result.seconds:.1f}s; run folder: {result.output}")
+    print(
+        f"best epoch {result.best_epoch} (on validation); {result.steps} steps in "
+        f"{result.seconds:.1f}s; run folder: {result.output}"
+    )
     return 0
 
 

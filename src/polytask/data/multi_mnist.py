@@ -86,7 +86,9 @@ def multi_mnist(
     train = build(images[train_idx], labels[train_idx], seed, "multi_mnist/train")
     val = build(images[val_idx], labels[val_idx], seed + 1, "multi_mnist/val")
     test = build(
-        arrays["test_images"][test_idx], arrays["test_labels"][test_idx], seed + 2,
+        arrays["test_images"][test_idx],
+        arrays["test_labels"][test_idx],
+        seed + 2,
         "multi_mnist/test",
     )
     tasks = [
@@ -94,7 +96,11 @@ def multi_mnist(
         Task("right", "ce", metrics=("accuracy",), num_classes=10),
     ]
     return DataSplits(
-        train, val, test, tasks, (1, 28, 28),
+        train,
+        val,
+        test,
+        tasks,
+        (1, 28, 28),
         {
             "dataset": "multi_mnist",
             "construction": "Sener & Koltun 2018: 36x36 canvas, offset (6, 6), max, nearest "

@@ -65,8 +65,8 @@ def synthetic_correlation(
     data = TensorTaskDataset(
         x.float(), {"y1": label(w1).float(), "y2": label(w2).float()}, name="synthetic"
     )
-    n_val = int(round(val_fraction * num_samples))
-    n_test = int(round(test_fraction * num_samples))
+    n_val = round(val_fraction * num_samples)
+    n_test = round(test_fraction * num_samples)
     train_idx, val_idx, test_idx = random_partition(
         num_samples, [num_samples - n_val - n_test, n_val, n_test], seed + 1
     )

@@ -30,8 +30,13 @@ import torch
 from torch import Tensor
 
 from polytask.gradients.gramian import flatten_jacobian, gramian, split_direction
-from polytask.gradients.jacobian import Features, Method, branch_base, feature_jacobian
-from polytask.gradients.jacobian import parameter_jacobian
+from polytask.gradients.jacobian import (
+    Features,
+    Method,
+    branch_base,
+    feature_jacobian,
+    parameter_jacobian,
+)
 from polytask.gradients.losses import LossesLike, as_loss_list
 from polytask.gradients.protocol import BalancerProtocol, Level
 
@@ -150,7 +155,7 @@ def backward(
             assert params is not None
             targets = params
         handles = [
-            t.register_hook(lambda _g, d=d: d.to(_g.dtype))  # type: ignore[misc]
+            t.register_hook(lambda _g, d=d: d.to(_g.dtype))
             for t, d in zip(targets, parts, strict=True)
         ]
         try:
@@ -161,4 +166,6 @@ def backward(
                 handle.remove()
         return BackwardResult(head, None, level)
 
-    raise TypeError(f"{name}.needs must be 'losses', 'gramian' or 'jacobian', not {balancer.needs!r}")
+    raise TypeError(
+        f"{name}.needs must be 'losses', 'gramian' or 'jacobian', not {balancer.needs!r}"
+    )

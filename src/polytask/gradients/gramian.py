@@ -43,6 +43,4 @@ def flatten_jacobian(blocks: Sequence[Tensor]) -> Tensor:
 def split_direction(direction: Tensor, blocks: Sequence[Tensor]) -> list[Tensor]:
     """Cut a flat direction ``(P,)`` back into tensors shaped like the blocks' rows."""
     sizes = [b[0].numel() for b in blocks]
-    return [
-        part.view_as(b[0]) for part, b in zip(direction.split(sizes), blocks, strict=True)
-    ]
+    return [part.view_as(b[0]) for part, b in zip(direction.split(sizes), blocks, strict=True)]

@@ -21,8 +21,8 @@ vector-Jacobian product with those feature gradients (heads once, trunk batched 
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Literal
 
 import torch
@@ -32,8 +32,6 @@ from polytask._registry import unknown_name_message
 
 Method = Literal["auto", "loop", "vmap"]
 Features = Tensor | Mapping[str, Tensor]
-
-_VMAP_WARNED = False
 
 
 def _check_method(method: str) -> None:
@@ -112,8 +110,13 @@ def _vmap_grad(losses: Sequence[Tensor], inputs: Sequence[Tensor]) -> list[Tenso
     stacked = torch.stack(list(losses))
     eye = torch.eye(len(losses), device=stacked.device, dtype=stacked.dtype)
     grads = torch.autograd.grad(
-        stacked, list(inputs), grad_outputs=eye, is_grads_batched=True, retain_graph=True,
-        allow_unused=True, materialize_grads=True,
+        stacked,
+        list(inputs),
+        grad_outputs=eye,
+        is_grads_batched=True,
+        retain_graph=True,
+        allow_unused=True,
+        materialize_grads=True,
     )
     return list(grads)
 
@@ -134,8 +137,8 @@ def parameter_jacobian(
         features: optional shared representation that every shared parameter feeds and through
             which alone they reach the losses (true of a trunk); then the Jacobian is taken as
             the trunk's vector-Jacobian product with the per-task feature gradients.
-        method: ``auto`` (``vmap``, with a warning and ``loop`` if a batching rule is missing),
-            ``loop`` or ``vmap``.
+        method: ``auto`` (= ``vmap``), ``loop`` or ``vmap``; a failing batched backward
+            raises, naming ``loop`` as the fix.
 
     Returns:
         One block ``(T, *p.shape)`` per parameter, in order. The graph is retained.
@@ -154,9 +157,12 @@ def parameter_jacobian(
                     for row in rows
                 ]
                 return [torch.stack(list(col)) for col in zip(*per_task, strict=True)]
-            return _batched(lambda: torch.autograd.grad(
-                base, params, grad_outputs=rows, is_grads_batched=True, retain_graph=True
-            ), method, lambda: parameter_jacobian(losses, names, params, features, "loop"))
+            with _explain_vmap_failure():
+                return list(
+                    torch.autograd.grad(
+                        base, params, grad_outputs=rows, is_grads_batched=True, retain_graph=True
+                    )
+                )
         except RuntimeError as error:
             if "not have been used in the graph" in str(error):
                 raise ValueError(
@@ -166,32 +172,25 @@ def parameter_jacobian(
                 ) from error
             raise
     if method == "loop":
-        per_task = [
+        rows_per_task = [
             _zeros_for_unused(
                 torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True), params
             )
             for loss in losses
         ]
-        return [torch.stack(col) for col in zip(*per_task, strict=True)]
-    return _batched(
-        lambda: _vmap_grad(losses, params), method,
-        lambda: parameter_jacobian(losses, names, params, None, "loop"),
-    )
+        return [torch.stack(col) for col in zip(*rows_per_task, strict=True)]
+    with _explain_vmap_failure():
+        return _vmap_grad(losses, params)
 
 
-def _batched(run, method: str, fallback):  # type: ignore[no-untyped-def]
-    global _VMAP_WARNED
+@contextlib.contextmanager
+def _explain_vmap_failure() -> Iterator[None]:
+    """Re-raise a failure of the batched backward with the fix named."""
     try:
-        return list(run())
+        yield
     except RuntimeError as error:
-        if method == "vmap" or "vmap" not in str(error).lower() and "batch" not in str(error).lower():
-            raise
-        if not _VMAP_WARNED:
-            warnings.warn(
-                f"batched (vmap) backward failed ({error}); computing per-task gradients with a "
-                "loop instead. Set the gradient method to 'loop' to silence this.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            _VMAP_WARNED = True
-        return fallback()
+        raise RuntimeError(
+            f"the batched (vmap) backward failed: {error}. Some operations have no batching "
+            "rule; use the gradient method 'loop' (backward(..., method='loop'), or "
+            "gradients.method=loop in a configuration)"
+        ) from error

@@ -45,13 +45,17 @@ def as_loss_list(losses: LossesLike) -> LossList:
     """
     if isinstance(losses, TaskLosses):
         return LossList(
-            losses.names, losses.values_list(), dict(losses.roles), dict(losses.prior_weights),
+            losses.names,
+            losses.values_list(),
+            dict(losses.roles),
+            dict(losses.prior_weights),
             losses.skip,
         )
     if isinstance(losses, Tensor):
         if losses.dim() != 1 or losses.numel() == 0:
             raise ValueError(
-                f"a loss tensor must be 1-D with one entry per task, got shape {tuple(losses.shape)}"
+                "a loss tensor must be 1-D with one entry per task, "
+                f"got shape {tuple(losses.shape)}"
             )
         values = list(losses.unbind())
         names = [f"task_{i}" for i in range(len(values))]
@@ -71,6 +75,4 @@ def as_loss_list(losses: LossesLike) -> LossList:
                 f"task {name!r}: the loss does not require grad; was it computed under "
                 "torch.no_grad() or from detached predictions?"
             )
-    return LossList(
-        names, values, dict.fromkeys(names, "main"), dict.fromkeys(names, 1.0)
-    )
+    return LossList(names, values, dict.fromkeys(names, "main"), dict.fromkeys(names, 1.0))

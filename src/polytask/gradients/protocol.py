@@ -27,7 +27,10 @@ class BalancerProtocol(Protocol):
     :meth:`head_weights`.
     """
 
-    needs: Need
+    @property
+    def needs(self) -> Need:
+        """What the method consumes: ``losses``, ``gramian`` or ``jacobian``."""
+        ...
 
     def check_level(self, level: Level | None) -> None:
         """Raise if the method cannot run at ``level`` (``None``: no gradients given)."""

@@ -30,6 +30,4 @@ def available() -> list[str]:
 
 def describe() -> list[dict[str, Any]]:
     """One row per architecture: name, summary and options with defaults."""
-    return [
-        {"name": e.name, "summary": e.summary, "options": e.options()} for e in MODELS
-    ]
+    return [{"name": e.name, "summary": e.summary, "options": e.options()} for e in MODELS]

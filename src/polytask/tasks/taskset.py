@@ -101,7 +101,7 @@ class TaskSet(Sequence[Task]):
     Checking costs one device synchronisation per step (one boolean read).
 
     Example:
-        >>> tasks = TaskSet([Task("left", "ce", num_classes=10), Task("right", "ce", num_classes=10)])
+        >>> tasks = TaskSet([Task("left", "ce", num_classes=10), Task("right", "mse")])
         >>> tasks.names
         ['left', 'right']
     """
@@ -205,7 +205,8 @@ class TaskSet(Sequence[Task]):
         if not bool(torch.isfinite(vector).all()):
             bad = nonfinite_tasks(result.names, vector)
             message = (
-                f"non-finite loss for task(s) {bad} (values {[float(vector[result.names.index(b)]) for b in bad]}); "
+                f"non-finite loss for task(s) {bad} "
+                f"(values {[float(vector[result.names.index(b)]) for b in bad]}); "
                 "check the inputs and labels of this batch, lower the learning rate, or set "
                 "on_nonfinite='skip' to skip such steps"
             )
@@ -240,7 +241,9 @@ class TaskSet(Sequence[Task]):
         for task in self._tasks:
             if not metrics.get(task.name):
                 continue
-            pred, target = align(task.name, task.task_kind, predictions[task.name], targets[task.name])
+            pred, target = align(
+                task.name, task.task_kind, predictions[task.name], targets[task.name]
+            )
             keep = label_mask(target)
             if masks is not None and task.name in masks:
                 given = masks[task.name].to(torch.bool)

@@ -6,7 +6,7 @@ from polytask.training.logger import JsonlLogger, read_jsonl
 from polytask.training.optim import build_optimizer, build_scheduler
 from polytask.training.trainer import (
     FitResult,
-    StopTraining,
+    StopTrainingSignal,
     Trainer,
     TrainerConfig,
     parameter_count,
@@ -16,7 +16,7 @@ from polytask.training.trainer import (
 __all__ = [
     "FitResult",
     "JsonlLogger",
-    "StopTraining",
+    "StopTrainingSignal",
     "Trainer",
     "TrainerConfig",
     "build_optimizer",

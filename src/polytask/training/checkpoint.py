@@ -42,7 +42,7 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
 def rng_state() -> dict[str, Any]:
     """The state of every random generator a training step may use (torch CPU and CUDA,
     NumPy, Python), in a form ``weights_only`` loading accepts."""
-    np_state = np.random.get_state()
+    np_state: Any = np.random.get_state()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "numpy": {

@@ -94,7 +94,9 @@ def from_dict(cls: type[C], data: Mapping[str, Any], where: str = "") -> C:
         if key not in fields:
             prefix = f"{where}." if where else ""
             raise ConfigError(
-                unknown_name_message("configuration key", f"{prefix}{key}", [f"{prefix}{k}" for k in fields])
+                unknown_name_message(
+                    "configuration key", f"{prefix}{key}", [f"{prefix}{k}" for k in fields]
+                )
             )
     kwargs = {}
     for name, f in fields.items():

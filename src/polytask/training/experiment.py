@@ -117,7 +117,9 @@ class ExperimentConfig:
             return None
         return Path(
             self.output.format(
-                dataset=self.dataset.name, model=self.model.name, balancer=self.balancer.name,
+                dataset=self.dataset.name,
+                model=self.model.name,
+                balancer=self.balancer.name,
                 seed=self.seed,
             )
         )
@@ -203,7 +205,10 @@ def run_experiment(config: ExperimentConfig) -> ExperimentResult:
     model = build_model(config.model, loaded, tasks)
     balancer = balancer_registry.create(config.balancer.name, **config.balancer.options)
     optimizer = build_optimizer(
-        config.optimizer.name, model, balancer.parameters(), config.optimizer.lr,
+        config.optimizer.name,
+        model,
+        balancer.parameters(),
+        config.optimizer.lr,
         config.optimizer.weight_decay,
     )
     schedule = config.schedule
@@ -215,14 +220,27 @@ def run_experiment(config: ExperimentConfig) -> ExperimentResult:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
     trainer = Trainer(
-        model, TaskSet(tasks), balancer, optimizer, scheduler,
+        model,
+        TaskSet(tasks),
+        balancer,
+        optimizer,
+        scheduler,
         TrainerConfig(
-            epochs=schedule.epochs, max_steps=schedule.max_steps, batch_size=schedule.batch_size,
-            level=config.gradients.level, gradient_method=config.gradients.method,
-            device=config.device, amp=config.amp, grad_clip=schedule.grad_clip,
-            monitor=schedule.monitor, patience=schedule.patience, log_every=config.log_every,
-            checkpoint_every=config.checkpoint_every, progress=config.progress,
-            seed=config.seed, run_dir=str(out) if out else None,
+            epochs=schedule.epochs,
+            max_steps=schedule.max_steps,
+            batch_size=schedule.batch_size,
+            level=config.gradients.level,
+            gradient_method=config.gradients.method,
+            device=config.device,
+            amp=config.amp,
+            grad_clip=schedule.grad_clip,
+            monitor=schedule.monitor,
+            patience=schedule.patience,
+            log_every=config.log_every,
+            checkpoint_every=config.checkpoint_every,
+            progress=config.progress,
+            seed=config.seed,
+            run_dir=str(out) if out else None,
         ),
     )
     started = time.perf_counter()
@@ -231,7 +249,12 @@ def run_experiment(config: ExperimentConfig) -> ExperimentResult:
     test = trainer.evaluate(loaded.test)
     val = fit.history[fit.best_epoch - 1]["val"] if fit.best_epoch else None
     result = ExperimentResult(
-        test, val, fit.best_epoch, fit.steps, seconds, parameter_count(model),
+        test,
+        val,
+        fit.best_epoch,
+        fit.steps,
+        seconds,
+        parameter_count(model),
         str(out) if out else None,
     )
     if out is not None:
@@ -239,8 +262,12 @@ def run_experiment(config: ExperimentConfig) -> ExperimentResult:
         (out / "results.json").write_text(
             json.dumps(
                 {
-                    "test": test, "val": val, "best_epoch": fit.best_epoch, "steps": fit.steps,
-                    "seconds": seconds, "parameters": result.parameters,
+                    "test": test,
+                    "val": val,
+                    "best_epoch": fit.best_epoch,
+                    "steps": fit.steps,
+                    "seconds": seconds,
+                    "parameters": result.parameters,
                     "data": loaded.metadata,
                 },
                 indent=2,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -10,7 +10,7 @@ from torch import nn
 
 from polytask._registry import unknown_name_message
 
-OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
     "sgd": torch.optim.SGD,
@@ -31,7 +31,9 @@ def build_optimizer(
     Uses the multi-tensor (``foreach``) implementation."""
     if name not in OPTIMIZERS:
         raise KeyError(unknown_name_message("optimizer", name, list(OPTIMIZERS)))
-    groups: list[dict[str, Any]] = [{"params": list(model.parameters()), "weight_decay": weight_decay}]
+    groups: list[dict[str, Any]] = [
+        {"params": list(model.parameters()), "weight_decay": weight_decay}
+    ]
     extra = [p for p in extra if p.requires_grad]
     if extra:
         groups.append({"params": extra, "weight_decay": 0.0})
@@ -39,7 +41,10 @@ def build_optimizer(
 
 
 def build_scheduler(
-    name: str, optimizer: torch.optim.Optimizer, total_steps: int, step_size: int = 1000,
+    name: str,
+    optimizer: torch.optim.Optimizer,
+    total_steps: int,
+    step_size: int = 1000,
     gamma: float = 0.1,
 ) -> torch.optim.lr_scheduler.LRScheduler | None:
     """Per-step learning-rate schedule: ``none``, ``cosine`` (to 0 over ``total_steps``) or

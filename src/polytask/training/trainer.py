@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -102,7 +102,7 @@ class FitResult:
     stopped_early: bool = False
 
 
-class StopTraining(Exception):
+class StopTrainingSignal(Exception):  # noqa: N818  (a signal, not an error)
     """Raised by a callback to end training cleanly after the current step."""
 
 
@@ -142,7 +142,7 @@ class Trainer:
         scheduler: an optional per-step learning-rate scheduler.
         config: :class:`TrainerConfig`.
         callbacks: called as ``callback(trainer, step)`` after every optimizer step; raise
-            :class:`StopTraining` to stop.
+            :class:`StopTrainingSignal` to stop.
     """
 
     def __init__(
@@ -159,7 +159,8 @@ class Trainer:
         missing = [t for t in tasks.names if t not in model.task_names]
         if missing:
             raise ValueError(
-                f"the model has no head for task(s) {missing}; its tasks are {list(model.task_names)}"
+                f"the model has no head for task(s) {missing}; "
+                f"its tasks are {list(model.task_names)}"
             )
         balancer.check_level(None if balancer.needs == "losses" else self.config.level)
         self.device = resolve_device(self.config.device)
@@ -184,7 +185,8 @@ class Trainer:
             task, _, metric = monitor.partition("/")
             if metric not in tasks.task(task).metrics:
                 raise ValueError(
-                    f"monitor {monitor!r}: task {task!r} has metrics {list(tasks.task(task).metrics)}"
+                    f"monitor {monitor!r}: task {task!r} has metrics "
+                    f"{list(tasks.task(task).metrics)}"
                 )
             self.higher_is_better = tasks.directions()[task][metric]
         else:
@@ -214,12 +216,16 @@ class Trainer:
                     "exposes its shared representation"
                 )
             result = backward(
-                losses, self.balancer, features=outputs.features,
+                losses,
+                self.balancer,
+                features=outputs.features,
                 method=self.config.gradient_method,
             )
         else:
             result = backward(
-                losses, self.balancer, shared_params=self.model.shared_parameters(),
+                losses,
+                self.balancer,
+                shared_params=self.model.shared_parameters(),
                 method=self.config.gradient_method,
             )
         if result.skipped:
@@ -396,16 +402,22 @@ class Trainer:
             raise KeyError(f"training data has no targets for task(s) {missing}")
         batcher = IndexBatcher(train, cfg.batch_size, shuffle=True, seed=cfg.seed)
         torch.manual_seed(cfg.seed)
-        resume_path = self.checkpoint_path() if resume is True else (Path(resume) if resume else None)
+        resume_path = (
+            self.checkpoint_path() if resume is True else (Path(resume) if resume else None)
+        )
         if resume_path is not None and resume_path.is_file():
             self.load_state_dict(ckpt.load(resume_path, self.device), batcher)
             self.logger.write("resume", step=self.step, checkpoint=str(resume_path))
         elif resume and resume is not True:
             raise FileNotFoundError(f"no checkpoint to resume from at {resume_path}")
         else:
-            self.logger.write("start", config=asdict(cfg), tasks=self.tasks.names,
-                              balancer=type(self.balancer).__name__,
-                              parameters=sum(p.numel() for p in self.model.parameters()))
+            self.logger.write(
+                "start",
+                config=asdict(cfg),
+                tasks=self.tasks.names,
+                balancer=type(self.balancer).__name__,
+                parameters=sum(p.numel() for p in self.model.parameters()),
+            )
         stopped_early = False
         with self._graceful_interrupt():
             while batcher.epoch < cfg.epochs:
@@ -438,7 +450,11 @@ class Trainer:
         if restore_best and self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         return FitResult(
-            self.best_epoch, self.best_score, list(self.history), self.step, self.skipped_steps,
+            self.best_epoch,
+            self.best_score,
+            list(self.history),
+            self.step,
+            self.skipped_steps,
             stopped_early,
         )
 
@@ -448,8 +464,13 @@ class Trainer:
         running = torch.zeros(len(self.tasks), device=self.device, dtype=torch.float64)
         count = 0
         bar = tqdm(
-            total=len(batcher), initial=batcher.position, desc=f"epoch {epoch}/{cfg.epochs}",
-            disable=not cfg.progress, leave=False, dynamic_ncols=True, file=sys.stderr,
+            total=len(batcher),
+            initial=batcher.position,
+            desc=f"epoch {epoch}/{cfg.epochs}",
+            disable=not cfg.progress,
+            leave=False,
+            dynamic_ncols=True,
+            file=sys.stderr,
         )
         started = time.perf_counter()
         try:
@@ -471,7 +492,7 @@ class Trainer:
                 try:
                     for callback in self.callbacks:
                         callback(self, self.step)
-                except StopTraining:
+                except StopTrainingSignal:
                     self.save_checkpoint(batcher)
                     return False
                 if self._stop_requested:
