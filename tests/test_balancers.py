@@ -161,7 +161,8 @@ def test_fixed_weights_by_name_and_prior() -> None:
 
 def test_equal_weighting_is_a_mean() -> None:
     eq = polytask.balancers.create("equal")
-    assert eq.objective(torch.tensor([1.0, 2.0, 6.0])).item() == pytest.approx(3.0)
+    losses = torch.tensor([1.0, 2.0, 6.0])
+    assert eq.objective(losses, eq.loss_weights(losses)).item() == pytest.approx(3.0)
 
 
 def test_registry_suggests_close_names() -> None:

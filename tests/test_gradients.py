@@ -209,3 +209,31 @@ def test_balancer_refuses_other_tasks() -> None:
 def test_loss_without_grad_is_refused() -> None:
     with pytest.raises(ValueError, match="does not require grad"):
         polytask.backward([torch.tensor(1.0)], polytask.balancers.create("equal"))
+
+
+class CountingWeighting(polytask.balancers.LossWeighting):
+    """Test weighting that counts its calls (a stateful method must update once per step)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def loss_weights(self, losses: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return torch.tensor([2.0, 0.0, 1.0], dtype=losses.dtype)
+
+
+def test_loss_weighting_is_consulted_once_per_step() -> None:
+    model, tasks, x, y = regression_problem(T=3)
+    balancer = CountingWeighting()
+    out = model(x)
+    result = polytask.backward(tasks.losses(out, y), balancer)
+    assert balancer.calls == 1
+    got = _grads(model)
+    model.zero_grad()
+    out = model(x)
+    losses = tasks.losses(out, y).stack()
+    (2 * losses[0] + losses[2]).backward()
+    for g, want in zip(got, _grads(model), strict=True):
+        torch.testing.assert_close(g, want)
+    assert result.weights.tolist() == [2.0, 0.0, 1.0]

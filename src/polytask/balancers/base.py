@@ -94,7 +94,7 @@ class Balancer(nn.Module):
             )
 
     # The engine's interface (gradients.protocol.BalancerProtocol); each family overrides its own.
-    def objective(self, losses: Tensor) -> Tensor:
+    def objective(self, losses: Tensor, weights: Tensor) -> Tensor:
         """Scalar to differentiate (loss weightings)."""
         raise NotImplementedError(f"{type(self).__name__} is not a loss weighting")
 
@@ -134,9 +134,10 @@ class LossWeighting(Balancer):
         """Task weights ``(T,)`` from the detached loss vector ``(T,)``."""
         raise NotImplementedError
 
-    def objective(self, losses: Tensor) -> Tensor:
-        """The scalar to differentiate, from the loss vector ``(T,)`` (with history)."""
-        return (self.loss_weights(losses.detach()) * losses).sum()
+    def objective(self, losses: Tensor, weights: Tensor) -> Tensor:
+        """The scalar to differentiate: ``sum_t w_t L_t`` from the loss vector ``(T,)`` (with
+        history) and this step's weights ``(T,)`` (from :meth:`loss_weights`)."""
+        return (weights.to(losses.dtype) * losses).sum()
 
 
 class GramianWeighting(Balancer):

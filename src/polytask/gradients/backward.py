@@ -123,9 +123,10 @@ def backward(
         params = [p for p in shared_params if p.requires_grad]
 
     if balancer.needs == "losses":
-        objective = balancer.objective(vector)
-        objective.backward(retain_graph=retain_graph)
-        return BackwardResult(balancer.loss_weights(vector.detach()).detach(), None, level)
+        weights = balancer.loss_weights(vector.detach()).detach()
+        _check_finite(name, weights, "weights")
+        balancer.objective(vector, weights).backward(retain_graph=retain_graph)
+        return BackwardResult(weights, None, level)
 
     assert level is not None
     if level == "representation":

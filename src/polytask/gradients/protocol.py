@@ -22,7 +22,7 @@ LEVELS: tuple[Level, ...] = ("representation", "parameter")
 class BalancerProtocol(Protocol):
     """The interface :func:`polytask.backward` calls.
 
-    ``needs == "losses"``: :meth:`objective` and :meth:`loss_weights` are used;
+    ``needs == "losses"``: :meth:`loss_weights` then :meth:`objective` are used;
     ``"gramian"``: :meth:`gramian_weights`; ``"jacobian"``: :meth:`aggregate` and
     :meth:`head_weights`.
     """
@@ -43,12 +43,13 @@ class BalancerProtocol(Protocol):
     ) -> None:
         """Bind to (or check) the task names, roles and prior weights."""
 
-    def objective(self, losses: Tensor) -> Tensor:
-        """Scalar to differentiate from the loss vector ``(T,)``."""
+    def loss_weights(self, losses: Tensor) -> Tensor:
+        """Weights ``(T,)`` from the detached losses ``(T,)``; called once per step (a
+        stateful method updates its state here)."""
         ...
 
-    def loss_weights(self, losses: Tensor) -> Tensor:
-        """Weights ``(T,)`` that :meth:`objective` gives the detached losses ``(T,)``."""
+    def objective(self, losses: Tensor, weights: Tensor) -> Tensor:
+        """Scalar to differentiate from the loss vector ``(T,)`` and this step's weights."""
         ...
 
     def gramian_weights(self, gramian: Tensor, losses: Tensor) -> Tensor:

@@ -250,11 +250,7 @@ class TaskSet(Sequence[Task]):
                 while given.dim() < keep.dim():
                     given = given.unsqueeze(-1)
                 keep = keep & given
-            pred = pred.detach().float()
-            if task.task_kind == "multiclass":
-                pred, target = pred[keep], target[keep]
-            else:
-                pred, target = pred[keep], target[keep]
+            pred, target = pred.detach().float()[keep], target[keep]
             if target.numel() == 0:
                 continue
             p, y = metric_inputs(task.task_kind, pred, target)

@@ -1,0 +1,15 @@
+"""``make bench``: run the quick version of every benchmark (each script has ``--full``)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = ["step_cost.py"]
+
+if __name__ == "__main__":
+    here = Path(__file__).parent
+    for script in BENCHMARKS:
+        print(f"== {script}", flush=True)
+        subprocess.run([sys.executable, str(here / script), *sys.argv[1:]], check=True)

@@ -1,0 +1,158 @@
+"""Step cost of every balancer relative to a plain ``sum(losses).backward()`` step.
+
+Model (issue 3's protocol): shared-bottom MLP, input 256, trunk 3 x 512 with ReLU, heads
+512-64-1, MSE, batch 256, Adam, 2 threads. For T in (2, 8, 32) and each level, each
+configuration runs in a fresh process; time per step is the median over repeats, and peak
+resident memory is the process's maximum RSS.
+
+    python benchmarks/step_cost.py            # quick: T = 2, 8; fewer steps
+    python benchmarks/step_cost.py --full     # T = 2, 8, 32
+Results: benchmarks/results/step_cost.json and .md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def measure(balancer: str, level: str, T: int, steps: int, repeats: int) -> dict[str, float]:
+    """Run in this process: seconds per step (median of repeats) and peak RSS in MiB."""
+    import torch
+
+    import polytask
+    from polytask import Task, TaskSet
+
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    names = [f"t{i}" for i in range(T)]
+    model = polytask.models.create(
+        "shared_bottom",
+        heads=dict.fromkeys(names, 1),
+        input_dim=256,
+        trunk_dims=(512, 512, 512),
+        head_dims=(64,),
+    )
+    tasks = TaskSet([Task(n, "mse") for n in names])
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, foreach=True)
+    x = torch.randn(256, 256)
+    y = {n: torch.randn(256) for n in names}
+    bal = None if balancer == "plain" else polytask.balancers.create(balancer)
+
+    def step() -> None:
+        out = model(x)
+        losses = tasks.losses(out, y)
+        optimizer.zero_grad(set_to_none=True)
+        if bal is None:
+            torch.stack(losses.values_list()).sum().backward()
+        elif level == "representation":
+            polytask.backward(losses, bal, features=out.features)
+        else:
+            polytask.backward(losses, bal, shared_params=model.shared_parameters())
+        optimizer.step()
+
+    for _ in range(5):
+        step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        times.append((time.perf_counter() - start) / steps)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"seconds": statistics.median(times), "peak_rss_mib": peak}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--full", action="store_true")
+    parser.add_argument(
+        "--one", nargs=3, metavar=("BALANCER", "LEVEL", "T"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args()
+    steps, repeats = (20, 5) if args.full else (10, 3)
+    if args.one:
+        name, level, T = args.one
+        print(json.dumps(measure(name, level, int(T), steps, repeats)))
+        return
+    import torch
+
+    import polytask
+
+    sizes = (2, 8, 32) if args.full else (2, 8)
+    rows = []
+    for T in sizes:
+        configs = [("plain", "-")] + [
+            (b, level)
+            for b in polytask.balancers.available()
+            for level in (
+                ("-",)
+                if polytask.balancers.BALANCERS.get(b).factory.needs == "losses"
+                else ("representation", "parameter")
+            )
+        ]
+        base = None
+        for name, level in configs:
+            out = subprocess.run(
+                [sys.executable, __file__, "--one", name, level, str(T)]
+                + (["--full"] if args.full else []),
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            result = json.loads(out.stdout.strip().splitlines()[-1])
+            if name == "plain":
+                base = result["seconds"]
+            assert base is not None
+            rows.append(
+                {
+                    "T": T,
+                    "balancer": name,
+                    "level": level,
+                    **result,
+                    "ratio": result["seconds"] / base,
+                }
+            )
+            print(
+                f"T={T:<3} {name:<8} {level:<15} {result['seconds'] * 1e3:8.2f} ms  "
+                f"x{result['seconds'] / base:5.2f}  {result['peak_rss_mib']:.0f} MiB",
+                flush=True,
+            )
+    RESULTS.mkdir(exist_ok=True)
+    meta = {
+        "machine": platform.platform(),
+        "processor": platform.processor(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": 2,
+        "mode": "full" if args.full else "quick",
+    }
+    (RESULTS / "step_cost.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    lines = [
+        "# Step cost (ratio to a plain sum(losses).backward() step)",
+        "",
+        f"`python benchmarks/step_cost.py{' --full' if args.full else ''}` on {meta['machine']}, "
+        f"torch {meta['torch']}, 2 threads.",
+        "",
+        "| T | balancer | level | ms / step | ratio | peak RSS MiB |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {r['T']} | {r['balancer']} | {r['level']} | {r['seconds'] * 1e3:.2f} | "
+        f"{r['ratio']:.2f} | {r['peak_rss_mib']:.0f} |"
+        for r in rows
+    ]
+    (RESULTS / "step_cost.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
