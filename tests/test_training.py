@@ -172,3 +172,17 @@ def test_trainer_errors() -> None:
         make_trainer(None, monitor="clss/accuracy")
     with pytest.raises(ValueError, match="empty"):
         TensorTaskDataset(torch.zeros(0, 3), {"a": torch.zeros(0)})
+
+
+def test_tensorboard_is_optional_with_install_hint(tmp_path: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is not None:
+        trainer = make_trainer(tmp_path, balancer="equal", epochs=1, tensorboard=True)
+        trainer.fit(make_data(), make_data(32, seed=1))
+        assert any((tmp_path / "tensorboard").iterdir())
+    else:
+        with pytest.raises(ImportError, match=r"polytask\[tensorboard\]"):
+            make_trainer(tmp_path, balancer="equal", epochs=1, tensorboard=True)
+    with pytest.raises(ValueError, match="run_dir"):
+        TrainerConfig(tensorboard=True)

@@ -98,6 +98,7 @@ class ExperimentConfig:
     log_every: int = 50
     checkpoint_every: int = 0
     progress: bool = True
+    tensorboard: bool = False
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
@@ -240,6 +241,7 @@ def run_experiment(config: ExperimentConfig) -> ExperimentResult:
             checkpoint_every=config.checkpoint_every,
             progress=config.progress,
             seed=config.seed,
+            tensorboard=config.tensorboard,
             run_dir=str(out) if out else None,
         ),
     )

@@ -36,6 +36,33 @@ class JsonlLogger:
             handle.write(json.dumps(record) + "\n")
 
 
+class TensorBoardLogger:
+    """Scalars to TensorBoard (optional extra: ``pip install 'polytask[tensorboard]'``).
+
+    Raises:
+        ImportError: TensorBoard is not installed; the message names the extra to install.
+    """
+
+    def __init__(self, log_dir: str | Path) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as error:
+            raise ImportError(
+                "TensorBoard logging needs the tensorboard package: "
+                "pip install 'polytask[tensorboard]' (or set tensorboard=False)"
+            ) from error
+        self.writer = SummaryWriter(log_dir=str(log_dir))
+
+    def scalars(self, prefix: str, values: dict[str, Any], step: int) -> None:
+        """Write ``{name: number or nested dict}`` as scalars ``prefix/name/...`` at ``step``."""
+        for key, value in values.items():
+            if isinstance(value, dict):
+                self.scalars(f"{prefix}/{key}", value, step)
+            elif isinstance(value, int | float):
+                self.writer.add_scalar(f"{prefix}/{key}", value, step)
+        self.writer.flush()
+
+
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """All records of a JSON-lines file."""
     with Path(path).open() as handle:

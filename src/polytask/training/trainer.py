@@ -25,7 +25,7 @@ from polytask.gradients.protocol import Level
 from polytask.models.base import MultiTaskModel
 from polytask.tasks.taskset import TaskSet
 from polytask.training import checkpoint as ckpt
-from polytask.training.logger import JsonlLogger
+from polytask.training.logger import JsonlLogger, TensorBoardLogger
 
 
 @dataclass
@@ -52,6 +52,8 @@ class TrainerConfig:
         progress: show a progress bar (stderr).
         seed: seed of parameter-free randomness (data order; torch's global RNG at start).
         run_dir: folder for ``metrics.jsonl`` and ``checkpoints/`` (``None``: write nothing).
+        tensorboard: also write TensorBoard scalars to ``run_dir/tensorboard`` (needs the
+            ``tensorboard`` extra).
     """
 
     epochs: int = 10
@@ -70,6 +72,7 @@ class TrainerConfig:
     progress: bool = True
     seed: int = 0
     run_dir: str | None = None
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -80,6 +83,8 @@ class TrainerConfig:
             raise ValueError(f"level must be 'representation' or 'parameter', got {self.level!r}")
         if self.log_every < 1:
             raise ValueError("log_every must be >= 1")
+        if self.tensorboard and self.run_dir is None:
+            raise ValueError("tensorboard=True needs a run_dir to write into")
 
 
 @dataclass
@@ -179,6 +184,11 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.run_dir = Path(self.config.run_dir) if self.config.run_dir else None
         self.logger = JsonlLogger(self.run_dir / "metrics.jsonl" if self.run_dir else None)
+        self.board = (
+            TensorBoardLogger(self.run_dir / "tensorboard")
+            if self.config.tensorboard and self.run_dir
+            else None
+        )
         self._stop_requested = False
         monitor = self.config.monitor
         if monitor != "loss":
@@ -442,6 +452,8 @@ class Trainer:
                         self.bad_epochs += 1
                 self.history.append(record)
                 self.logger.write("epoch", **record)
+                if self.board is not None and val is not None:
+                    self.board.scalars("val", record["val"], self.step)
                 self.save_checkpoint(batcher)
                 if cfg.patience is not None and self.bad_epochs >= cfg.patience:
                     stopped_early = True
@@ -484,6 +496,8 @@ class Trainer:
                     mean = (running / count).tolist()
                     values = dict(zip(self.tasks.names, mean, strict=True))
                     self.logger.write("train", epoch=epoch, step=self.step, loss=values)
+                    if self.board is not None:
+                        self.board.scalars("train/loss", values, self.step)
                     bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()}, refresh=False)
                     running.zero_()
                     count = 0
