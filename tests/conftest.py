@@ -43,3 +43,10 @@ def regression_problem(
 def have_data(name: str) -> bool:
     """Whether the local copy of data set folder ``name`` exists."""
     return (DATA_ROOT / name).is_dir()
+
+
+def level_kwargs(level: str, model: SharedBottom, outputs) -> dict:
+    """The ``polytask.backward`` keyword that selects ``level`` for ``model``'s outputs."""
+    if level == "representation":
+        return {"features": outputs.features}
+    return {"shared_params": model.shared_parameters()}

@@ -9,7 +9,7 @@ import polytask
 from polytask.gradients import gramian, parameter_jacobian
 from polytask.training import Trainer, TrainerConfig, build_optimizer
 
-from .conftest import regression_problem
+from .conftest import level_kwargs, regression_problem
 from .test_training import TASKS, make_data
 
 pytestmark = [
@@ -27,11 +27,7 @@ def test_backward_on_cuda_matches_cpu(level: str, balancer: str) -> None:
         model = model.to(device)
         x, y = x.to(device), {k: v.to(device) for k, v in y.items()}
         out = model(x)
-        kwargs = (
-            {"features": out.features}
-            if level == "representation"
-            else {"shared_params": model.shared_parameters()}
-        )
+        kwargs = level_kwargs(level, model, out)
         result = polytask.backward(
             tasks.losses(out, y), polytask.balancers.create(balancer), **kwargs
         )

@@ -9,7 +9,7 @@ import polytask
 from polytask.balancers import JacobianAggregation
 from polytask.gradients import feature_jacobian, gramian, parameter_jacobian
 
-from .conftest import regression_problem
+from .conftest import level_kwargs, regression_problem
 
 
 def reference_parameter_jacobian(model, tasks, x, y) -> torch.Tensor:
@@ -70,19 +70,20 @@ def _grads(model) -> list[torch.Tensor]:
     return [p.grad.clone() for p in model.parameters()]
 
 
+def _mean_loss_grads(model, tasks, x, y) -> list[torch.Tensor]:
+    """Gradients of the mean task loss, by a plain backward (then zeroed again)."""
+    tasks.losses(model(x), y).stack().mean().backward()
+    grads = _grads(model)
+    model.zero_grad()
+    return grads
+
+
 @pytest.mark.parametrize("level", ["representation", "parameter"])
 def test_equal_weighting_backward_equals_mean_backward(level: str) -> None:
     model, tasks, x, y = regression_problem(T=3)
+    expected = _mean_loss_grads(model, tasks, x, y)
     out = model(x)
-    torch.stack(list(tasks.losses(out, y).values())).mean().backward()
-    expected = _grads(model)
-    model.zero_grad()
-    out = model(x)
-    kwargs = (
-        {"features": out.features}
-        if level == "representation"
-        else {"shared_params": model.shared_parameters()}
-    )
+    kwargs = level_kwargs(level, model, out)
     result = polytask.backward(tasks.losses(out, y), polytask.balancers.create("equal"), **kwargs)
     for got, want in zip(_grads(model), expected, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
@@ -94,11 +95,7 @@ def test_gramian_method_gives_gradient_of_weighted_sum(level: str) -> None:
     """A Gramian method's update is exactly grad(sum_t w_t L_t), heads included."""
     model, tasks, x, y = regression_problem(T=3, seed=5)
     out = model(x)
-    kwargs = (
-        {"features": out.features}
-        if level == "representation"
-        else {"shared_params": model.shared_parameters()}
-    )
+    kwargs = level_kwargs(level, model, out)
     result = polytask.backward(tasks.losses(out, y), polytask.balancers.create("mgda"), **kwargs)
     got = _grads(model)
     model.zero_grad()
@@ -128,16 +125,9 @@ class Scaled(JacobianAggregation):
 @pytest.mark.parametrize("level", ["representation", "parameter"])
 def test_jacobian_aggregation_writes_direction(level: str) -> None:
     model, tasks, x, y = regression_problem(T=3, seed=7)
+    expected = _mean_loss_grads(model, tasks, x, y)
     out = model(x)
-    tasks.losses(out, y).stack().mean().backward()
-    expected = _grads(model)
-    model.zero_grad()
-    out = model(x)
-    kwargs = (
-        {"features": out.features}
-        if level == "representation"
-        else {"shared_params": model.shared_parameters()}
-    )
+    kwargs = level_kwargs(level, model, out)
     polytask.backward(tasks.losses(out, y), RowMean(), **kwargs)
     for got, want in zip(_grads(model), expected, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
