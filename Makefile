@@ -17,7 +17,8 @@ export OMP_NUM_THREADS ?= 2
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
-	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	# A missing or half-made environment (no working pip) is created afresh.
+	$(BIN)/python -m pip --version >/dev/null 2>&1 || $(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first, pinned to the CPU build, so no later resolution pulls CUDA packages.
 	$(BIN)/pip install --quiet $(TORCH_PIN)
