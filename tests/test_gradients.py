@@ -179,7 +179,7 @@ def test_shared_param_outside_features_is_refused() -> None:
     model, tasks, x, y = regression_problem(T=2)
     out = model(x)
     head_param = next(model.task_parameters("t0"))
-    with pytest.raises(ValueError, match="does not feed the features"):
+    with pytest.raises(ValueError, match="uses a shared parameter directly"):
         polytask.backward(
             tasks.losses(out, y),
             polytask.balancers.create("mgda"),
@@ -227,3 +227,108 @@ def test_loss_weighting_is_consulted_once_per_step() -> None:
     for g, want in zip(got, _grads(model), strict=True):
         torch.testing.assert_close(g, want)
     assert result.weights.tolist() == [2.0, 0.0, 1.0]
+
+
+class TiedHeads(polytask.models.MultiTaskModel):
+    """Test model: head 'b' reuses head 'a''s layer, and task 'c' also reads the raw features."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.task_names = ("a", "b", "c")
+        self.trunk = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh()).double()
+        self.head_a = torch.nn.Linear(5, 1).double()
+        self.head_c = torch.nn.Linear(5, 1).double()
+
+    def forward(self, x):
+        z = self.trunk(x)
+        branches = polytask.branch(z, self.task_names)
+        predictions = {
+            "a": self.head_a(branches["a"]),
+            "b": self.head_a(branches["b"]) * 2,  # tied with head a
+            "c": self.head_c(branches["c"]) + z.sum(1, keepdim=True),  # reads z directly
+        }
+        return polytask.TaskOutputs(predictions, branches)
+
+
+def _check_weighted_sum(model, tasks, x, y, **kwargs) -> None:
+    """backward's update equals grad(sum_t w_t L_t) for every parameter (fresh forward)."""
+    model.zero_grad()
+    out = model(x)
+    chosen = {k: (v(out) if callable(v) else v) for k, v in kwargs.items()}
+    result = polytask.backward(tasks.losses(out, y), polytask.balancers.create("mgda"), **chosen)
+    got = [None if p.grad is None else p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    (result.weights * tasks.losses(model(x), y).stack()).sum().backward()
+    for g, p in zip(got, model.parameters(), strict=True):
+        torch.testing.assert_close(g, p.grad, rtol=1e-10, atol=1e-12)
+    model.zero_grad()
+
+
+def test_fast_paths_detect_tied_heads_and_direct_feature_use() -> None:
+    torch.manual_seed(0)
+    model = TiedHeads()
+    tasks = polytask.TaskSet([polytask.Task(n, "mse") for n in model.task_names])
+    x = torch.randn(9, 6, dtype=torch.float64)
+    y = {n: torch.randn(9, dtype=torch.float64) for n in model.task_names}
+    _check_weighted_sum(model, tasks, x, y, features=lambda out: out.features)
+    _check_weighted_sum(model, tasks, x, y, shared_params=list(model.trunk.parameters()))
+
+
+def test_parameter_level_with_part_of_the_trunk() -> None:
+    """Only the last trunk layer is 'shared' (GradNorm-style): the rest still gets
+    grad(sum_t w_t L_t)."""
+    model, tasks, x, y = regression_problem(T=3, seed=9)
+    last = list(model.trunk[-2].parameters())
+    _check_weighted_sum(model, tasks, x, y, shared_params=last)
+    _check_weighted_sum(
+        model,
+        tasks,
+        x,
+        y,
+        shared_params=list(model.shared_parameters()),
+        features=lambda out: out.features,
+    )
+
+
+def test_gramian_counts_direct_feature_use() -> None:
+    """Task 'c' reads the features directly too: its row must be dL_c/dz over every path."""
+    torch.manual_seed(0)
+    model = TiedHeads()
+    tasks = polytask.TaskSet([polytask.Task(n, "mse") for n in model.task_names])
+    x = torch.randn(9, 6, dtype=torch.float64)
+    y = {n: torch.randn(9, dtype=torch.float64) for n in model.task_names}
+    rows = []
+    for task in model.task_names:
+        out = model(x)
+        z = out.shared_features()
+        (g,) = torch.autograd.grad(tasks.losses(out, y)[task], z)
+        rows.append(g.flatten())
+    J = torch.stack(rows)
+    out = model(x)
+    result = polytask.backward(
+        tasks.losses(out, y), polytask.balancers.create("mgda"), features=out.features
+    )
+    torch.testing.assert_close(result.gramian, J @ J.T, rtol=1e-10, atol=1e-12)
+    out = model(x)
+    with pytest.raises(ValueError, match="other than through its branch"):
+        polytask.backward(
+            tasks.losses(out, y),
+            polytask.balancers.create("mgda"),
+            features=out.features,
+            shared_params=list(model.trunk.parameters()),
+        )
+
+
+def test_chain_refuses_a_head_that_uses_a_shared_parameter() -> None:
+    model, tasks, x, y = regression_problem(T=2, seed=1)
+    out = model(x)
+    shared_weight = model.trunk[0].weight
+    preds = dict(out.predictions)
+    preds["t0"] = preds["t0"] + shared_weight.sum()  # a head reads a trunk weight directly
+    with pytest.raises(ValueError, match="uses a shared parameter directly"):
+        polytask.backward(
+            tasks.losses(preds, y),
+            polytask.balancers.create("mgda"),
+            features=out.features,
+            shared_params=model.shared_parameters(),
+        )

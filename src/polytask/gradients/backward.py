@@ -11,7 +11,8 @@ Dispatch on what the balancer needs:
 
 - losses only: one backward of the balancer's objective (``sum_t w_t L_t``);
 - the Gramian: per-task gradients at the chosen level -> ``G`` (``T x T``) -> weights ``w``
-  -> one backward of ``sum_t w_t L_t`` (the trunk differentiated once);
+  -> the gradient of ``sum_t w_t L_t``, with heads and trunk each differentiated once (see
+  :func:`backward` for how);
 - the Jacobian: per-task gradients -> a direction ``d`` for the shared part, put in place of
   the shared gradient by a hook during one backward of ``sum_t h_t L_t`` (heads).
 
@@ -23,17 +24,19 @@ like ``Tensor.backward``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from polytask.gradients.gramian import flatten_jacobian, gramian, split_direction
+from polytask.gradients.graph import walk
 from polytask.gradients.jacobian import (
     Features,
     Method,
     branch_base,
+    branches_exclusive,
     feature_jacobian,
     parameter_jacobian,
 )
@@ -92,14 +95,27 @@ def backward(
 ) -> BackwardResult:
     """Accumulate into ``.grad`` the update that ``balancer`` makes of the task losses.
 
+    For a Gramian method the result is always the gradient of ``sum_t w_t L_t``; it is
+    obtained without differentiating anything twice:
+
+    - representation level with per-task branches: one backward of ``sum_t L_t`` through the
+      heads gives every task's feature gradient ``g_t`` and its head's parameter gradients;
+      after the weights are known, head ``t``'s gradients are scaled by ``w_t`` and the trunk
+      is differentiated once with ``sum_t w_t g_t``;
+    - parameter level: the exact Jacobian of the shared parameters is already computed for the
+      Gramian, so their gradient is ``J^T w``; one backward of ``sum_t w_t L_t`` restricted to
+      the other parameters (found by walking the autograd graph) trains the heads.
+
     Args:
         losses: :class:`~polytask.tasks.TaskLosses` (from ``TaskSet.losses``), ``{task: loss}``,
             a sequence of scalar losses or a 1-D loss tensor.
-        balancer: any :class:`~polytask.balancers.Balancer`.
+        balancer: any balancer (``polytask.balancers``).
         features: the model's shared representation (``outputs.features``): a tensor
             ``(B, ...)`` or ``{task: branch}``. Alone, it selects the representation level.
         shared_params: the shared parameters (``model.shared_parameters()``); selects the
-            parameter level (exact per-task gradients of the shared weights).
+            parameter level (exact per-task gradients of the shared weights). With
+            ``features`` as well, their Jacobian is taken through the features (faster); every
+            shared parameter must then act on the losses only through the features.
         method: how per-task gradients are computed: ``auto``, ``loop`` (reference) or ``vmap``.
         retain_graph: keep the graph after the final backward.
 
@@ -109,6 +125,11 @@ def backward(
     Raises:
         ValueError: the balancer cannot run at the chosen level, or its inputs are missing.
         BalancerError: the balancer returned non-finite weights or direction.
+
+    Note:
+        Gradients that the engine computes itself (shared parameters at the parameter level,
+        heads at the representation level) are added to ``.grad`` directly, so hooks
+        registered with ``register_post_accumulate_grad_hook`` do not fire for them.
     """
     items = as_loss_list(losses)
     level = resolve_level(features, shared_params)
@@ -118,9 +139,6 @@ def backward(
     if items.skip:
         return BackwardResult(None, None, level, skipped=True)
     vector = items.stack()
-    params = None
-    if shared_params is not None:
-        params = [p for p in shared_params if p.requires_grad]
 
     if balancer.needs == "losses":
         weights = balancer.loss_weights(vector.detach()).detach()
@@ -128,45 +146,165 @@ def backward(
         balancer.objective(vector, weights).backward(retain_graph=retain_graph)
         return BackwardResult(weights, None, level)
 
-    assert level is not None
-    if level == "representation":
-        assert features is not None
-        blocks = [feature_jacobian(items.values, items.names, features, method)]
-    else:
-        assert params is not None
-        blocks = parameter_jacobian(items.values, items.names, params, features, method)
-
+    params = None if shared_params is None else [p for p in shared_params if p.requires_grad]
     if balancer.needs == "gramian":
-        G = gramian(blocks)
-        weights = balancer.gramian_weights(G, vector.detach()).detach()
-        _check_finite(name, weights, "weights")
-        (weights.to(vector.dtype) * vector).sum().backward(retain_graph=retain_graph)
-        return BackwardResult(weights, G, level)
-
-    if balancer.needs == "jacobian":
-        direction = balancer.aggregate(flatten_jacobian(blocks))
-        _check_finite(name, direction, "direction")
-        parts = split_direction(direction, blocks)
         if level == "representation":
             assert features is not None
-            targets = [
-                features if isinstance(features, Tensor) else branch_base(features, items.names)
-            ]
-        else:
-            assert params is not None
-            targets = params
-        handles = [
-            t.register_hook(lambda _g, d=d: d.to(_g.dtype))
-            for t, d in zip(targets, parts, strict=True)
-        ]
-        try:
-            head = balancer.head_weights(vector.detach()).detach()
-            (head * vector).sum().backward(retain_graph=retain_graph)
-        finally:
-            for handle in handles:
-                handle.remove()
-        return BackwardResult(head, None, level)
-
+            return _representation_gramian(
+                items.values, items.names, vector, balancer, features, method, retain_graph
+            )
+        assert params is not None
+        return _parameter_gramian(
+            items.values, items.names, vector, balancer, params, features, method, retain_graph
+        )
+    if balancer.needs == "jacobian":
+        assert level is not None
+        return _jacobian(
+            items.values,
+            items.names,
+            vector,
+            balancer,
+            level,
+            features,
+            params,
+            method,
+            retain_graph,
+        )
     raise TypeError(
         f"{name}.needs must be 'losses', 'gramian' or 'jacobian', not {balancer.needs!r}"
     )
+
+
+def _accumulate(leaf: Tensor, grad: Tensor) -> None:
+    """``leaf.grad += grad`` (or ``= grad``), as autograd's accumulation would."""
+    grad = grad.to(leaf.dtype)
+    if leaf.grad is None:
+        leaf.grad = grad.contiguous()
+    else:
+        leaf.grad.add_(grad)
+
+
+def _weights(balancer: BalancerProtocol, G: Tensor, vector: Tensor) -> Tensor:
+    weights = balancer.gramian_weights(G, vector.detach()).detach()
+    _check_finite(type(balancer).__name__, weights, "weights")
+    return weights
+
+
+def _head_leaves(
+    losses: Sequence[Tensor], branches: Sequence[Tensor], base: Tensor
+) -> list[list[Tensor]] | None:
+    """Per task, its head's leaves, when every loss reaches the features only through its
+    branch and no leaf serves two tasks; ``None`` otherwise (the generic path is then used)."""
+    plan = branches_exclusive(losses, branches, base)
+    if plan is None:
+        return None
+    owner: set[int] = set()
+    for task_leaves in plan:
+        ids = {id(leaf) for leaf in task_leaves}
+        if ids & owner:
+            return None
+        owner |= ids
+    return plan
+
+
+def _representation_gramian(
+    losses: Sequence[Tensor],
+    names: Sequence[str],
+    vector: Tensor,
+    balancer: BalancerProtocol,
+    features: Features,
+    method: Method,
+    retain_graph: bool,
+) -> BackwardResult:
+    plan = None
+    if isinstance(features, Mapping) and method != "loop":
+        base = branch_base(features, names)
+        branches = [features[n] for n in names]
+        if base.requires_grad:
+            plan = _head_leaves(losses, branches, base)
+    if plan is None:
+        rows = feature_jacobian(losses, names, features, method)
+        G = gramian([rows])
+        weights = _weights(balancer, G, vector)
+        (weights.to(vector.dtype) * vector).sum().backward(retain_graph=retain_graph)
+        return BackwardResult(weights, G, "representation")
+
+    leaves = [leaf for task_leaves in plan for leaf in task_leaves]
+    grads = torch.autograd.grad(
+        vector.sum(), [*branches, *leaves], retain_graph=True, allow_unused=True
+    )
+    T = len(names)
+    rows = torch.stack(
+        [torch.zeros_like(b) if g is None else g for g, b in zip(grads[:T], branches, strict=True)]
+    )
+    G = gramian([rows])
+    weights = _weights(balancer, G, vector)
+    offset = T
+    for t, task_leaves in enumerate(plan):
+        for leaf, grad in zip(task_leaves, grads[offset : offset + len(task_leaves)], strict=True):
+            if grad is not None:
+                _accumulate(leaf, weights[t].to(grad.dtype) * grad)
+        offset += len(task_leaves)
+    direction = torch.tensordot(weights.to(rows.dtype), rows, dims=1)
+    torch.autograd.backward(base, grad_tensors=direction.to(base.dtype), retain_graph=retain_graph)
+    return BackwardResult(weights, G, "representation")
+
+
+def _parameter_gramian(
+    losses: Sequence[Tensor],
+    names: Sequence[str],
+    vector: Tensor,
+    balancer: BalancerProtocol,
+    params: list[Tensor],
+    features: Features | None,
+    method: Method,
+    retain_graph: bool,
+) -> BackwardResult:
+    blocks = parameter_jacobian(losses, names, params, features, method)
+    G = gramian(blocks)
+    weights = _weights(balancer, G, vector)
+    for param, block in zip(params, blocks, strict=True):
+        _accumulate(param, torch.tensordot(weights.to(block.dtype), block, dims=1))
+    shared = {id(p) for p in params}
+    others = [leaf for leaf in walk(vector).leaves if id(leaf) not in shared]
+    if others:
+        torch.autograd.backward(
+            (weights.to(vector.dtype) * vector).sum(), inputs=others, retain_graph=retain_graph
+        )
+    return BackwardResult(weights, G, "parameter")
+
+
+def _jacobian(
+    losses: Sequence[Tensor],
+    names: Sequence[str],
+    vector: Tensor,
+    balancer: BalancerProtocol,
+    level: Level,
+    features: Features | None,
+    params: list[Tensor] | None,
+    method: Method,
+    retain_graph: bool,
+) -> BackwardResult:
+    if level == "representation":
+        assert features is not None
+        blocks = [feature_jacobian(losses, names, features, method)]
+        targets = [features if isinstance(features, Tensor) else branch_base(features, names)]
+    else:
+        assert params is not None
+        blocks = parameter_jacobian(losses, names, params, features, method)
+        targets = params
+    direction = balancer.aggregate(flatten_jacobian(blocks))
+    _check_finite(type(balancer).__name__, direction, "direction")
+    parts = split_direction(direction, blocks)
+    # The hooks put the direction in place of the shared gradient during one backward that
+    # also trains the heads on sum_t h_t L_t.
+    handles = [
+        t.register_hook(lambda g, d=d: d.to(g.dtype)) for t, d in zip(targets, parts, strict=True)
+    ]
+    try:
+        head = balancer.head_weights(vector.detach()).detach()
+        (head * vector).sum().backward(retain_graph=retain_graph)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return BackwardResult(head, None, level)

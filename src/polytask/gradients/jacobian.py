@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from polytask._registry import unknown_name_message
+from polytask.gradients.graph import walk
 
 Method = Literal["auto", "loop", "vmap"]
 Features = Tensor | Mapping[str, Tensor]
@@ -62,6 +63,27 @@ def branch_base(features: Mapping[str, Tensor], names: Sequence[str]) -> Tensor:
     return base
 
 
+def branches_exclusive(
+    losses: Sequence[Tensor], branches: Sequence[Tensor], base: Tensor
+) -> list[list[Tensor]] | None:
+    """Check that each loss reaches the shared features only through its own branch.
+
+    Returns:
+        Per task, the leaf tensors between its loss and the branches (its head's parameters),
+        or ``None`` when some loss also reads the shared tensor directly (then per-branch
+        gradients would miss that path).
+    """
+    stops = [b.grad_fn for b in branches]
+    blocked = [base.grad_fn] if base.grad_fn is not None else []
+    plan = []
+    for loss in losses:
+        found = walk(loss, stops=stops, blocked=blocked)
+        if found.reached_blocked:
+            return None
+        plan.append(found.leaves)
+    return plan
+
+
 def feature_jacobian(
     losses: Sequence[Tensor],
     names: Sequence[str],
@@ -81,18 +103,16 @@ def feature_jacobian(
     """
     _check_method(method)
     if isinstance(features, Mapping):
-        branch_base(features, names)
+        base = branch_base(features, names)
         inputs = [features[n] for n in names]
-        if method == "loop":
-            rows = [
-                torch.autograd.grad(loss, x, retain_graph=True, allow_unused=True)[0]
-                for loss, x in zip(losses, inputs, strict=True)
-            ]
-            return torch.stack(_zeros_for_unused(rows, inputs))
-        total = torch.stack(list(losses)).sum()
-        grads = torch.autograd.grad(total, inputs, retain_graph=True, allow_unused=True)
-        return torch.stack(_zeros_for_unused(grads, inputs))
-    if not isinstance(features, Tensor) or not features.requires_grad:
+        if method != "loop" and branches_exclusive(losses, inputs, base) is not None:
+            total = torch.stack(list(losses)).sum()
+            grads = torch.autograd.grad(total, inputs, retain_graph=True, allow_unused=True)
+            return torch.stack(_zeros_for_unused(grads, inputs))
+        # The reference, or a loss that also reads the shared tensor directly: per-task
+        # gradients with respect to the shared tensor itself (every path counted).
+        features = base
+    if not features.requires_grad:
         raise ValueError(
             "features must be a tensor that requires grad (the model's shared representation), "
             "or {task: branch} made by polytask.branch"
@@ -136,9 +156,13 @@ def parameter_jacobian(
         params: the shared parameters (those that require grad).
         features: optional shared representation that every shared parameter feeds and through
             which alone they reach the losses (true of a trunk); then the Jacobian is taken as
-            the trunk's vector-Jacobian product with the per-task feature gradients.
-        method: ``auto`` (= ``vmap``), ``loop`` or ``vmap``; a failing batched backward
-            raises, naming ``loop`` as the fix.
+            the trunk's vector-Jacobian product with the per-task feature gradients. With
+            per-task branches this is checked: a loss that reads the features outside its
+            branch, or a head that uses a shared parameter directly, raises ``ValueError``.
+        method: ``auto`` (through features: one batched backward of the trunk; without:
+            one backward per task, each reaching only its own head), ``loop`` or ``vmap``
+            (one batched backward over the stacked losses); a failing batched backward raises,
+            naming ``loop`` as the fix.
 
     Returns:
         One block ``(T, *p.shape)`` per parameter, in order. The graph is retained.
@@ -148,8 +172,25 @@ def parameter_jacobian(
     if not params:
         raise ValueError("shared_params is empty: the model exposes no shared parameter")
     if features is not None:
+        if isinstance(features, Mapping):
+            base = branch_base(features, names)
+            plan = branches_exclusive(losses, [features[n] for n in names], base)
+            if plan is None:
+                raise ValueError(
+                    "a task loss reads the shared features other than through its branch, so "
+                    "the parameter Jacobian cannot be taken through the features; leave "
+                    "features out at the parameter level"
+                )
+            shared = {id(p) for p in params}
+            if any(id(leaf) in shared for leaves in plan for leaf in leaves):
+                raise ValueError(
+                    "a task head uses a shared parameter directly, so the parameter Jacobian "
+                    "cannot be taken through the features; leave features out at the "
+                    "parameter level"
+                )
+        else:
+            base = features
         rows = feature_jacobian(losses, names, features, "auto" if method == "vmap" else method)
-        base = features if isinstance(features, Tensor) else branch_base(features, names)
         try:
             if method == "loop":
                 per_task = [
@@ -171,7 +212,9 @@ def parameter_jacobian(
                     "out to take parameter-level gradients through the losses"
                 ) from error
             raise
-    if method == "loop":
+    if method in ("loop", "auto"):
+        # Without features, "auto" is the loop: a batched backward over the stacked losses
+        # would push zero cotangents through every head (T^2 head work).
         rows_per_task = [
             _zeros_for_unused(
                 torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True), params

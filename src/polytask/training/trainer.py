@@ -7,7 +7,7 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -232,9 +232,14 @@ class Trainer:
                 method=self.config.gradient_method,
             )
         else:
+            # Branch features let the engine take the shared Jacobian through the trunk alone
+            # (checked by the engine); a single features tensor cannot be checked, so it is
+            # left out.
+            branches = outputs.features if isinstance(outputs.features, Mapping) else None
             result = backward(
                 losses,
                 self.balancer,
+                features=branches,
                 shared_params=self.model.shared_parameters(),
                 method=self.config.gradient_method,
             )
