@@ -6,7 +6,25 @@ Every method is one module, registered by name::
     polytask.balancers.available()   # ['equal', 'fixed', 'mgda', 'pcgrad', ...]
 """
 
-from polytask.balancers import equal, fixed, mgda, pcgrad  # noqa: F401  (registration)
+from polytask.balancers import (  # noqa: F401  (registration)
+    db_mtl,
+    dtp,
+    dwa,
+    equal,
+    famo,
+    fixed,
+    gradient_norm,
+    gradnorm,
+    imtl_l,
+    initial_loss,
+    lbtw,
+    mgda,
+    pcgrad,
+    prior_loss,
+    realtime_loss,
+    rlw,
+    uncertainty,
+)
 from polytask.balancers.base import (
     Balancer,
     GramianWeighting,

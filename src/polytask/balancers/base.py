@@ -114,6 +114,13 @@ class Balancer(nn.Module):
         """Weights of the task losses for the task-specific parameters (Jacobian methods)."""
         return torch.full_like(losses, 1.0 / losses.numel())
 
+    def epoch_end(self) -> None:
+        """Called by the trainer after every epoch (methods with per-epoch state, e.g. DWA)."""
+
+    def observe_metrics(self, metrics: dict[str, dict[str, float]]) -> None:
+        """Called by the trainer with each validation result ``{task: {metric: value}}``
+        (methods driven by a performance indicator, e.g. DTP)."""
+
     def get_extra_state(self) -> dict[str, Any]:
         return {"task_names": list(self.task_names)}
 

@@ -204,7 +204,11 @@ def run_experiment(config: ExperimentConfig) -> ExperimentResult:
     assert isinstance(loaded, DataSplits)
     tasks = apply_task_overrides(loaded.tasks, config.tasks)
     model = build_model(config.model, loaded, tasks)
-    balancer = balancer_registry.create(config.balancer.name, **config.balancer.options)
+    balancer_options = dict(config.balancer.options)
+    entry = balancer_registry.BALANCERS.get(config.balancer.name)
+    if "num_tasks" in entry.options():
+        balancer_options.setdefault("num_tasks", len(tasks))
+    balancer = balancer_registry.create(config.balancer.name, **balancer_options)
     optimizer = build_optimizer(
         config.optimizer.name,
         model,

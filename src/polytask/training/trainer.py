@@ -442,12 +442,14 @@ class Trainer:
                 done = self._run_epoch(batcher, epoch)
                 if not done:
                     break
+                self.balancer.epoch_end()
                 record: dict[str, Any] = {"epoch": epoch, "step": self.step}
                 if val is not None:
                     evaluation = self.evaluate(val)
                     score = self.score(evaluation)
                     record["val"] = evaluation
                     record["monitor"] = {cfg.monitor: score}
+                    self.balancer.observe_metrics(evaluation["metrics"])
                     if self._improved(score):
                         self.best_score, self.best_epoch, self.bad_epochs = score, epoch, 0
                         self.best_state = {
