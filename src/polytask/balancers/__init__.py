@@ -7,23 +7,32 @@ Every method is one module, registered by name::
 """
 
 from polytask.balancers import (  # noqa: F401  (registration)
+    aligned_mtl,
     db_mtl,
     dtp,
+    dualproj,
     dwa,
     equal,
+    fairgrad,
     famo,
     fixed,
+    graddrop,
     gradient_norm,
     gradnorm,
+    gradvac,
+    imtl_g,
     imtl_l,
     initial_loss,
     lbtw,
     mgda,
+    mgda_ub,
+    nash_mtl,
     pcgrad,
     prior_loss,
     realtime_loss,
     rlw,
     uncertainty,
+    upgrad,
 )
 from polytask.balancers.base import (
     Balancer,

@@ -106,3 +106,120 @@ def _affine_min_norm(H: Tensor) -> Tensor:
     b[k] = 1
     solution = torch.linalg.lstsq(A, b.unsqueeze(1), driver="gelsd").solution.squeeze(1)
     return solution[:k]
+
+
+def lower_bounded_min_norm(G: Tensor, lower: Tensor, max_iter: int = 500) -> Tensor:
+    """``v = argmin v^T G v`` subject to ``v >= lower``, exactly, by a primal active-set
+    method (Lawson & Hanson's NNLS scheme applied to ``x = v - lower >= 0``).
+
+    This is the projection used by dual-cone methods: with ``d = J^T v``, the KKT conditions
+    give ``G v >= 0`` (so ``<d, g_t> >= 0`` for every task) and ``(G v)_t = 0`` wherever
+    ``v_t > lower_t``. A ridge of ``1e-12`` times the largest diagonal entry keeps the
+    systems solvable when ``G`` is singular. Runs in float64 on the CPU (see
+    :func:`min_norm_simplex`).
+
+    Args:
+        G: Gramian ``(T, T)``.
+        lower: lower bounds ``(T,)`` (non-negative in the dual-cone methods).
+        max_iter: limit on the number of variables freed.
+
+    Returns:
+        ``v`` ``(T,)`` on ``G``'s device and dtype.
+
+    Raises:
+        RuntimeError: the iteration limit was reached.
+    """
+    out_dtype = G.dtype if G.dtype == torch.float64 else torch.float32
+    H = G.detach().to("cpu", torch.float64)
+    u = lower.detach().to("cpu", torch.float64)
+    T = H.shape[0]
+    scale = float(H.diagonal().abs().max())
+    if not math.isfinite(scale):
+        raise ValueError("the Gramian is not finite; a task gradient is NaN or infinite")
+    if scale == 0.0:
+        return lower.to(device=G.device, dtype=out_dtype)
+    H = H / scale + 1e-12 * torch.eye(T, dtype=torch.float64)
+    q = H @ u  # objective in x: 1/2 x^T H x + q^T x
+    x = torch.zeros(T, dtype=torch.float64)
+    free = torch.zeros(T, dtype=torch.bool)
+    tol = 1e-12
+    for _ in range(max_iter):
+        grad = H @ x + q
+        candidates = torch.where(~free, grad, torch.zeros_like(grad))
+        j = int(torch.argmin(candidates))
+        if float(candidates[j]) >= -tol:
+            return (u + x).to(device=G.device, dtype=out_dtype)
+        free[j] = True
+        while True:
+            idx = free.nonzero().flatten()
+            z = torch.zeros(T, dtype=torch.float64)
+            z[idx] = torch.linalg.solve(H[idx][:, idx], -q[idx])
+            if bool((z[idx] > tol).all()):
+                x = z
+                break
+            falling = free & (z <= tol)
+            alpha = float((x[falling] / (x[falling] - z[falling])).min())
+            x = x + alpha * (z - x)
+            free &= x > tol
+            x = torch.where(free, x, torch.zeros_like(x))
+    raise RuntimeError(
+        f"lower-bounded QP did not converge in {max_iter} iterations (T={T}); check the "
+        "Gramian for NaN or a huge dynamic range"
+    )
+
+
+def alpha_fair_weights(G: Tensor, alpha: float = 1.0, max_iter: int = 100) -> Tensor:
+    """``w > 0`` with ``(G w)_i = w_i^(-1/alpha)`` for every task: each task's directional
+    derivative ``<g_i, d>`` (``d = J^T w``) equals its marginal utility. ``alpha = 1`` is the
+    Nash bargaining solution of Nash-MTL, other ``alpha`` FairGrad's alpha-fairness.
+
+    Solved by Newton's method with backtracking on the strictly convex
+    ``f(w) = 1/2 w^T G w - sum_i h(w_i)``, ``h' (w) = w^(-1/alpha)``, whose stationary point is
+    the solution. The Gramian is scaled to unit diagonal maximum and given a ridge of
+    ``1e-10``, so exactly opposed gradients (no bargaining solution) give large but finite
+    weights whose direction is ~0. Float64 on the CPU.
+
+    Raises:
+        RuntimeError: Newton did not converge in ``max_iter`` iterations.
+    """
+    if alpha <= 0:
+        raise ValueError(f"alpha must be > 0, got {alpha}")
+    out_dtype = G.dtype if G.dtype == torch.float64 else torch.float32
+    H = G.detach().to("cpu", torch.float64)
+    T = H.shape[0]
+    scale = float(H.diagonal().abs().max())
+    if not math.isfinite(scale):
+        raise ValueError("the Gramian is not finite; a task gradient is NaN or infinite")
+    if scale == 0.0:
+        return torch.full((T,), 1.0 / T, dtype=out_dtype, device=G.device)
+    H = H / scale + 1e-10 * torch.eye(T, dtype=torch.float64)
+    p = 1.0 / alpha
+
+    def h(w: Tensor) -> Tensor:
+        return torch.log(w) if alpha == 1.0 else w ** (1 - p) / (1 - p)
+
+    def f(w: Tensor) -> float:
+        return float(0.5 * w @ H @ w - h(w).sum())
+
+    w = torch.ones(T, dtype=torch.float64) / math.sqrt(T)
+    for _ in range(max_iter):
+        grad = H @ w - w ** (-p)
+        if float(grad.abs().max()) <= 1e-10 * max(1.0, float((w ** (-p)).abs().max())):
+            # Undo the scaling: (G/s) w = w^-p  =>  G (w s^(-alpha/(1+alpha))) = (...)^-p.
+            factor = scale ** (-alpha / (1 + alpha))
+            return (w * factor).to(device=G.device, dtype=out_dtype)
+        hessian = H + torch.diag(p * w ** (-p - 1))
+        step = -torch.linalg.solve(hessian, grad)
+        t = 1.0
+        negative = step < 0
+        if bool(negative.any()):
+            t = min(1.0, 0.99 * float((-w[negative] / step[negative]).min()))
+        current = f(w)
+        slope = float(grad @ step)
+        while f(w + t * step) > current + 1e-4 * t * slope and t > 1e-12:
+            t *= 0.5
+        w = w + t * step
+    raise RuntimeError(
+        f"alpha-fair weights did not converge in {max_iter} Newton steps (T={T}); check the "
+        "Gramian for NaN or a huge dynamic range"
+    )

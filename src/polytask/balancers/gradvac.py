@@ -1,0 +1,75 @@
+"""GradVac: gradient vaccine, aligning task gradients to learnt similarity targets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from polytask.balancers.base import GramianWeighting
+from polytask.balancers.registry import register
+
+
+@register("gradvac")
+class GradVac(GramianWeighting):
+    """Gradient Vaccine (Wang, Tsvetkov, Firat & Cao, ICLR 2021).
+
+    Keeps an EMA target ``phihat_ij`` of the cosine similarity between tasks ``i`` and ``j``.
+    For each task ``i``, starting from ``g_i' = g_i`` and visiting the other tasks in a random
+    order, with ``phi = cos(g_i', g_j)``: if ``phi < phihat_ij`` then
+
+    ``g_i' <- g_i' + c g_j``,
+    ``c = ||g_i'|| (phihat sqrt(1-phi^2) - phi sqrt(1-phihat^2)) / (||g_j|| sqrt(1-phihat^2))``
+
+    and always ``phihat_ij <- (1 - beta) phihat_ij + beta phi``. The update is
+    ``(1/T) sum_i g_i'`` (the paper sums; mean convention). With ``phihat = 0`` this is PCGrad.
+    Written on the Gramian: every ``g_i'`` is a combination of the ``g_k``.
+
+    Args:
+        beta: EMA rate of the similarity targets (0.01, the paper's value).
+        seed: seed of the visiting orders (saved in ``state_dict``).
+        eps: guard for zero norms (1e-8).
+    """
+
+    def __init__(self, beta: float = 0.01, seed: int = 0, eps: float = 1e-8) -> None:
+        super().__init__()
+        if not 0 < beta <= 1:
+            raise ValueError(f"beta must be in (0, 1], got {beta}")
+        self.beta, self.eps = beta, eps
+        self.generator = torch.Generator().manual_seed(seed)
+        self.targets: Tensor | None = None
+
+    def gramian_weights(self, gramian: Tensor, losses: Tensor) -> Tensor:
+        G = gramian.detach().to("cpu", torch.float64)
+        T = G.shape[0]
+        if self.targets is None:
+            self.targets = torch.zeros(T, T, dtype=torch.float64)
+        C = torch.eye(T, dtype=torch.float64)
+        norms = G.diagonal().clamp_min(0).sqrt()
+        for i in range(T):
+            order = [j for j in torch.randperm(T, generator=self.generator).tolist() if j != i]
+            for j in order:
+                gi_norm = float((C[i] @ G @ C[i]).clamp_min(0).sqrt())
+                if gi_norm <= self.eps or float(norms[j]) <= self.eps:
+                    continue
+                phi = float(C[i] @ G[:, j]) / (gi_norm * float(norms[j]))
+                target = float(self.targets[i, j])
+                if phi < target:
+                    root = max(1 - target**2, self.eps) ** 0.5
+                    coeff = gi_norm * (target * (1 - phi**2) ** 0.5 - phi * root)
+                    C[i, j] += coeff / (float(norms[j]) * root)
+                self.targets[i, j] = (1 - self.beta) * target + self.beta * phi
+        return (C.sum(0) / T).to(gramian.device, gramian.dtype)
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {
+            **super().get_extra_state(),
+            "generator": self.generator.get_state(),
+            "targets": self.targets,
+        }
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        super().set_extra_state(state)
+        self.generator.set_state(state["generator"])
+        self.targets = state["targets"]
