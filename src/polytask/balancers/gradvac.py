@@ -53,7 +53,8 @@ class GradVac(GramianWeighting):
                 gi_norm = float((C[i] @ G @ C[i]).clamp_min(0).sqrt())
                 if gi_norm <= self.eps or float(norms[j]) <= self.eps:
                     continue
-                phi = float(C[i] @ G[:, j]) / (gi_norm * float(norms[j]))
+                cosine = float(C[i] @ G[:, j]) / (gi_norm * float(norms[j]))
+                phi = min(1.0, max(-1.0, cosine))  # rounding can step outside [-1, 1]
                 target = float(self.targets[i, j])
                 if phi < target:
                     root = max(1 - target**2, self.eps) ** 0.5
@@ -66,10 +67,11 @@ class GradVac(GramianWeighting):
         return {
             **super().get_extra_state(),
             "generator": self.generator.get_state(),
-            "targets": self.targets,
+            # A copy: the live targets are updated in place.
+            "targets": None if self.targets is None else self.targets.clone(),
         }
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         super().set_extra_state(state)
         self.generator.set_state(state["generator"])
-        self.targets = state["targets"]
+        self.targets = None if state["targets"] is None else state["targets"].clone()

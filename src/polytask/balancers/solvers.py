@@ -204,7 +204,10 @@ def alpha_fair_weights(G: Tensor, alpha: float = 1.0, max_iter: int = 100) -> Te
     w = torch.ones(T, dtype=torch.float64) / math.sqrt(T)
     for _ in range(max_iter):
         grad = H @ w - w ** (-p)
-        if float(grad.abs().max()) <= 1e-10 * max(1.0, float((w ** (-p)).abs().max())):
+        # Relative to the size of the terms: H w is a difference of large numbers when the
+        # weights grow (nearly opposed gradients), and cannot be more exact than that.
+        size = max(float((w ** (-p)).max()), float((H.abs() @ w).max()))
+        if float(grad.abs().max()) <= 1e-10 * size:
             # Undo the scaling: (G/s) w = w^-p  =>  G (w s^(-alpha/(1+alpha))) = (...)^-p.
             factor = scale ** (-alpha / (1 + alpha))
             return (w * factor).to(device=G.device, dtype=out_dtype)

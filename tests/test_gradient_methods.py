@@ -1,0 +1,250 @@
+"""Gradient methods: stated properties applied to every method that claims them, hand-derived
+two-task cases, and agreement with torchjd where it implements the same method."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+
+import pytest
+import torch
+
+from polytask.balancers import create
+
+GRAMIAN_METHODS = [
+    "mgda",
+    "mgda_ub",
+    "pcgrad",
+    "upgrad",
+    "dualproj",
+    "imtl_g",
+    "nash_mtl",
+    "fairgrad",
+    "aligned_mtl",
+    "gradvac",
+    "gradient_norm",
+    "gradnorm",
+]
+NON_CONFLICTING = ["mgda", "mgda_ub", "upgrad", "dualproj"]
+ORDER_INVARIANT = [
+    "mgda",
+    "upgrad",
+    "dualproj",
+    "imtl_g",
+    "nash_mtl",
+    "fairgrad",
+    "aligned_mtl",
+    "gradient_norm",
+]
+LINEAR = ["mgda", "upgrad", "dualproj", "imtl_g", "aligned_mtl", "pcgrad"]  # d(cJ) = c d(J)
+SCALE_FREE = ["nash_mtl", "gradient_norm"]  # d(cJ) = d(J)
+
+
+def jacobian(T: int, rank: int, seed: int, P: int = 9) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(T, rank, generator=g, dtype=torch.float64) @ torch.randn(
+        rank, P, generator=g, dtype=torch.float64
+    )
+
+
+def direction(name: str, J: torch.Tensor, **options) -> torch.Tensor:
+    balancer = create(name, **options)
+    balancer.bind([f"t{i}" for i in range(J.shape[0])])
+    losses = torch.ones(J.shape[0], dtype=torch.float64)
+    return J.T @ balancer.gramian_weights(J @ J.T, losses)
+
+
+CASES = [(T, rank, seed) for T in (2, 3, 5, 8) for rank in sorted({1, 2, T}) for seed in (0, 1)]
+
+
+@pytest.mark.parametrize("name", NON_CONFLICTING)
+@pytest.mark.parametrize(("T", "rank", "seed"), CASES)
+def test_never_conflicts(name: str, T: int, rank: int, seed: int) -> None:
+    J = jacobian(T, rank, seed)
+    d = direction(name, J)
+    assert (J @ d >= -1e-9 * float((J**2).sum())).all()
+
+
+@pytest.mark.parametrize("name", ORDER_INVARIANT)
+def test_invariant_to_task_order(name: str) -> None:
+    J = jacobian(5, 4, seed=3)
+    perm = torch.tensor([3, 0, 4, 2, 1])
+    torch.testing.assert_close(direction(name, J[perm]), direction(name, J), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", LINEAR)
+def test_linear_under_scaling(name: str) -> None:
+    J = jacobian(4, 3, seed=5)
+    torch.testing.assert_close(
+        direction(name, 7.0 * J), 7.0 * direction(name, J), rtol=1e-6, atol=1e-9
+    )
+
+
+@pytest.mark.parametrize("name", SCALE_FREE)
+def test_invariant_to_scaling(name: str) -> None:
+    J = jacobian(4, 3, seed=5)
+    torch.testing.assert_close(direction(name, 7.0 * J), direction(name, J), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", GRAMIAN_METHODS)
+@pytest.mark.parametrize("scale", [0.0, 1e-10, 1.0, 1e8, 1e15])
+def test_finite_on_degenerate_gramians(name: str, scale: float) -> None:
+    levels = [jacobian(4, rank, seed=rank) for rank in (1, 2, 4)]
+    opposed = torch.tensor([[1.0, 2.0], [-1.0, -2.0]], dtype=torch.float64)
+    for J in [*levels, opposed]:
+        d = direction(name, J * scale)
+        assert torch.isfinite(d).all(), (name, scale)
+
+
+# ---------------------------------------------------------------- hand-derived two-task cases
+E1 = torch.tensor([1.0, 0.0], dtype=torch.float64)
+
+
+def two(g1: list[float], g2: list[float]) -> torch.Tensor:
+    return torch.tensor([g1, g2], dtype=torch.float64)
+
+
+def test_upgrad_hand_case() -> None:
+    # G = [[1, -1], [-1, 2]]: projections v_1 = (1, 1/2), v_2 = (1, 1); mean (1, 3/4).
+    J = two([1.0, 0.0], [-1.0, 1.0])
+    torch.testing.assert_close(direction("upgrad", J), J.T @ torch.tensor([1.0, 0.75]).double())
+
+
+def test_dualproj_hand_case() -> None:
+    # Mean (-0.5, 0.5) conflicts with g_1; v = argmin_{v >= 1/2} v^T G v = (1, 1/2).
+    J = two([1.0, 0.0], [-2.0, 1.0])
+    torch.testing.assert_close(direction("dualproj", J), torch.tensor([0.0, 0.5]).double())
+
+
+def test_imtl_g_equal_projections() -> None:
+    J = two([1.0, 0.0], [0.0, 2.0])  # d = (a1, 2 a2), equal projections: a1 = 2 a2
+    torch.testing.assert_close(direction("imtl_g", J), torch.tensor([2 / 3, 2 / 3]).double())
+    J = jacobian(4, 4, seed=2)
+    d = direction("imtl_g", J)
+    projections = J @ d / J.norm(dim=1)
+    torch.testing.assert_close(projections, projections[0].expand(4), rtol=1e-8, atol=1e-10)
+
+
+def test_nash_and_fairgrad_orthogonal_case() -> None:
+    J = two([1.0, 0.0], [0.0, 2.0])  # G = diag(1, 4)
+    torch.testing.assert_close(direction("nash_mtl", J), torch.tensor([1.0, 1.0]).double())
+    for alpha in (0.5, 2.0):
+        w2 = 4 ** (-alpha / (1 + alpha))
+        torch.testing.assert_close(
+            direction("fairgrad", J, alpha=alpha), torch.tensor([1.0, 2 * w2]).double()
+        )
+
+
+def test_aligned_mtl_orthogonal_case() -> None:
+    # sigma = (1, 2), sigma_min = 1: w = diag(1, 1/2) (1/2, 1/2); d = (1/2, 1/2).
+    J = two([1.0, 0.0], [0.0, 2.0])
+    torch.testing.assert_close(direction("aligned_mtl", J), torch.tensor([0.5, 0.5]).double())
+
+
+def test_gradvac_first_step_is_pcgrad_then_reaches_target() -> None:
+    J = two([1.0, 0.0], [-1.0, 1.0])
+    torch.testing.assert_close(direction("gradvac", J), direction("pcgrad", J))
+    balancer = create("gradvac")
+    balancer.bind(["a", "b"])
+    balancer.targets = torch.tensor([[0.0, 0.5], [0.0, 0.0]], dtype=torch.float64)
+    d = J.T @ balancer.gramian_weights(J @ J.T, torch.ones(2, dtype=torch.float64))
+    # By hand: phi = cos(g_a, g_b) = -1/sqrt(2) < 0.5, so g_a' = g_a + c g_b with
+    # c = ||g_a|| (0.5 sqrt(1 - phi^2) - phi sqrt(1 - 0.25)) / (||g_b|| sqrt(1 - 0.25));
+    # task b (target 0) is projected as in PCGrad: g_b' = g_b + g_a.
+    phi = -1 / math.sqrt(2)
+    root = math.sqrt(0.75)
+    c = (0.5 * math.sqrt(1 - phi**2) - phi * root) / (math.sqrt(2) * root)
+    g_a = J[0] + c * J[1]
+    torch.testing.assert_close(d, (g_a + J[0] + J[1]) / 2)
+    assert float(g_a @ J[1] / (g_a.norm() * J[1].norm())) == pytest.approx(0.5, abs=1e-12)
+
+
+def test_graddrop_keeps_consistent_signs_and_drops_by_purity() -> None:
+    J = torch.tensor([[1.0, 3.0, -1.0], [2.0, -1.0, -2.0]], dtype=torch.float64)
+    balancer = create("graddrop", seed=0)
+    outs = torch.stack([balancer.aggregate(J) for _ in range(4000)])
+    torch.testing.assert_close(outs[:, 0], torch.full((4000,), 1.5, dtype=torch.float64))
+    torch.testing.assert_close(outs[:, 2], torch.full((4000,), -1.5, dtype=torch.float64))
+    # Coordinate 1: P = (1 + 2/4) / 2 = 3/4: keep +3 w.p. 3/4, else -1: mean (3*0.75 - 0.25)/2.
+    assert float(outs[:, 1].mean()) == pytest.approx((3 * 0.75 - 1 * 0.25) / 2, abs=0.05)
+
+
+@pytest.mark.parametrize("name", ["gradvac", "graddrop", "pcgrad"])
+def test_random_methods_round_trip_state(name: str) -> None:
+    J = jacobian(4, 4, seed=1)
+    G = J @ J.T
+    ones = torch.ones(4, dtype=torch.float64)
+
+    def run(b):
+        return b.aggregate(J) if name == "graddrop" else b.gramian_weights(G, ones)
+
+    a = create(name)
+    a.bind([f"t{i}" for i in range(4)])
+    run(a)
+    b = create(name, seed=123)
+    b.load_state_dict(a.state_dict())
+    for _ in range(3):
+        torch.testing.assert_close(run(a), run(b))
+
+
+def test_mgda_ub_refuses_parameter_level() -> None:
+    with pytest.raises(ValueError, match="representation level only"):
+        create("mgda_ub").check_level("parameter")
+
+
+# ---------------------------------------------------------------- torchjd as a reference
+needs_torchjd = pytest.mark.skipif(
+    importlib.util.find_spec("torchjd") is None, reason="torchjd (test reference) not installed"
+)
+
+
+def torchjd_weighting(name: str):
+    from torchjd._linalg._dual_cone import QuadprogProjector
+    from torchjd.aggregation import (
+        AlignedMTLWeighting,
+        DualProjWeighting,
+        FairGradWeighting,
+        IMTLGWeighting,
+        PCGradWeighting,
+        UPGradWeighting,
+    )
+
+    exact = QuadprogProjector(norm_eps=0.0, reg_eps=1e-10)
+    return {
+        "upgrad": UPGradWeighting(projector=exact),
+        "dualproj": DualProjWeighting(projector=exact),
+        "imtl_g": IMTLGWeighting(),
+        "aligned_mtl": AlignedMTLWeighting(),
+        "fairgrad": FairGradWeighting(alpha=2.0),
+        "pcgrad": PCGradWeighting(),
+    }[name]
+
+
+@needs_torchjd
+@pytest.mark.parametrize("name", ["upgrad", "dualproj", "imtl_g", "aligned_mtl", "fairgrad"])
+@pytest.mark.parametrize("seed", range(8))
+def test_agrees_with_torchjd(name: str, seed: int) -> None:
+    T = 2 + seed % 5
+    # IMTL-G and FairGrad are unique only for full-rank Jacobians.
+    J = jacobian(T, T if name in ("fairgrad", "imtl_g") else 1 + seed % T, seed)
+    ours = direction(name, J)
+    theirs = J.T @ torchjd_weighting(name)(J @ J.T)
+    assert float((ours - theirs).norm()) <= 1e-5 * float(J.norm())
+
+
+@needs_torchjd
+def test_pcgrad_agrees_with_torchjd_up_to_mean_convention() -> None:
+    J = two([1.0, 0.0], [-1.0, 1.0])  # two tasks: the visiting order does not matter
+    theirs = J.T @ torchjd_weighting("pcgrad")(J @ J.T)
+    torch.testing.assert_close(direction("pcgrad", J), theirs / 2)
+
+
+def test_nash_solution_satisfies_bargaining_condition() -> None:
+    for seed in range(5):
+        J = jacobian(5, 5, seed)
+        b = create("nash_mtl")
+        b.bind([f"t{i}" for i in range(5)])
+        w = b.gramian_weights(J @ J.T, torch.ones(5, dtype=torch.float64))
+        assert (w > 0).all()
+        torch.testing.assert_close(J @ (J.T @ w), 1 / w, rtol=1e-7, atol=0)
+    assert math.isfinite(float(direction("nash_mtl", two([1.0, 0.0], [-1.0, 0.0])).norm()))
