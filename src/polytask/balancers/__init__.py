@@ -28,6 +28,7 @@ from polytask.balancers import (  # noqa: F401  (registration)
     mgda_ub,
     nash_mtl,
     pcgrad,
+    primary_auxiliary,
     prior_loss,
     realtime_loss,
     rlw,

@@ -114,6 +114,12 @@ class Balancer(nn.Module):
         """Weights of the task losses for the task-specific parameters (Jacobian methods)."""
         return torch.full_like(losses, 1.0 / losses.numel())
 
+    def head_task_weights(self, weights: Tensor) -> Tensor:
+        """Weights of the task losses for the task-specific parameters of a Gramian method,
+        given its weights for the shared part. The same weights by default (every head gets
+        ``w_t``); a method overrides this only where its paper trains heads differently."""
+        return weights
+
     def epoch_end(self) -> None:
         """Called by the trainer after every epoch (methods with per-epoch state, e.g. DWA)."""
 

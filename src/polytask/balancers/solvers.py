@@ -226,3 +226,79 @@ def alpha_fair_weights(G: Tensor, alpha: float = 1.0, max_iter: int = 100) -> Te
         f"alpha-fair weights did not converge in {max_iter} Newton steps (T={T}); check the "
         "Gramian for NaN or a huge dynamic range"
     )
+
+
+def simplex_cone_min_norm(G: Tensor, on_simplex: Tensor, max_iter: int = 500) -> Tensor:
+    """``x = argmin x^T G x`` over ``x >= 0`` with ``sum(x[on_simplex]) = 1``: the
+    min-norm point of ``conv{g_i : on_simplex} + cone{g_j : not on_simplex}``.
+
+    This is the dual of primary/auxiliary MTL (reference text 03): main tasks on the simplex
+    (a convex combination), auxiliary tasks with any non-negative weight. With no auxiliary
+    task it is MGDA's problem; with one main task it is ``min ||g_0 + sum_j l_j g_j||``.
+    Solved exactly by an active-set method whose inner systems carry the equality through a
+    Lagrange multiplier (least squares when singular). Float64 on the CPU.
+
+    Args:
+        G: Gramian ``(T, T)``.
+        on_simplex: boolean ``(T,)``, at least one ``True``.
+
+    Returns:
+        ``x`` ``(T,)`` on ``G``'s device and dtype.
+
+    Raises:
+        RuntimeError: the iteration limit was reached.
+    """
+    out_dtype = G.dtype if G.dtype == torch.float64 else torch.float32
+    a = on_simplex.detach().to("cpu", torch.float64)
+    if float(a.sum()) < 1:
+        raise ValueError("at least one task must be on the simplex (a main task)")
+    H = G.detach().to("cpu", torch.float64)
+    T = H.shape[0]
+    scale = float(H.diagonal().abs().max())
+    if not math.isfinite(scale):
+        raise ValueError("the Gramian is not finite; a task gradient is NaN or infinite")
+    x = torch.zeros(T, dtype=torch.float64)
+    mains = a.nonzero().flatten()
+    if scale == 0.0:
+        x[mains] = 1.0 / len(mains)
+        return x.to(device=G.device, dtype=out_dtype)
+    H = H / scale + 1e-12 * torch.eye(T, dtype=torch.float64)
+    start = int(mains[torch.argmin(H.diagonal()[mains])])
+    x[start] = 1.0
+    free = torch.zeros(T, dtype=torch.bool)
+    free[start] = True
+    tol = 1e-12
+    for _ in range(max_iter):
+        Hx = H @ x
+        # Multiplier of the equality: on free main tasks, (H x)_i + mu = 0.
+        mu = -float(Hx[free & (a > 0)].mean())
+        grad = Hx + mu * a
+        candidates = torch.where(~free, grad, torch.zeros_like(grad))
+        j = int(torch.argmin(candidates))
+        if float(candidates[j]) >= -1e-10:
+            return x.to(device=G.device, dtype=out_dtype)
+        free[j] = True
+        while True:
+            idx = free.nonzero().flatten()
+            k = len(idx)
+            A = torch.zeros(k + 1, k + 1, dtype=torch.float64)
+            A[:k, :k] = H[idx][:, idx]
+            A[:k, k] = a[idx]
+            A[k, :k] = a[idx]
+            rhs = torch.zeros(k + 1, dtype=torch.float64)
+            rhs[k] = 1.0
+            solution = torch.linalg.lstsq(A, rhs.unsqueeze(1), driver="gelsd").solution
+            z = torch.zeros(T, dtype=torch.float64)
+            z[idx] = solution[:k, 0]
+            if bool((z[idx] > tol).all()):
+                x = z
+                break
+            falling = free & (z <= tol)
+            alpha = float((x[falling] / (x[falling] - z[falling])).min())
+            x = x + alpha * (z - x)
+            free &= x > tol
+            x = torch.where(free, x, torch.zeros_like(x))
+    raise RuntimeError(
+        f"primary/auxiliary QP did not converge in {max_iter} iterations (T={T}); check the "
+        "Gramian for NaN or a huge dynamic range"
+    )

@@ -226,7 +226,19 @@ def _representation_gramian(
         rows = feature_jacobian(losses, names, features, method)
         G = gramian([rows])
         weights = _weights(balancer, G, vector)
-        (weights.to(vector.dtype) * vector).sum().backward(retain_graph=retain_graph)
+        heads = balancer.head_task_weights(weights).detach()
+        if heads is weights:
+            (weights.to(vector.dtype) * vector).sum().backward(retain_graph=retain_graph)
+        else:
+            # Heads and trunk weighted differently: the trunk's gradient at the features is
+            # put in place by a hook during the heads' backward.
+            base = features if isinstance(features, Tensor) else branch_base(features, names)
+            trunk = torch.tensordot(weights.to(rows.dtype), rows, dims=1).to(base.dtype)
+            handle = base.register_hook(lambda _g: trunk)
+            try:
+                (heads.to(vector.dtype) * vector).sum().backward(retain_graph=retain_graph)
+            finally:
+                handle.remove()
         return BackwardResult(weights, G, "representation")
 
     leaves = [leaf for task_leaves in plan for leaf in task_leaves]
@@ -239,11 +251,12 @@ def _representation_gramian(
     )
     G = gramian([rows])
     weights = _weights(balancer, G, vector)
+    heads = balancer.head_task_weights(weights).detach()
     offset = T
     for t, task_leaves in enumerate(plan):
         for leaf, grad in zip(task_leaves, grads[offset : offset + len(task_leaves)], strict=True):
             if grad is not None:
-                _accumulate(leaf, weights[t].to(grad.dtype) * grad)
+                _accumulate(leaf, heads[t].to(grad.dtype) * grad)
         offset += len(task_leaves)
     direction = torch.tensordot(weights.to(rows.dtype), rows, dims=1)
     torch.autograd.backward(base, grad_tensors=direction.to(base.dtype), retain_graph=retain_graph)
@@ -268,8 +281,9 @@ def _parameter_gramian(
     shared = {id(p) for p in params}
     others = [leaf for leaf in walk(vector).leaves if id(leaf) not in shared]
     if others:
+        heads = balancer.head_task_weights(weights).detach()
         torch.autograd.backward(
-            (weights.to(vector.dtype) * vector).sum(), inputs=others, retain_graph=retain_graph
+            (heads.to(vector.dtype) * vector).sum(), inputs=others, retain_graph=retain_graph
         )
     return BackwardResult(weights, G, "parameter")
 

@@ -60,6 +60,10 @@ class BalancerProtocol(Protocol):
         """Shared direction ``(P,)`` from the Jacobian ``(T, P)``."""
         ...
 
+    def head_task_weights(self, weights: Tensor) -> Tensor:
+        """Weights for the task-specific parameters of a Gramian method, from its weights."""
+        ...
+
     def head_weights(self, losses: Tensor) -> Tensor:
         """Weights ``(T,)`` for the task-specific parameters of a Jacobian method."""
         ...
