@@ -12,6 +12,7 @@ import torch
 from polytask.balancers import create
 
 GRAMIAN_METHODS = [
+    "cagrad",
     "mgda",
     "mgda_ub",
     "pcgrad",
@@ -27,6 +28,7 @@ GRAMIAN_METHODS = [
 ]
 NON_CONFLICTING = ["mgda", "mgda_ub", "upgrad", "dualproj"]
 ORDER_INVARIANT = [
+    "cagrad",
     "mgda",
     "upgrad",
     "dualproj",
@@ -36,7 +38,15 @@ ORDER_INVARIANT = [
     "aligned_mtl",
     "gradient_norm",
 ]
-LINEAR = ["mgda", "upgrad", "dualproj", "imtl_g", "aligned_mtl", "pcgrad"]  # d(cJ) = c d(J)
+LINEAR = [
+    "mgda",
+    "upgrad",
+    "dualproj",
+    "imtl_g",
+    "aligned_mtl",
+    "pcgrad",
+    "cagrad",
+]  # d(cJ) = c d(J)
 SCALE_FREE = ["nash_mtl", "gradient_norm"]  # d(cJ) = d(J)
 
 
@@ -169,7 +179,7 @@ def test_graddrop_keeps_consistent_signs_and_drops_by_purity() -> None:
     assert float(outs[:, 1].mean()) == pytest.approx((3 * 0.75 - 1 * 0.25) / 2, abs=0.05)
 
 
-@pytest.mark.parametrize("name", ["gradvac", "graddrop", "pcgrad"])
+@pytest.mark.parametrize("name", ["gradvac", "graddrop", "pcgrad", "cagrad"])
 def test_random_methods_round_trip_state(name: str) -> None:
     J = jacobian(4, 4, seed=1)
     G = J @ J.T
@@ -181,7 +191,7 @@ def test_random_methods_round_trip_state(name: str) -> None:
     a = create(name)
     a.bind([f"t{i}" for i in range(4)])
     run(a)
-    b = create(name, seed=123)
+    b = create(name, **({} if name == "cagrad" else {"seed": 123}))
     b.load_state_dict(a.state_dict())
     for _ in range(3):
         torch.testing.assert_close(run(a), run(b))
@@ -248,3 +258,39 @@ def test_nash_solution_satisfies_bargaining_condition() -> None:
         assert (w > 0).all()
         torch.testing.assert_close(J @ (J.T @ w), 1 / w, rtol=1e-7, atol=0)
     assert math.isfinite(float(direction("nash_mtl", two([1.0, 0.0], [-1.0, 0.0])).norm()))
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_cagrad_inner_problem_matches_slsqp(seed: int) -> None:
+    from scipy.optimize import minimize
+
+    from polytask.balancers.solvers import cagrad_weights
+
+    T = 2 + seed % 6
+    J = jacobian(T, 1 + seed % T, seed)
+    G = J @ J.T
+    G = G / G.diagonal().max()
+    b = torch.full((T,), 1.0 / T, dtype=torch.float64).numpy()
+    Gn, r = G.numpy(), 0.4 * float((torch.from_numpy(b) @ G @ torch.from_numpy(b)).sqrt())
+
+    def objective(w):
+        return float(w @ Gn @ b + r * max(float(w @ Gn @ w), 1e-30) ** 0.5)
+
+    reference = minimize(
+        objective,
+        b,
+        bounds=[(0, 1)] * T,
+        method="SLSQP",
+        constraints={"type": "eq", "fun": lambda w: w.sum() - 1},
+        options={"ftol": 1e-14, "maxiter": 1000},
+    )
+    ours = cagrad_weights(G, 0.4)
+    assert ours.sum().item() == pytest.approx(1.0) and (ours >= 0).all()
+    assert objective(ours.numpy()) <= reference.fun + 1e-5
+
+
+def test_cagrad_limits() -> None:
+    J = jacobian(4, 4, seed=6)
+    torch.testing.assert_close(direction("cagrad", J, c=0.0), J.mean(0))
+    d = direction("cagrad", J, c=50.0)
+    assert (J @ d >= -1e-3 * float((J**2).sum())).all()  # large c: no task conflicts

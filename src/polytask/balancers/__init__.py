@@ -8,6 +8,7 @@ Every method is one module, registered by name::
 
 from polytask.balancers import (  # noqa: F401  (registration)
     aligned_mtl,
+    cagrad,
     db_mtl,
     dtp,
     dualproj,

@@ -302,3 +302,69 @@ def simplex_cone_min_norm(G: Tensor, on_simplex: Tensor, max_iter: int = 500) ->
         f"primary/auxiliary QP did not converge in {max_iter} iterations (T={T}); check the "
         "Gramian for NaN or a huge dynamic range"
     )
+
+
+def project_simplex(v: Tensor) -> Tensor:
+    """Euclidean projection of ``v`` ``(T,)`` onto the probability simplex (sort-based,
+    Held, Wolfe & Crowder 1974; Duchi et al. 2008)."""
+    u, _ = torch.sort(v, descending=True)
+    css = u.cumsum(0) - 1
+    k = torch.arange(1, v.numel() + 1, dtype=v.dtype)
+    rho = int((u - css / k > 0).nonzero().max())
+    theta = css[rho] / (rho + 1)
+    return (v - theta).clamp_min(0)
+
+
+def cagrad_weights(
+    G: Tensor, c: float, start: Tensor | None = None, max_iter: int = 500, tol: float = 1e-10
+) -> Tensor:
+    """``w = argmin_{w in simplex} w^T G b + r sqrt(w^T G w)`` with ``b = 1/T`` and
+    ``r = c ||g_0||`` (``g_0`` the mean gradient): CAGrad's inner problem (Liu et al. 2021).
+
+    Accelerated projected gradient (FISTA with restarts and backtracking) in float64 on the
+    CPU, started from ``start`` (the previous step's solution) when given.
+
+    Returns:
+        ``w`` ``(T,)`` in float64 on the CPU.
+    """
+    H = G.detach().to("cpu", torch.float64)
+    T = H.shape[0]
+    scale = float(H.diagonal().abs().max())
+    if scale == 0.0 or not math.isfinite(scale):
+        return torch.full((T,), 1.0 / T, dtype=torch.float64)
+    H = H / scale
+    b = torch.full((T,), 1.0 / T, dtype=torch.float64)
+    Hb = H @ b
+    r = c * float((b @ Hb).clamp_min(0).sqrt())
+
+    def value_and_grad(w: Tensor) -> tuple[float, Tensor]:
+        Hw = H @ w
+        norm = float((w @ Hw).clamp_min(1e-30).sqrt())
+        return float(w @ Hb) + r * norm, Hb + r * Hw / norm
+
+    w = b.clone() if start is None else project_simplex(start.to(torch.float64))
+    y, t, step = w.clone(), 1.0, 1.0
+    best_value, _ = value_and_grad(w)
+    for _ in range(max_iter):
+        fy, gy = value_and_grad(y)
+        while True:
+            candidate = project_simplex(y - step * gy)
+            diff = candidate - y
+            fc, _ = value_and_grad(candidate)
+            if fc <= fy + float(gy @ diff) + float(diff @ diff) / (2 * step) + 1e-15:
+                break
+            step *= 0.5
+            if step < 1e-20:
+                break
+        t_next = (1 + math.sqrt(1 + 4 * t * t)) / 2
+        if fc > best_value:  # restart the momentum
+            y, t = w.clone(), 1.0
+            step *= 1.5
+            continue
+        change = float((candidate - w).abs().sum())
+        y = candidate + (t - 1) / t_next * (candidate - w)
+        w, t, best_value = candidate, t_next, fc
+        step *= 1.1
+        if change < tol:
+            break
+    return w
