@@ -25,8 +25,11 @@ GRAMIAN_METHODS = [
     "gradvac",
     "gradient_norm",
     "gradnorm",
+    "pe_ltr",
+    "epo",
+    "primary_auxiliary",
 ]
-NON_CONFLICTING = ["mgda", "mgda_ub", "upgrad", "dualproj"]
+NON_CONFLICTING = ["mgda", "mgda_ub", "upgrad", "dualproj", "pe_ltr"]
 ORDER_INVARIANT = [
     "cagrad",
     "mgda",
