@@ -37,8 +37,10 @@ from polytask.gradients.jacobian import (
     Method,
     branch_base,
     branches_exclusive,
+    check_chain,
     feature_jacobian,
     parameter_jacobian,
+    trunk_jacobian,
 )
 from polytask.gradients.losses import LossesLike, as_loss_list
 from polytask.gradients.protocol import BalancerProtocol, Level
@@ -273,6 +275,11 @@ def _parameter_gramian(
     method: Method,
     retain_graph: bool,
 ) -> BackwardResult:
+    fast = _parameter_fast_path(
+        losses, names, vector, balancer, params, features, method, retain_graph
+    )
+    if fast is not None:
+        return fast
     blocks = parameter_jacobian(losses, names, params, features, method)
     G = gramian(blocks)
     weights = _weights(balancer, G, vector)
@@ -285,6 +292,53 @@ def _parameter_gramian(
         torch.autograd.backward(
             (heads.to(vector.dtype) * vector).sum(), inputs=others, retain_graph=retain_graph
         )
+    return BackwardResult(weights, G, "parameter")
+
+
+def _parameter_fast_path(
+    losses: Sequence[Tensor],
+    names: Sequence[str],
+    vector: Tensor,
+    balancer: BalancerProtocol,
+    params: list[Tensor],
+    features: Features | None,
+    method: Method,
+    retain_graph: bool,
+) -> BackwardResult | None:
+    """Through per-task branches when the trunk's leaves are exactly the shared parameters:
+    one backward through the heads gives the feature gradients and the heads' parameter
+    gradients, the trunk's VJP gives the shared Jacobian, and nothing is differentiated
+    twice. ``None`` when that does not apply."""
+    if not isinstance(features, Mapping) or method == "loop":
+        return None
+    base, _ = check_chain(losses, names, features, params)
+    branches = [features[n] for n in names]
+    plan = _head_leaves(losses, branches, base)
+    shared = {id(p) for p in params}
+    if plan is None or any(id(leaf) not in shared for leaf in walk(base).leaves):
+        return None
+    leaves = [leaf for task_leaves in plan for leaf in task_leaves]
+    grads = torch.autograd.grad(
+        vector.sum(), [*branches, *leaves], retain_graph=True, allow_unused=True
+    )
+    T = len(names)
+    rows = torch.stack(
+        [torch.zeros_like(b) if g is None else g for g, b in zip(grads[:T], branches, strict=True)]
+    )
+    blocks = trunk_jacobian(base, params, rows, method)
+    G = gramian(blocks)
+    weights = _weights(balancer, G, vector)
+    for param, block in zip(params, blocks, strict=True):
+        _accumulate(param, torch.tensordot(weights.to(block.dtype), block, dims=1))
+    heads = balancer.head_task_weights(weights).detach()
+    offset = T
+    for t, task_leaves in enumerate(plan):
+        for leaf, grad in zip(task_leaves, grads[offset : offset + len(task_leaves)], strict=True):
+            if grad is not None:
+                _accumulate(leaf, heads[t].to(grad.dtype) * grad)
+        offset += len(task_leaves)
+    if not retain_graph:
+        del grads
     return BackwardResult(weights, G, "parameter")
 
 

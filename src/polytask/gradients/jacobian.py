@@ -172,46 +172,9 @@ def parameter_jacobian(
     if not params:
         raise ValueError("shared_params is empty: the model exposes no shared parameter")
     if features is not None:
-        if isinstance(features, Mapping):
-            base = branch_base(features, names)
-            plan = branches_exclusive(losses, [features[n] for n in names], base)
-            if plan is None:
-                raise ValueError(
-                    "a task loss reads the shared features other than through its branch, so "
-                    "the parameter Jacobian cannot be taken through the features; leave "
-                    "features out at the parameter level"
-                )
-            shared = {id(p) for p in params}
-            if any(id(leaf) in shared for leaves in plan for leaf in leaves):
-                raise ValueError(
-                    "a task head uses a shared parameter directly, so the parameter Jacobian "
-                    "cannot be taken through the features; leave features out at the "
-                    "parameter level"
-                )
-        else:
-            base = features
+        base, _ = check_chain(losses, names, features, params)
         rows = feature_jacobian(losses, names, features, "auto" if method == "vmap" else method)
-        try:
-            if method == "loop":
-                per_task = [
-                    torch.autograd.grad(base, params, grad_outputs=row, retain_graph=True)
-                    for row in rows
-                ]
-                return [torch.stack(list(col)) for col in zip(*per_task, strict=True)]
-            with _explain_vmap_failure():
-                return list(
-                    torch.autograd.grad(
-                        base, params, grad_outputs=rows, is_grads_batched=True, retain_graph=True
-                    )
-                )
-        except RuntimeError as error:
-            if "not have been used in the graph" in str(error):
-                raise ValueError(
-                    "a shared parameter does not feed the features; either pass only the "
-                    "parameters of the trunk that produces the features, or leave features "
-                    "out to take parameter-level gradients through the losses"
-                ) from error
-            raise
+        return trunk_jacobian(base, params, rows, method)
     if method in ("loop", "auto"):
         # Without features, "auto" is the loop: a batched backward over the stacked losses
         # would push zero cotangents through every head (T^2 head work).
@@ -224,6 +187,79 @@ def parameter_jacobian(
         return [torch.stack(col) for col in zip(*rows_per_task, strict=True)]
     with _explain_vmap_failure():
         return _vmap_grad(losses, params)
+
+
+def check_chain(
+    losses: Sequence[Tensor], names: Sequence[str], features: Features, params: Sequence[Tensor]
+) -> tuple[Tensor, list[list[Tensor]] | None]:
+    """Check that the shared-parameter Jacobian may be taken through ``features``.
+
+    Returns:
+        The shared tensor and, for per-task branches, each task's head leaves.
+
+    Raises:
+        ValueError: a loss reads the features other than through its branch, or a head uses
+            a shared parameter directly (then the chain through the features would miss a
+            path).
+    """
+    if not isinstance(features, Mapping):
+        return features, None
+    base = branch_base(features, names)
+    plan = branches_exclusive(losses, [features[n] for n in names], base)
+    if plan is None:
+        raise ValueError(
+            "a task loss reads the shared features other than through its branch, so the "
+            "parameter Jacobian cannot be taken through the features; leave features out at "
+            "the parameter level"
+        )
+    shared = {id(p) for p in params}
+    if any(id(leaf) in shared for leaves in plan for leaf in leaves):
+        raise ValueError(
+            "a task head uses a shared parameter directly, so the parameter Jacobian cannot be "
+            "taken through the features; leave features out at the parameter level"
+        )
+    return base, plan
+
+
+def trunk_jacobian(
+    base: Tensor, params: Sequence[Tensor], rows: Tensor, method: Method = "auto"
+) -> list[Tensor]:
+    """The shared-parameter Jacobian from per-task feature gradients: the trunk's
+    vector-Jacobian product ``rows[t]^T dz/dtheta`` for every task, by one batched backward
+    (``auto``/``vmap``) or one backward per task (``loop``).
+
+    Args:
+        base: the shared features ``z`` ``(B, ...)``.
+        params: the shared parameters (every one must feed ``z``).
+        rows: ``(T, B, ...)`` per-task gradients with respect to ``z``.
+
+    Returns:
+        One block ``(T, *p.shape)`` per parameter. The graph is retained.
+
+    Raises:
+        ValueError: a parameter does not feed ``z``.
+    """
+    try:
+        if method == "loop":
+            per_task = [
+                torch.autograd.grad(base, params, grad_outputs=row, retain_graph=True)
+                for row in rows
+            ]
+            return [torch.stack(list(col)) for col in zip(*per_task, strict=True)]
+        with _explain_vmap_failure():
+            return list(
+                torch.autograd.grad(
+                    base, params, grad_outputs=rows, is_grads_batched=True, retain_graph=True
+                )
+            )
+    except RuntimeError as error:
+        if "not have been used in the graph" in str(error):
+            raise ValueError(
+                "a shared parameter does not feed the features; either pass only the "
+                "parameters of the trunk that produces the features, or leave features "
+                "out to take parameter-level gradients through the losses"
+            ) from error
+        raise
 
 
 @contextlib.contextmanager
