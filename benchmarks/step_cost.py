@@ -25,6 +25,24 @@ from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
 
+# torchjd aggregators run side by side at the parameter level when torchjd is installed.
+TORCHJD = {
+    "mgda": "MGDA()",
+    "pcgrad": "PCGrad()",
+    "upgrad": "UPGrad()",
+    "dualproj": "DualProj()",
+    "imtl_g": "IMTLG()",
+    "aligned_mtl": "AlignedMTL()",
+    "gradvac": "GradVac()",
+}
+
+
+def torchjd_available() -> bool:
+    """Whether torchjd can be imported (it is a test/benchmark-only reference)."""
+    import importlib.util
+
+    return importlib.util.find_spec("torchjd") is not None
+
 
 def measure(balancer: str, level: str, T: int, steps: int, repeats: int) -> dict[str, float]:
     """Run in this process: seconds per step of ``balancer`` and of the plain step, timed in
@@ -48,7 +66,18 @@ def measure(balancer: str, level: str, T: int, steps: int, repeats: int) -> dict
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, foreach=True)
     x = torch.randn(256, 256)
     y = {n: torch.randn(256) for n in names}
-    bal = None if balancer in ("plain", "separate") else polytask.balancers.create(balancer)
+    reference = balancer.startswith("torchjd:")
+    bal = (
+        None
+        if balancer in ("plain", "separate") or reference
+        else polytask.balancers.create(balancer)
+    )
+    aggregator = None
+    if reference:
+        import torchjd.aggregation as tjd_aggregation
+        from torchjd.autojac import jac_to_grad, mtl_backward
+
+        aggregator = eval(TORCHJD[balancer.split(":")[1]], vars(tjd_aggregation))
 
     def step(kind: str) -> None:
         out = model(x)
@@ -59,6 +88,10 @@ def measure(balancer: str, level: str, T: int, steps: int, repeats: int) -> dict
         elif kind == "separate":  # T separate loss_t.backward() calls
             for loss in losses.values_list():
                 loss.backward(retain_graph=True)
+        elif reference:  # torchjd's own parameter-level path on the same model
+            shared = list(model.shared_parameters())
+            mtl_backward(losses.values_list(), features=out.shared_features(), shared_params=shared)
+            jac_to_grad(shared, aggregator)
         elif level == "representation":
             polytask.backward(losses, bal, features=out.features)
         else:  # as the Trainer calls it: the shared Jacobian through the branches
@@ -108,7 +141,8 @@ def main() -> None:
     sizes = (2, 8, 32) if args.full else (2, 8)
     rows = []
     for T in sizes:
-        configs = [("separate", "-")] + [
+        references = [(f"torchjd:{n}", "parameter") for n in TORCHJD] if torchjd_available() else []
+        configs = [("separate", "-"), *references] + [
             (b, level)
             for b in polytask.balancers.available()
             for level in (
@@ -128,7 +162,7 @@ def main() -> None:
             result = json.loads(out.stdout.strip().splitlines()[-1])
             rows.append({"T": T, "balancer": name, "level": level, **result})
             print(
-                f"T={T:<3} {name:<8} {level:<15} {result['seconds'] * 1e3:8.2f} ms  "
+                f"T={T:<3} {name:<20} {level:<15} {result['seconds'] * 1e3:8.2f} ms  "
                 f"x{result['ratio']:5.2f}  {result['peak_rss_mib']:.0f} MiB",
                 flush=True,
             )
