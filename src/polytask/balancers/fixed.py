@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from polytask._registry import unknown_name_message
+from polytask.balancers._options import check_per_task, per_task_values
 from polytask.balancers.base import LossWeighting
 from polytask.balancers.registry import register
 
@@ -34,22 +34,12 @@ class FixedWeights(LossWeighting):
         self.given = weights
 
     def on_bind(self) -> None:
-        if isinstance(self.given, Mapping):
-            for key in self.given:
-                if key not in self.task_names:
-                    raise KeyError(
-                        unknown_name_message("task in fixed weights", key, self.task_names)
-                    )
-        elif self.given is not None and len(self.given) != self.num_tasks:
-            raise ValueError(
-                f"fixed weights has {len(self.given)} entries for {self.num_tasks} tasks"
-            )
+        if self.given is not None:
+            check_per_task(self.given, self.task_names, "fixed weights", complete=False)
 
     def loss_weights(self, losses: Tensor) -> Tensor:
         if self.given is None:
             values = [self.prior_weights.get(n, 1.0) for n in self.task_names]
-        elif isinstance(self.given, Mapping):
-            values = [float(self.given.get(n, 0.0)) for n in self.task_names]
         else:
-            values = [float(w) for w in self.given]
+            values = per_task_values(self.given, self.task_names)
         return torch.tensor(values, dtype=losses.dtype, device=losses.device)

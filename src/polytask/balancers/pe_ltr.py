@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from polytask._registry import unknown_name_message
+from polytask.balancers._options import check_per_task, per_task_values
 from polytask.balancers.base import GramianWeighting
 from polytask.balancers.registry import register
 from polytask.balancers.solvers import min_norm_simplex
@@ -45,24 +45,16 @@ class PELTR(GramianWeighting):
         self.lower_bounds = lower_bounds
 
     def on_bind(self) -> None:
-        if isinstance(self.lower_bounds, Mapping):
-            for key in self.lower_bounds:
-                if key not in self.task_names:
-                    raise KeyError(
-                        unknown_name_message("task in lower_bounds", key, self.task_names)
-                    )
-        elif self.lower_bounds is not None and len(self.lower_bounds) != self.num_tasks:
-            raise ValueError(f"{len(self.lower_bounds)} lower bounds for {self.num_tasks} tasks")
+        if self.lower_bounds is not None:
+            check_per_task(self.lower_bounds, self.task_names, "lower_bounds", complete=False)
 
     def floors(self) -> Tensor:
         """The floors ``c`` ``(T,)`` in task order (float64)."""
         if self.lower_bounds is None:
             return torch.zeros(self.num_tasks, dtype=torch.float64)
-        if isinstance(self.lower_bounds, Mapping):
-            values = [float(self.lower_bounds.get(n, 0.0)) for n in self.task_names]
-        else:
-            values = [float(v) for v in self.lower_bounds]
-        return torch.tensor(values, dtype=torch.float64)
+        return torch.tensor(
+            per_task_values(self.lower_bounds, self.task_names), dtype=torch.float64
+        )
 
     def gramian_weights(self, gramian: Tensor, losses: Tensor) -> Tensor:
         G = gramian.detach().to("cpu", torch.float64)

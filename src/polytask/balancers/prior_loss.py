@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from polytask._registry import unknown_name_message
+from polytask.balancers._options import check_per_task, per_task_values
 from polytask.balancers.base import LossWeighting
 from polytask.balancers.registry import register
 
@@ -31,20 +31,10 @@ class PriorLossNormalization(LossWeighting):
         self.priors = priors
 
     def on_bind(self) -> None:
-        if isinstance(self.priors, Mapping):
-            for name in self.task_names:
-                if name not in self.priors:
-                    raise KeyError(f"prior_loss has no prior for task {name!r}")
-            for key in self.priors:
-                if key not in self.task_names:
-                    raise KeyError(unknown_name_message("task in priors", key, self.task_names))
-        elif len(self.priors) != self.num_tasks:
-            raise ValueError(f"{len(self.priors)} priors given for {self.num_tasks} tasks")
+        check_per_task(self.priors, self.task_names, "priors", complete=True)
 
     def loss_weights(self, losses: Tensor) -> Tensor:
-        if isinstance(self.priors, Mapping):
-            values = [float(self.priors[n]) for n in self.task_names]
-        else:
-            values = [float(v) for v in self.priors]
-        prior = torch.tensor(values, dtype=losses.dtype, device=losses.device)
+        prior = torch.tensor(
+            per_task_values(self.priors, self.task_names), dtype=losses.dtype, device=losses.device
+        )
         return 1.0 / (losses.numel() * prior)

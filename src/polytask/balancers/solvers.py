@@ -108,6 +108,23 @@ def _affine_min_norm(H: Tensor) -> Tensor:
     return solution[:k]
 
 
+def _step_to_boundary(x: Tensor, z: Tensor, free: Tensor, tol: float) -> tuple[Tensor, Tensor]:
+    """Active-set step: move from the feasible ``x`` towards ``z`` until the first free
+    variable reaches 0, and release the variables that did."""
+    falling = free & (z <= tol)
+    alpha = float((x[falling] / (x[falling] - z[falling])).min())
+    x = x + alpha * (z - x)
+    free = free & (x > tol)
+    return torch.where(free, x, torch.zeros_like(x)), free
+
+
+def _not_converged(what: str, max_iter: int, T: int) -> RuntimeError:
+    return RuntimeError(
+        f"{what} did not converge in {max_iter} iterations (T={T}); check the Gramian for "
+        "NaN or a huge dynamic range"
+    )
+
+
 def lower_bounded_min_norm(G: Tensor, lower: Tensor, max_iter: int = 500) -> Tensor:
     """``v = argmin v^T G v`` subject to ``v >= lower``, exactly, by a primal active-set
     method (Lawson & Hanson's NNLS scheme applied to ``x = v - lower >= 0``).
@@ -157,15 +174,8 @@ def lower_bounded_min_norm(G: Tensor, lower: Tensor, max_iter: int = 500) -> Ten
             if bool((z[idx] > tol).all()):
                 x = z
                 break
-            falling = free & (z <= tol)
-            alpha = float((x[falling] / (x[falling] - z[falling])).min())
-            x = x + alpha * (z - x)
-            free &= x > tol
-            x = torch.where(free, x, torch.zeros_like(x))
-    raise RuntimeError(
-        f"lower-bounded QP did not converge in {max_iter} iterations (T={T}); check the "
-        "Gramian for NaN or a huge dynamic range"
-    )
+            x, free = _step_to_boundary(x, z, free, tol)
+    raise _not_converged("lower-bounded QP", max_iter, T)
 
 
 def alpha_fair_weights(G: Tensor, alpha: float = 1.0, max_iter: int = 100) -> Tensor:
@@ -293,15 +303,8 @@ def simplex_cone_min_norm(G: Tensor, on_simplex: Tensor, max_iter: int = 500) ->
             if bool((z[idx] > tol).all()):
                 x = z
                 break
-            falling = free & (z <= tol)
-            alpha = float((x[falling] / (x[falling] - z[falling])).min())
-            x = x + alpha * (z - x)
-            free &= x > tol
-            x = torch.where(free, x, torch.zeros_like(x))
-    raise RuntimeError(
-        f"primary/auxiliary QP did not converge in {max_iter} iterations (T={T}); check the "
-        "Gramian for NaN or a huge dynamic range"
-    )
+            x, free = _step_to_boundary(x, z, free, tol)
+    raise _not_converged("primary/auxiliary QP", max_iter, T)
 
 
 def project_simplex(v: Tensor) -> Tensor:

@@ -186,6 +186,24 @@ def _accumulate(leaf: Tensor, grad: Tensor) -> None:
         leaf.grad.add_(grad)
 
 
+def _scale_heads(
+    plan: Sequence[Sequence[Tensor]], grads: Sequence[Tensor | None], heads: Tensor
+) -> None:
+    """Add ``heads[t]`` times task ``t``'s unweighted head gradients to its head's leaves."""
+    offset = 0
+    for t, task_leaves in enumerate(plan):
+        for leaf, grad in zip(task_leaves, grads[offset : offset + len(task_leaves)], strict=True):
+            if grad is not None:
+                _accumulate(leaf, heads[t].to(grad.dtype) * grad)
+        offset += len(task_leaves)
+
+
+def _combine_into(params: Sequence[Tensor], blocks: Sequence[Tensor], weights: Tensor) -> None:
+    """Add ``J^T w`` to the shared parameters' gradients, block by block."""
+    for param, block in zip(params, blocks, strict=True):
+        _accumulate(param, torch.tensordot(weights.to(block.dtype), block, dims=1))
+
+
 def _weights(balancer: BalancerProtocol, G: Tensor, vector: Tensor) -> Tensor:
     weights = balancer.gramian_weights(G, vector.detach()).detach()
     _check_finite(type(balancer).__name__, weights, "weights")
@@ -254,12 +272,7 @@ def _representation_gramian(
     G = gramian([rows])
     weights = _weights(balancer, G, vector)
     heads = balancer.head_task_weights(weights).detach()
-    offset = T
-    for t, task_leaves in enumerate(plan):
-        for leaf, grad in zip(task_leaves, grads[offset : offset + len(task_leaves)], strict=True):
-            if grad is not None:
-                _accumulate(leaf, heads[t].to(grad.dtype) * grad)
-        offset += len(task_leaves)
+    _scale_heads(plan, grads[T:], heads)
     direction = torch.tensordot(weights.to(rows.dtype), rows, dims=1)
     torch.autograd.backward(base, grad_tensors=direction.to(base.dtype), retain_graph=retain_graph)
     return BackwardResult(weights, G, "representation")
@@ -283,8 +296,7 @@ def _parameter_gramian(
     blocks = parameter_jacobian(losses, names, params, features, method)
     G = gramian(blocks)
     weights = _weights(balancer, G, vector)
-    for param, block in zip(params, blocks, strict=True):
-        _accumulate(param, torch.tensordot(weights.to(block.dtype), block, dims=1))
+    _combine_into(params, blocks, weights)
     shared = {id(p) for p in params}
     others = [leaf for leaf in walk(vector).leaves if id(leaf) not in shared]
     if others:
@@ -328,15 +340,9 @@ def _parameter_fast_path(
     blocks = trunk_jacobian(base, params, rows, method)
     G = gramian(blocks)
     weights = _weights(balancer, G, vector)
-    for param, block in zip(params, blocks, strict=True):
-        _accumulate(param, torch.tensordot(weights.to(block.dtype), block, dims=1))
+    _combine_into(params, blocks, weights)
     heads = balancer.head_task_weights(weights).detach()
-    offset = T
-    for t, task_leaves in enumerate(plan):
-        for leaf, grad in zip(task_leaves, grads[offset : offset + len(task_leaves)], strict=True):
-            if grad is not None:
-                _accumulate(leaf, heads[t].to(grad.dtype) * grad)
-        offset += len(task_leaves)
+    _scale_heads(plan, grads[T:], heads)
     if not retain_graph:
         del grads
     return BackwardResult(weights, G, "parameter")
