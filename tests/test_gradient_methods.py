@@ -297,3 +297,14 @@ def test_cagrad_limits() -> None:
     torch.testing.assert_close(direction("cagrad", J, c=0.0), J.mean(0))
     d = direction("cagrad", J, c=50.0)
     assert (J @ d >= -1e-3 * float((J**2).sum())).all()  # large c: no task conflicts
+
+
+def test_alpha_fair_solver_converges_on_a_gramian_seen_in_training() -> None:
+    """Regression: a benign Gramian from a training run on which the Armijo search once
+    stalled below rounding (FairGrad, alpha = 2)."""
+    from polytask.balancers.solvers import alpha_fair_weights
+
+    G = torch.tensor([[3.1209e-05, -8.1244e-07], [-8.1244e-07, 8.0788e-05]], dtype=torch.float64)
+    for alpha in (0.5, 1.0, 2.0, 5.0):
+        w = alpha_fair_weights(G, alpha)
+        torch.testing.assert_close(G @ w, w ** (-1 / alpha), rtol=1e-8, atol=0)

@@ -229,8 +229,11 @@ def alpha_fair_weights(G: Tensor, alpha: float = 1.0, max_iter: int = 100) -> Te
             t = min(1.0, 0.99 * float((-w[negative] / step[negative]).min()))
         current = f(w)
         slope = float(grad @ step)
-        while f(w + t * step) > current + 1e-4 * t * slope and t > 1e-12:
-            t *= 0.5
+        # Near the solution the predicted decrease is below the rounding of f: take the
+        # Newton step as it is (the Armijo test cannot tell better from worse there).
+        if -slope > 1e-12 * (1.0 + abs(current)):
+            while f(w + t * step) > current + 1e-4 * t * slope and t > 1e-12:
+                t *= 0.5
         w = w + t * step
     raise RuntimeError(
         f"alpha-fair weights did not converge in {max_iter} Newton steps (T={T}); check the "
