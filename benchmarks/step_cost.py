@@ -44,6 +44,21 @@ def torchjd_available() -> bool:
     return importlib.util.find_spec("torchjd") is not None
 
 
+def balancer_options(name: str, T: int) -> dict[str, object]:
+    """Options a balancer needs to be built for T tasks (the values do not change its cost)."""
+    import polytask
+
+    options = polytask.balancers.BALANCERS.get(name).options()
+    result: dict[str, object] = {}
+    if "num_tasks" in options:
+        result["num_tasks"] = T
+    if name == "prior_loss":
+        result["priors"] = [1.0] * T
+    if name == "pareto_mtl" and T != 2:
+        result["preferences"] = [[1.0] * T, [2.0] + [1.0] * (T - 1)]
+    return result
+
+
 def measure(balancer: str, level: str, T: int, steps: int, repeats: int) -> dict[str, float]:
     """Run in this process: seconds per step of ``balancer`` and of the plain step, timed in
     alternating blocks (so machine drift cancels in the ratio), and peak RSS in MiB."""
@@ -70,7 +85,7 @@ def measure(balancer: str, level: str, T: int, steps: int, repeats: int) -> dict
     bal = (
         None
         if balancer in ("plain", "separate") or reference
-        else polytask.balancers.create(balancer)
+        else polytask.balancers.create(balancer, **balancer_options(balancer, T))
     )
     aggregator = None
     if reference:
@@ -125,6 +140,7 @@ def measure(balancer: str, level: str, T: int, steps: int, repeats: int) -> dict
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--full", action="store_true")
+    parser.add_argument("--sizes", help="comma-separated task counts (default 2,8 or 2,8,32)")
     parser.add_argument(
         "--one", nargs=3, metavar=("BALANCER", "LEVEL", "T"), help=argparse.SUPPRESS
     )
@@ -139,6 +155,8 @@ def main() -> None:
     import polytask
 
     sizes = (2, 8, 32) if args.full else (2, 8)
+    if args.sizes:
+        sizes = tuple(int(s) for s in args.sizes.split(","))
     rows = []
     for T in sizes:
         references = [(f"torchjd:{n}", "parameter") for n in TORCHJD] if torchjd_available() else []
@@ -179,7 +197,7 @@ def main() -> None:
     lines = [
         "# Step cost (ratio to a plain sum(losses).backward() step)",
         "",
-        f"`python benchmarks/step_cost.py{' --full' if args.full else ''}` on {meta['machine']}, "
+        f"`python benchmarks/step_cost.py {' '.join(sys.argv[1:])}` on {meta['machine']}, "
         f"torch {meta['torch']}, 2 threads.",
         "",
         "Each row's ratio is to a plain step timed in alternating blocks in the same process; "
