@@ -166,7 +166,7 @@ def main() -> None:
             for level in (
                 ("-",)
                 if polytask.balancers.BALANCERS.get(b).factory.needs == "losses"
-                else ("representation", "parameter")
+                else polytask.balancers.BALANCERS.get(b).factory.levels
             )
         ]
         for name, level in configs:
@@ -175,8 +175,12 @@ def main() -> None:
                 + (["--full"] if args.full else []),
                 capture_output=True,
                 text=True,
-                check=True,
             )
+            if out.returncode != 0:
+                error = (out.stderr.strip().splitlines() or ["failed"])[-1]
+                rows.append({"T": T, "balancer": name, "level": level, "error": error})
+                print(f"T={T:<3} {name:<20} {level:<15} FAILED: {error}", flush=True)
+                continue
             result = json.loads(out.stdout.strip().splitlines()[-1])
             rows.append({"T": T, "balancer": name, "level": level, **result})
             print(
@@ -207,7 +211,9 @@ def main() -> None:
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     lines += [
-        f"| {r['T']} | {r['balancer']} | {r['level']} | {r['seconds'] * 1e3:.2f} | "
+        f"| {r['T']} | {r['balancer']} | {r['level']} | failed: {r['error']} | | | |"
+        if "error" in r
+        else f"| {r['T']} | {r['balancer']} | {r['level']} | {r['seconds'] * 1e3:.2f} | "
         f"{r['plain_seconds'] * 1e3:.2f} | {r['ratio']:.2f} | {r['peak_rss_mib']:.0f} |"
         for r in rows
     ]
