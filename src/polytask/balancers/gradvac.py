@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -41,27 +43,29 @@ class GradVac(GramianWeighting):
         self.targets: Tensor | None = None
 
     def gramian_weights(self, gramian: Tensor, losses: Tensor) -> Tensor:
-        G = gramian.detach().to("cpu", torch.float64)
+        G = gramian.detach().to("cpu", torch.float64).numpy()
         T = G.shape[0]
         if self.targets is None:
             self.targets = torch.zeros(T, T, dtype=torch.float64)
-        C = torch.eye(T, dtype=torch.float64)
-        norms = G.diagonal().clamp_min(0).sqrt()
+        targets = self.targets.numpy()  # updated in place (shares memory)
+        C = np.eye(T)
+        norms = np.sqrt(np.clip(np.diag(G), 0, None))
         for i in range(T):
             order = [j for j in torch.randperm(T, generator=self.generator).tolist() if j != i]
             for j in order:
-                gi_norm = float((C[i] @ G @ C[i]).clamp_min(0).sqrt())
-                if gi_norm <= self.eps or float(norms[j]) <= self.eps:
+                gi_norm = math.sqrt(max(float(C[i] @ G @ C[i]), 0.0))
+                if gi_norm <= self.eps or norms[j] <= self.eps:
                     continue
-                cosine = float(C[i] @ G[:, j]) / (gi_norm * float(norms[j]))
+                cosine = float(C[i] @ G[:, j]) / (gi_norm * norms[j])
                 phi = min(1.0, max(-1.0, cosine))  # rounding can step outside [-1, 1]
-                target = float(self.targets[i, j])
+                target = float(targets[i, j])
                 if phi < target:
-                    root = max(1 - target**2, self.eps) ** 0.5
-                    coeff = gi_norm * (target * (1 - phi**2) ** 0.5 - phi * root)
-                    C[i, j] += coeff / (float(norms[j]) * root)
-                self.targets[i, j] = (1 - self.beta) * target + self.beta * phi
-        return (C.sum(0) / T).to(gramian.device, gramian.dtype)
+                    root = math.sqrt(max(1 - target**2, self.eps))
+                    coeff = gi_norm * (target * math.sqrt(1 - phi**2) - phi * root)
+                    C[i, j] += coeff / (norms[j] * root)
+                targets[i, j] = (1 - self.beta) * target + self.beta * phi
+        weights = torch.from_numpy(C.sum(0) / T)
+        return weights.to(gramian.device, gramian.dtype)
 
     def get_extra_state(self) -> dict[str, Any]:
         return {

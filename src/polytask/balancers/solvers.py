@@ -1,11 +1,35 @@
-"""Small solvers over ``T x T`` Gramians, in torch on the Gramian's device."""
+"""Small solvers over ``T x T`` Gramians.
+
+Their loops branch at every step, so they run in float64 NumPy on the CPU after one ``T x T``
+copy from the device: a ``T x T`` problem is solved faster there than by many tiny device
+kernels, each needing a synchronisation for its branch (and NumPy's per-operation overhead is
+a fraction of torch's on such small arrays). Every function takes and returns torch tensors;
+results go back to the Gramian's device and dtype.
+"""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
+
+Array = np.ndarray
+
+
+def _prepare(G: Tensor) -> tuple[Array, float]:
+    """The Gramian as float64 NumPy and its largest diagonal entry; raises if not finite."""
+    H = G.detach().to("cpu", torch.float64).numpy()
+    scale = float(np.abs(np.diag(H)).max()) if H.size else 0.0
+    if not math.isfinite(scale) or not np.isfinite(H).all():
+        raise ValueError("the Gramian is not finite; a task gradient is NaN or infinite")
+    return H, scale
+
+
+def _out(x: Array, G: Tensor) -> Tensor:
+    dtype = G.dtype if G.dtype == torch.float64 else torch.float32
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64)).to(G.device, dtype)
 
 
 def two_task_min_norm(g11: Tensor, g12: Tensor, g22: Tensor) -> Tensor:
@@ -32,10 +56,6 @@ def min_norm_simplex(G: Tensor, max_iter: int = 250, tol: float = 1e-12) -> Tens
     non-positive. It terminates in finitely many steps (plain Frank-Wolfe converges only
     sublinearly and zig-zags on rank-deficient Gramians).
 
-    The branchy loop runs in float64 on the CPU (one ``T x T`` copy from the device): a
-    ``T x T`` problem is solved faster there than by many tiny device kernels, each needing a
-    synchronisation for its branch. The result is returned on ``G``'s device and dtype.
-
     Args:
         G: Gramian ``(T, T)``, symmetric positive semi-definite.
         max_iter: limit on major cycles (each adds one task; ``T`` suffice in exact arithmetic).
@@ -48,33 +68,29 @@ def min_norm_simplex(G: Tensor, max_iter: int = 250, tol: float = 1e-12) -> Tens
         RuntimeError: the iteration limit was reached before the optimality gap closed.
     """
     T = G.shape[0]
-    out_dtype = G.dtype if G.dtype == torch.float64 else torch.float32
-    H = G.detach().to("cpu", torch.float64)
-    scale = float(H.diagonal().abs().max())
     if T == 1:
-        return torch.ones(1, dtype=out_dtype, device=G.device)
-    if not math.isfinite(scale):
-        raise ValueError("the Gramian is not finite; a task gradient is NaN or infinite")
+        return _out(np.ones(1), G)
+    H, scale = _prepare(G)
     if scale == 0.0:
-        return torch.full((T,), 1.0 / T, dtype=out_dtype, device=G.device)
+        return _out(np.full(T, 1.0 / T), G)
     H = H / scale
     if T == 2:
-        gamma = two_task_min_norm(H[0, 0], H[0, 1], H[1, 1])
-        w = torch.stack([gamma, 1 - gamma])
-        return w.to(device=G.device, dtype=out_dtype)
-    corral = [int(torch.argmin(H.diagonal()))]
-    lam = torch.ones(1, dtype=torch.float64)
+        denominator = H[0, 0] + H[1, 1] - 2 * H[0, 1]
+        gamma = 0.5 if denominator <= 0 else min(1.0, max(0.0, (H[1, 1] - H[0, 1]) / denominator))
+        return _out(np.array([gamma, 1 - gamma]), G)
+    corral = [int(np.argmin(np.diag(H)))]
+    lam = np.ones(1)
     for _ in range(max_iter):
         x_dot = lam @ H[corral]  # <x, g_k> for every task k
-        j = int(torch.argmin(x_dot))
+        j = int(np.argmin(x_dot))
         gap = float(lam @ x_dot[corral]) - float(x_dot[j])
         if gap <= tol or j in corral:
             break
         corral.append(j)
-        lam = torch.cat([lam, lam.new_zeros(1)])
+        lam = np.append(lam, 0.0)
         while True:  # minor cycles
-            alpha = _affine_min_norm(H[corral][:, corral])
-            if bool((alpha > 1e-15).all()):
+            alpha = _affine_min_norm(H[np.ix_(corral, corral)])
+            if (alpha > 1e-15).all():
                 lam = alpha
                 break
             falling = (alpha <= 1e-15) & (lam - alpha > 0)
@@ -84,38 +100,34 @@ def min_norm_simplex(G: Tensor, max_iter: int = 250, tol: float = 1e-12) -> Tens
             corral = [c for c, k in zip(corral, keep.tolist(), strict=True) if k]
             lam = lam[keep]
     else:
-        raise RuntimeError(
-            f"min-norm solver did not converge in {max_iter} major cycles (T={T}); raise "
-            "max_iter or check the Gramian for NaN or huge dynamic range"
-        )
-    w = torch.zeros(T, dtype=torch.float64)
+        raise _not_converged("min-norm solver", max_iter, T)
+    w = np.zeros(T)
     w[corral] = lam
-    w = w.clamp_min(0)
-    return (w / w.sum()).to(device=G.device, dtype=out_dtype)
+    w = np.clip(w, 0, None)
+    return _out(w / w.sum(), G)
 
 
-def _affine_min_norm(H: Tensor) -> Tensor:
+def _affine_min_norm(H: Array) -> Array:
     """Weights ``a`` (``sum a = 1``) of the min-norm point of the affine hull: solves
     ``[[H, 1], [1^T, 0]] [a; mu] = [0; 1]`` (least squares if near-singular)."""
     k = H.shape[0]
-    A = H.new_zeros(k + 1, k + 1)
+    A = np.zeros((k + 1, k + 1))
     A[:k, :k] = H
     A[:k, k] = 1
     A[k, :k] = 1
-    b = H.new_zeros(k + 1)
+    b = np.zeros(k + 1)
     b[k] = 1
-    solution = torch.linalg.lstsq(A, b.unsqueeze(1), driver="gelsd").solution.squeeze(1)
-    return solution[:k]
+    return np.linalg.lstsq(A, b, rcond=None)[0][:k]
 
 
-def _step_to_boundary(x: Tensor, z: Tensor, free: Tensor, tol: float) -> tuple[Tensor, Tensor]:
+def _step_to_boundary(x: Array, z: Array, free: Array, tol: float) -> tuple[Array, Array]:
     """Active-set step: move from the feasible ``x`` towards ``z`` until the first free
     variable reaches 0, and release the variables that did."""
     falling = free & (z <= tol)
     alpha = float((x[falling] / (x[falling] - z[falling])).min())
     x = x + alpha * (z - x)
     free = free & (x > tol)
-    return torch.where(free, x, torch.zeros_like(x)), free
+    return np.where(free, x, 0.0), free
 
 
 def _not_converged(what: str, max_iter: int, T: int) -> RuntimeError:
@@ -132,8 +144,7 @@ def lower_bounded_min_norm(G: Tensor, lower: Tensor, max_iter: int = 500) -> Ten
     This is the projection used by dual-cone methods: with ``d = J^T v``, the KKT conditions
     give ``G v >= 0`` (so ``<d, g_t> >= 0`` for every task) and ``(G v)_t = 0`` wherever
     ``v_t > lower_t``. A ridge of ``1e-12`` times the largest diagonal entry keeps the
-    systems solvable when ``G`` is singular. Runs in float64 on the CPU (see
-    :func:`min_norm_simplex`).
+    systems solvable when ``G`` is singular.
 
     Args:
         G: Gramian ``(T, T)``.
@@ -146,32 +157,38 @@ def lower_bounded_min_norm(G: Tensor, lower: Tensor, max_iter: int = 500) -> Ten
     Raises:
         RuntimeError: the iteration limit was reached.
     """
-    out_dtype = G.dtype if G.dtype == torch.float64 else torch.float32
-    H = G.detach().to("cpu", torch.float64)
-    u = lower.detach().to("cpu", torch.float64)
+    return _out(_lower_bounded(*_prepare(G), lower.detach().cpu().double().numpy(), max_iter), G)
+
+
+def lower_bounded_min_norm_many(G: Tensor, lowers: Tensor, max_iter: int = 500) -> Tensor:
+    """:func:`lower_bounded_min_norm` for each row of ``lowers`` ``(K, T)``, sharing one copy
+    of the Gramian; returns ``(K, T)``."""
+    H, scale = _prepare(G)
+    bounds = lowers.detach().cpu().double().numpy()
+    return _out(np.stack([_lower_bounded(H, scale, u, max_iter) for u in bounds]), G)
+
+
+def _lower_bounded(H: Array, scale: float, u: Array, max_iter: int) -> Array:
     T = H.shape[0]
-    scale = float(H.diagonal().abs().max())
-    if not math.isfinite(scale):
-        raise ValueError("the Gramian is not finite; a task gradient is NaN or infinite")
     if scale == 0.0:
-        return lower.to(device=G.device, dtype=out_dtype)
-    H = H / scale + 1e-12 * torch.eye(T, dtype=torch.float64)
+        return u
+    H = H / scale + 1e-12 * np.eye(T)
     q = H @ u  # objective in x: 1/2 x^T H x + q^T x
-    x = torch.zeros(T, dtype=torch.float64)
-    free = torch.zeros(T, dtype=torch.bool)
+    x = np.zeros(T)
+    free = np.zeros(T, dtype=bool)
     tol = 1e-12
     for _ in range(max_iter):
         grad = H @ x + q
-        candidates = torch.where(~free, grad, torch.zeros_like(grad))
-        j = int(torch.argmin(candidates))
-        if float(candidates[j]) >= -tol:
-            return (u + x).to(device=G.device, dtype=out_dtype)
+        candidates = np.where(~free, grad, 0.0)
+        j = int(np.argmin(candidates))
+        if candidates[j] >= -tol:
+            return u + x
         free[j] = True
         while True:
-            idx = free.nonzero().flatten()
-            z = torch.zeros(T, dtype=torch.float64)
-            z[idx] = torch.linalg.solve(H[idx][:, idx], -q[idx])
-            if bool((z[idx] > tol).all()):
+            idx = np.flatnonzero(free)
+            z = np.zeros(T)
+            z[idx] = np.linalg.solve(H[np.ix_(idx, idx)], -q[idx])
+            if (z[idx] > tol).all():
                 x = z
                 break
             x, free = _step_to_boundary(x, z, free, tol)
@@ -194,38 +211,30 @@ def alpha_fair_weights(G: Tensor, alpha: float = 1.0, max_iter: int = 100) -> Te
     """
     if alpha <= 0:
         raise ValueError(f"alpha must be > 0, got {alpha}")
-    out_dtype = G.dtype if G.dtype == torch.float64 else torch.float32
-    H = G.detach().to("cpu", torch.float64)
+    H, scale = _prepare(G)
     T = H.shape[0]
-    scale = float(H.diagonal().abs().max())
-    if not math.isfinite(scale):
-        raise ValueError("the Gramian is not finite; a task gradient is NaN or infinite")
     if scale == 0.0:
-        return torch.full((T,), 1.0 / T, dtype=out_dtype, device=G.device)
-    H = H / scale + 1e-10 * torch.eye(T, dtype=torch.float64)
+        return _out(np.full(T, 1.0 / T), G)
+    H = H / scale + 1e-10 * np.eye(T)
     p = 1.0 / alpha
 
-    def h(w: Tensor) -> Tensor:
-        return torch.log(w) if alpha == 1.0 else w ** (1 - p) / (1 - p)
+    def f(w: Array) -> float:
+        h = np.log(w) if alpha == 1.0 else w ** (1 - p) / (1 - p)
+        return float(0.5 * w @ H @ w - h.sum())
 
-    def f(w: Tensor) -> float:
-        return float(0.5 * w @ H @ w - h(w).sum())
-
-    w = torch.ones(T, dtype=torch.float64) / math.sqrt(T)
+    w = np.ones(T) / math.sqrt(T)
     for _ in range(max_iter):
         grad = H @ w - w ** (-p)
         # Relative to the size of the terms: H w is a difference of large numbers when the
         # weights grow (nearly opposed gradients), and cannot be more exact than that.
-        size = max(float((w ** (-p)).max()), float((H.abs() @ w).max()))
-        if float(grad.abs().max()) <= 1e-10 * size:
+        size = max(float((w ** (-p)).max()), float((np.abs(H) @ w).max()))
+        if float(np.abs(grad).max()) <= 1e-10 * size:
             # Undo the scaling: (G/s) w = w^-p  =>  G (w s^(-alpha/(1+alpha))) = (...)^-p.
-            factor = scale ** (-alpha / (1 + alpha))
-            return (w * factor).to(device=G.device, dtype=out_dtype)
-        hessian = H + torch.diag(p * w ** (-p - 1))
-        step = -torch.linalg.solve(hessian, grad)
+            return _out(w * scale ** (-alpha / (1 + alpha)), G)
+        step = -np.linalg.solve(H + np.diag(p * w ** (-p - 1)), grad)
         t = 1.0
         negative = step < 0
-        if bool(negative.any()):
+        if negative.any():
             t = min(1.0, 0.99 * float((-w[negative] / step[negative]).min()))
         current = f(w)
         slope = float(grad @ step)
@@ -235,10 +244,7 @@ def alpha_fair_weights(G: Tensor, alpha: float = 1.0, max_iter: int = 100) -> Te
             while f(w + t * step) > current + 1e-4 * t * slope and t > 1e-12:
                 t *= 0.5
         w = w + t * step
-    raise RuntimeError(
-        f"alpha-fair weights did not converge in {max_iter} Newton steps (T={T}); check the "
-        "Gramian for NaN or a huge dynamic range"
-    )
+    raise _not_converged("alpha-fair Newton solver", max_iter, T)
 
 
 def simplex_cone_min_norm(G: Tensor, on_simplex: Tensor, max_iter: int = 500) -> Tensor:
@@ -261,24 +267,20 @@ def simplex_cone_min_norm(G: Tensor, on_simplex: Tensor, max_iter: int = 500) ->
     Raises:
         RuntimeError: the iteration limit was reached.
     """
-    out_dtype = G.dtype if G.dtype == torch.float64 else torch.float32
-    a = on_simplex.detach().to("cpu", torch.float64)
-    if float(a.sum()) < 1:
+    a = on_simplex.detach().cpu().numpy().astype(np.float64)
+    if a.sum() < 1:
         raise ValueError("at least one task must be on the simplex (a main task)")
-    H = G.detach().to("cpu", torch.float64)
+    H, scale = _prepare(G)
     T = H.shape[0]
-    scale = float(H.diagonal().abs().max())
-    if not math.isfinite(scale):
-        raise ValueError("the Gramian is not finite; a task gradient is NaN or infinite")
-    x = torch.zeros(T, dtype=torch.float64)
-    mains = a.nonzero().flatten()
+    x = np.zeros(T)
+    mains = np.flatnonzero(a)
     if scale == 0.0:
         x[mains] = 1.0 / len(mains)
-        return x.to(device=G.device, dtype=out_dtype)
-    H = H / scale + 1e-12 * torch.eye(T, dtype=torch.float64)
-    start = int(mains[torch.argmin(H.diagonal()[mains])])
+        return _out(x, G)
+    H = H / scale + 1e-12 * np.eye(T)
+    start = int(mains[np.argmin(np.diag(H)[mains])])
     x[start] = 1.0
-    free = torch.zeros(T, dtype=torch.bool)
+    free = np.zeros(T, dtype=bool)
     free[start] = True
     tol = 1e-12
     for _ in range(max_iter):
@@ -286,70 +288,68 @@ def simplex_cone_min_norm(G: Tensor, on_simplex: Tensor, max_iter: int = 500) ->
         # Multiplier of the equality: on free main tasks, (H x)_i + mu = 0.
         mu = -float(Hx[free & (a > 0)].mean())
         grad = Hx + mu * a
-        candidates = torch.where(~free, grad, torch.zeros_like(grad))
-        j = int(torch.argmin(candidates))
-        if float(candidates[j]) >= -1e-10:
-            return x.to(device=G.device, dtype=out_dtype)
+        candidates = np.where(~free, grad, 0.0)
+        j = int(np.argmin(candidates))
+        if candidates[j] >= -1e-10:
+            return _out(x, G)
         free[j] = True
         while True:
-            idx = free.nonzero().flatten()
+            idx = np.flatnonzero(free)
             k = len(idx)
-            A = torch.zeros(k + 1, k + 1, dtype=torch.float64)
-            A[:k, :k] = H[idx][:, idx]
+            A = np.zeros((k + 1, k + 1))
+            A[:k, :k] = H[np.ix_(idx, idx)]
             A[:k, k] = a[idx]
             A[k, :k] = a[idx]
-            rhs = torch.zeros(k + 1, dtype=torch.float64)
+            rhs = np.zeros(k + 1)
             rhs[k] = 1.0
-            solution = torch.linalg.lstsq(A, rhs.unsqueeze(1), driver="gelsd").solution
-            z = torch.zeros(T, dtype=torch.float64)
-            z[idx] = solution[:k, 0]
-            if bool((z[idx] > tol).all()):
+            z = np.zeros(T)
+            z[idx] = np.linalg.lstsq(A, rhs, rcond=None)[0][:k]
+            if (z[idx] > tol).all():
                 x = z
                 break
             x, free = _step_to_boundary(x, z, free, tol)
     raise _not_converged("primary/auxiliary QP", max_iter, T)
 
 
-def project_simplex(v: Tensor) -> Tensor:
+def project_simplex(v: Array) -> Array:
     """Euclidean projection of ``v`` ``(T,)`` onto the probability simplex (sort-based,
     Held, Wolfe & Crowder 1974; Duchi et al. 2008)."""
-    u, _ = torch.sort(v, descending=True)
-    css = u.cumsum(0) - 1
-    k = torch.arange(1, v.numel() + 1, dtype=v.dtype)
-    rho = int((u - css / k > 0).nonzero().max())
-    theta = css[rho] / (rho + 1)
-    return (v - theta).clamp_min(0)
+    u = np.sort(v)[::-1]
+    css = np.cumsum(u) - 1
+    k = np.arange(1, v.size + 1)
+    rho = int(np.flatnonzero(u - css / k > 0).max())
+    return np.clip(v - css[rho] / (rho + 1), 0, None)
 
 
 def cagrad_weights(
-    G: Tensor, c: float, start: Tensor | None = None, max_iter: int = 500, tol: float = 1e-10
+    G: Tensor, c: float, start: Tensor | None = None, max_iter: int = 500, tol: float = 1e-9
 ) -> Tensor:
     """``w = argmin_{w in simplex} w^T G b + r sqrt(w^T G w)`` with ``b = 1/T`` and
     ``r = c ||g_0||`` (``g_0`` the mean gradient): CAGrad's inner problem (Liu et al. 2021).
 
-    Accelerated projected gradient (FISTA with restarts and backtracking) in float64 on the
-    CPU, started from ``start`` (the previous step's solution) when given.
+    Accelerated projected gradient (FISTA with restarts and backtracking), started from
+    ``start`` (the previous step's solution) when given, stopped when the Frank-Wolfe duality
+    gap (an upper bound on ``f(w) - f*``, Gramian at unit scale) is below ``tol``.
 
     Returns:
         ``w`` ``(T,)`` in float64 on the CPU.
     """
-    H = G.detach().to("cpu", torch.float64)
+    H, scale = _prepare(G)
     T = H.shape[0]
-    scale = float(H.diagonal().abs().max())
-    if scale == 0.0 or not math.isfinite(scale):
+    if scale == 0.0:
         return torch.full((T,), 1.0 / T, dtype=torch.float64)
     H = H / scale
-    b = torch.full((T,), 1.0 / T, dtype=torch.float64)
+    b = np.full(T, 1.0 / T)
     Hb = H @ b
-    r = c * float((b @ Hb).clamp_min(0).sqrt())
+    r = c * math.sqrt(max(float(b @ Hb), 0.0))
 
-    def value_and_grad(w: Tensor) -> tuple[float, Tensor]:
+    def value_and_grad(w: Array) -> tuple[float, Array]:
         Hw = H @ w
-        norm = float((w @ Hw).clamp_min(1e-30).sqrt())
+        norm = math.sqrt(max(float(w @ Hw), 1e-30))
         return float(w @ Hb) + r * norm, Hb + r * Hw / norm
 
-    w = b.clone() if start is None else project_simplex(start.to(torch.float64))
-    y, t, step = w.clone(), 1.0, 1.0
+    w = b.copy() if start is None else project_simplex(start.double().numpy())
+    y, t, step = w.copy(), 1.0, 1.0
     best_value, _ = value_and_grad(w)
     for _ in range(max_iter):
         fy, gy = value_and_grad(y)
@@ -364,13 +364,14 @@ def cagrad_weights(
                 break
         t_next = (1 + math.sqrt(1 + 4 * t * t)) / 2
         if fc > best_value:  # restart the momentum
-            y, t = w.clone(), 1.0
+            y, t = w.copy(), 1.0
             step *= 1.5
             continue
-        change = float((candidate - w).abs().sum())
         y = candidate + (t - 1) / t_next * (candidate - w)
         w, t, best_value = candidate, t_next, fc
         step *= 1.1
-        if change < tol:
+        # Frank-Wolfe duality gap: w^T grad - min(grad) bounds f(w) - f* from above.
+        _, gw = value_and_grad(w)
+        if float(w @ gw) - float(gw.min()) <= tol:
             break
-    return w
+    return torch.from_numpy(w)

@@ -7,7 +7,7 @@ from torch import Tensor
 
 from polytask.balancers.base import GramianWeighting
 from polytask.balancers.registry import register
-from polytask.balancers.solvers import lower_bounded_min_norm
+from polytask.balancers.solvers import lower_bounded_min_norm_many
 
 
 @register("upgrad")
@@ -26,6 +26,5 @@ class UPGrad(GramianWeighting):
 
     def gramian_weights(self, gramian: Tensor, losses: Tensor) -> Tensor:
         T = gramian.shape[0]
-        eye = torch.eye(T, dtype=torch.float64)
-        projections = [lower_bounded_min_norm(gramian, eye[i]) for i in range(T)]
-        return torch.stack(projections).mean(0)
+        projections = lower_bounded_min_norm_many(gramian, torch.eye(T, dtype=torch.float64))
+        return projections.mean(0)
