@@ -9,7 +9,7 @@ import torch
 
 import polytask
 from polytask.balancers import MGDA, FixedWeights, PCGrad
-from polytask.balancers.solvers import min_norm_simplex, two_task_min_norm
+from polytask.balancers.solvers import min_norm_simplex
 
 
 def brute_force_min_norm(G: torch.Tensor) -> float:
@@ -63,7 +63,6 @@ def test_mgda_two_task_closed_form() -> None:
     # min ||a g1 + (1-a) g2||^2 = a^2 + 4 (1-a)^2 -> a = 4/5.
     w = MGDA().gramian_weights(G, torch.ones(2, dtype=torch.float64))
     torch.testing.assert_close(w, torch.tensor([0.8, 0.2], dtype=torch.float64))
-    assert float(two_task_min_norm(G[0, 0], G[0, 1], G[1, 1])) == pytest.approx(0.8)
 
 
 def test_mgda_l2_normalisation_undoes_itself() -> None:

@@ -32,18 +32,6 @@ def _out(x: Array, G: Tensor) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64)).to(G.device, dtype)
 
 
-def two_task_min_norm(g11: Tensor, g12: Tensor, g22: Tensor) -> Tensor:
-    """``gamma`` minimising ``||gamma g1 + (1 - gamma) g2||^2`` over ``[0, 1]``.
-
-    Closed form (Sener & Koltun 2018, Algorithm 1):
-    ``gamma = clip((g22 - g12) / (g11 + g22 - 2 g12), 0, 1)``; ``0.5`` when ``g1 = g2``.
-    """
-    denominator = g11 + g22 - 2 * g12
-    safe = torch.where(denominator > 0, denominator, torch.ones_like(denominator))
-    gamma = ((g22 - g12) / safe).clamp(0, 1)
-    return torch.where(denominator > 0, gamma, torch.full_like(gamma, 0.5))
-
-
 def min_norm_simplex(G: Tensor, max_iter: int = 250, tol: float = 1e-12) -> Tensor:
     """Weights ``w`` on the simplex minimising ``w^T G w``: the min-norm point of the convex
     hull of the task gradients, which MGDA needs (Sener & Koltun 2018 use Frank-Wolfe).
@@ -74,7 +62,7 @@ def min_norm_simplex(G: Tensor, max_iter: int = 250, tol: float = 1e-12) -> Tens
     if scale == 0.0:
         return _out(np.full(T, 1.0 / T), G)
     H = H / scale
-    if T == 2:
+    if T == 2:  # closed form (Sener & Koltun 2018, Algorithm 1)
         denominator = H[0, 0] + H[1, 1] - 2 * H[0, 1]
         gamma = 0.5 if denominator <= 0 else min(1.0, max(0.0, (H[1, 1] - H[0, 1]) / denominator))
         return _out(np.array([gamma, 1 - gamma]), G)
