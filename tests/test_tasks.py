@@ -140,3 +140,12 @@ def test_metrics_directions_and_values() -> None:
 def test_unknown_metric_suggests() -> None:
     with pytest.raises(KeyError, match="Did you mean 'accuracy'"):
         make_metric("acuracy", "binary")
+
+
+def test_detached_loss_vector_is_computed_once_and_matches() -> None:
+    tasks = TaskSet([Task("a", "mse"), Task("b", "l1")])
+    pred = torch.tensor([1.0, 2.0], requires_grad=True)
+    losses = tasks.losses({"a": pred, "b": pred * 2}, {"a": torch.zeros(2), "b": torch.zeros(2)})
+    first = losses.detached()
+    assert first is losses.detached() and not first.requires_grad
+    torch.testing.assert_close(first, torch.tensor([2.5, 3.0]))

@@ -54,6 +54,7 @@ class TaskLosses(Mapping[str, Tensor]):
         self.roles: dict[str, Role] = dict(roles or dict.fromkeys(self._losses, "main"))
         self.prior_weights = dict(prior_weights or dict.fromkeys(self._losses, 1.0))
         self.skip = skip
+        self._detached: Tensor | None = None
 
     def __getitem__(self, name: str) -> Tensor:
         return self._losses[name]
@@ -78,8 +79,11 @@ class TaskLosses(Mapping[str, Tensor]):
         return torch.stack(self.values_list())
 
     def detached(self) -> Tensor:
-        """The loss vector ``(T,)`` without autograd history."""
-        return self.stack().detach()
+        """The loss vector ``(T,)`` without autograd history (stacked once, then reused: the
+        finite check, the trainer's logging and evaluation all read it)."""
+        if self._detached is None:
+            self._detached = self.stack().detach()
+        return self._detached
 
 
 def nonfinite_tasks(names: Sequence[str], values: Tensor) -> list[str]:
