@@ -186,6 +186,23 @@ def _accumulate(leaf: Tensor, grad: Tensor) -> None:
         leaf.grad.add_(grad)
 
 
+def _through_heads(
+    vector: Tensor, branches: Sequence[Tensor], plan: Sequence[Sequence[Tensor]]
+) -> tuple[Tensor, list[Tensor | None]]:
+    """One backward of ``sum_t L_t`` through the heads only: every task's gradient with
+    respect to its branch (``(T, B, ...)``, branch ``t`` reaches only head ``t``) and the heads'
+    unweighted parameter gradients, in ``plan`` order. The graph is retained."""
+    leaves = [leaf for task_leaves in plan for leaf in task_leaves]
+    grads = torch.autograd.grad(
+        vector.sum(), [*branches, *leaves], retain_graph=True, allow_unused=True
+    )
+    T = len(branches)
+    rows = torch.stack(
+        [torch.zeros_like(b) if g is None else g for g, b in zip(grads[:T], branches, strict=True)]
+    )
+    return rows, list(grads[T:])
+
+
 def _scale_heads(
     plan: Sequence[Sequence[Tensor]], grads: Sequence[Tensor | None], heads: Tensor
 ) -> None:
@@ -261,18 +278,11 @@ def _representation_gramian(
                 handle.remove()
         return BackwardResult(weights, G, "representation")
 
-    leaves = [leaf for task_leaves in plan for leaf in task_leaves]
-    grads = torch.autograd.grad(
-        vector.sum(), [*branches, *leaves], retain_graph=True, allow_unused=True
-    )
-    T = len(names)
-    rows = torch.stack(
-        [torch.zeros_like(b) if g is None else g for g, b in zip(grads[:T], branches, strict=True)]
-    )
+    rows, head_grads = _through_heads(vector, branches, plan)
     G = gramian([rows])
     weights = _weights(balancer, G, vector)
     heads = balancer.head_task_weights(weights).detach()
-    _scale_heads(plan, grads[T:], heads)
+    _scale_heads(plan, head_grads, heads)
     direction = torch.tensordot(weights.to(rows.dtype), rows, dims=1)
     torch.autograd.backward(base, grad_tensors=direction.to(base.dtype), retain_graph=retain_graph)
     return BackwardResult(weights, G, "representation")
@@ -329,22 +339,13 @@ def _parameter_fast_path(
     shared = {id(p) for p in params}
     if plan is None or any(id(leaf) not in shared for leaf in walk(base).leaves):
         return None
-    leaves = [leaf for task_leaves in plan for leaf in task_leaves]
-    grads = torch.autograd.grad(
-        vector.sum(), [*branches, *leaves], retain_graph=True, allow_unused=True
-    )
-    T = len(names)
-    rows = torch.stack(
-        [torch.zeros_like(b) if g is None else g for g, b in zip(grads[:T], branches, strict=True)]
-    )
+    rows, head_grads = _through_heads(vector, branches, plan)
     blocks = trunk_jacobian(base, params, rows, method)
     G = gramian(blocks)
     weights = _weights(balancer, G, vector)
     _combine_into(params, blocks, weights)
     heads = balancer.head_task_weights(weights).detach()
-    _scale_heads(plan, grads[T:], heads)
-    if not retain_graph:
-        del grads
+    _scale_heads(plan, head_grads, heads)
     return BackwardResult(weights, G, "parameter")
 
 
