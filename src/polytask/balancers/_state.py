@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor
 
 
@@ -44,8 +43,3 @@ class RunningLosses:
     def load(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state`."""
         self.first, self.total, self.count = state["first"], state["total"], state["count"]
-
-
-def generator_state(generator: torch.Generator) -> Tensor:
-    """A generator's state as a tensor (saved by ``weights_only`` checkpoints)."""
-    return generator.get_state()

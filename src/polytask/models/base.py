@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from torch import Tensor, nn
+from torch import nn
 
 from polytask.outputs import TaskOutputs
 
@@ -66,8 +66,3 @@ def check_partition(model: MultiTaskModel) -> None:
     missing = [names[i] for i in names if i not in owner]
     if missing:
         raise ValueError(f"parameters in no group: {missing}")
-
-
-def features_of(outputs: TaskOutputs) -> Tensor | None:
-    """The single shared tensor behind ``outputs.features``."""
-    return outputs.shared_features()
