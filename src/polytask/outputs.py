@@ -43,11 +43,17 @@ class TaskOutputs:
             ``(B, ...)`` or ``{task: branch}`` made by :func:`branch` (faster per-task
             gradients). Pass it to :func:`polytask.backward` as ``features=``.
         extras: anything else the model wants to expose (gate weights, attention maps).
+        companions: ``{task: [(prediction, weight), ...]}``: further predictions of a task's
+            own label whose losses are added to that task's loss with their weights
+            (``L_t + sum_a weight_a * loss_t(prediction_a)``, same label, same mask), for
+            example the self-auxiliary small towers of
+            :class:`~polytask.models.SmallTowers`. Metrics read ``predictions`` only.
     """
 
     predictions: dict[str, Tensor]
     features: Tensor | Mapping[str, Tensor] | None = None
     extras: dict[str, Tensor] = field(default_factory=dict)
+    companions: dict[str, list[tuple[Tensor, float]]] = field(default_factory=dict)
 
     def shared_features(self) -> Tensor | None:
         """The single shared representation tensor behind :attr:`features`."""

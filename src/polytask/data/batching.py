@@ -58,7 +58,7 @@ class IndexBatcher:
     def order(self, epoch: int) -> Tensor:
         """The row order of ``epoch`` (on the dataset's device)."""
         n = len(self.dataset)
-        device = self.dataset.inputs.device
+        device = self.dataset.device
         if not self.shuffle:
             return torch.arange(n, device=device)
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)

@@ -2,25 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+Inputs = Tensor | dict[str, Tensor]
+"""A batch's inputs: one tensor ``(B, ...)`` or named tensors ``{name: (B, ...)}`` (for
+example one entry per feature of a :class:`~polytask.models.FeatureSchema`)."""
+
+
+def _map_inputs(inputs: Inputs, fn: Callable[[Tensor], Tensor]) -> Inputs:
+    return {k: fn(v) for k, v in inputs.items()} if isinstance(inputs, dict) else fn(inputs)
+
+
+def _rows(inputs: Inputs) -> int:
+    first = next(iter(inputs.values()), None) if isinstance(inputs, dict) else inputs
+    return 0 if first is None or first.dim() == 0 else int(first.shape[0])
+
 
 @dataclass
 class Batch:
-    """One batch: inputs, ``{task: target}`` and optional ``{task: bool mask}`` (``(B,)``)."""
+    """One batch: inputs (a tensor or ``{name: tensor}``), ``{task: target}`` and optional
+    ``{task: bool mask}`` (``(B,)``)."""
 
-    inputs: Tensor
+    inputs: Inputs
     targets: dict[str, Tensor]
     masks: dict[str, Tensor] | None = None
 
     def to(self, device: torch.device | str, non_blocking: bool = True) -> Batch:
         """The batch on ``device`` (a no-op when already there)."""
         return Batch(
-            self.inputs.to(device, non_blocking=non_blocking),
+            _map_inputs(self.inputs, lambda x: x.to(device, non_blocking=non_blocking)),
             {k: v.to(device, non_blocking=non_blocking) for k, v in self.targets.items()},
             None
             if self.masks is None
@@ -28,11 +42,11 @@ class Batch:
         )
 
     def __len__(self) -> int:
-        return int(self.inputs.shape[0])
+        return _rows(self.inputs)
 
 
 class TensorTaskDataset:
-    """A dataset held as tensors: ``inputs`` ``(N, ...)``, ``targets[t]`` ``(N, ...)``,
+    """A dataset held as tensors: ``inputs`` ``(N, ...)`` (or ``{name: (N, ...)}``), ``targets[t]`` ``(N, ...)``,
     optional ``masks[t]`` ``(N,)`` (``False`` = label missing).
 
     Batches are taken with one indexing operation per tensor (:meth:`take`), which is what
@@ -44,14 +58,21 @@ class TensorTaskDataset:
 
     def __init__(
         self,
-        inputs: Tensor,
+        inputs: Inputs,
         targets: Mapping[str, Tensor],
         masks: Mapping[str, Tensor] | None = None,
         name: str = "dataset",
     ) -> None:
-        n = int(inputs.shape[0]) if inputs.dim() > 0 else 0
+        n = _rows(inputs)
         if n == 0:
             raise ValueError(f"{name}: the dataset is empty (0 rows)")
+        if isinstance(inputs, dict):
+            for key, tensor in inputs.items():
+                if tensor.dim() == 0 or tensor.shape[0] != n:
+                    raise ValueError(
+                        f"{name}: input {key!r} has {tuple(tensor.shape)[:1]} rows but the "
+                        f"first input has {n}"
+                    )
         if not targets:
             raise ValueError(f"{name}: no targets given")
         for task, tensor in {**targets, **(masks or {})}.items():
@@ -71,7 +92,13 @@ class TensorTaskDataset:
         self.name = name
 
     def __len__(self) -> int:
-        return int(self.inputs.shape[0])
+        return _rows(self.inputs)
+
+    @property
+    def device(self) -> torch.device:
+        """The device the dataset's tensors are on."""
+        first = next(iter(self.targets.values()))
+        return first.device
 
     @property
     def task_names(self) -> list[str]:
@@ -81,7 +108,7 @@ class TensorTaskDataset:
     def take(self, index: Tensor) -> Batch:
         """The rows ``index`` (a 1-D long tensor) as a :class:`Batch`."""
         return Batch(
-            self.inputs[index],
+            _map_inputs(self.inputs, lambda x: x[index]),
             {k: v[index] for k, v in self.targets.items()},
             None if self.masks is None else {k: v[index] for k, v in self.masks.items()},
         )

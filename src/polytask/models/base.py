@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 from polytask.outputs import TaskOutputs
 
@@ -35,6 +35,15 @@ class MultiTaskModel(nn.Module):
     def task_modules(self, task: str) -> Sequence[nn.Module]:
         """Modules whose parameters belong to ``task`` only."""
         raise NotImplementedError
+
+    def penalty(self) -> Tensor | None:
+        """A regularisation term of the model's own (a learnt prior, an orthogonality
+        constraint), or ``None``, for the latest forward. It is not a task loss, so balancers
+        never weight it: the trainer adds its gradient before the balanced backward (in a loop
+        of your own: ``model.penalty().backward(retain_graph=True)`` after the forward, then
+        ``polytask.backward(...)``). Models that learn statistics for it (MRN's covariances)
+        update them here, in training mode only."""
+        return None
 
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters shared by every task."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -83,3 +83,29 @@ class LeNetTrunk(nn.Module):
         x = torch.relu(nn.functional.max_pool2d(self.conv1(x), 2))
         x = torch.relu(nn.functional.max_pool2d(self.drop(self.conv2(x)), 2))
         return torch.relu(self.fc(x.flatten(1)))
+
+
+def check_heads(heads: Mapping[str, int], model: str) -> tuple[str, ...]:
+    """Validate ``{task: output size}`` and return the task names."""
+    if not heads:
+        raise ValueError(f"{model} needs at least one head: heads={{task: out_dim}}")
+    for name, size in heads.items():
+        if int(size) < 1:
+            raise ValueError(f"head {name!r}: output size must be >= 1, got {size}")
+    return tuple(heads)
+
+
+def towers(
+    heads: Mapping[str, int],
+    in_dim: int,
+    dims: Sequence[int] = (32,),
+    act: str = "relu",
+    dropout: float = 0.0,
+) -> nn.ModuleDict:
+    """One MLP tower per task, ``in_dim -> dims -> heads[task]``."""
+    return nn.ModuleDict(
+        {
+            name: mlp(in_dim, dims, int(size), act=act, dropout=dropout)
+            for name, size in heads.items()
+        }
+    )

@@ -180,7 +180,9 @@ class TaskSet(Sequence[Task]):
             NonFiniteLossError: a loss is NaN/inf and ``on_nonfinite="raise"``.
         """
         predictions = outputs.predictions if isinstance(outputs, TaskOutputs) else outputs
+        companions = outputs.companions if isinstance(outputs, TaskOutputs) else {}
         self._check_keys("predictions", predictions, required=True)
+        self._check_keys("companions", companions, required=False)
         self._check_keys("targets", targets, required=True)
         if masks is not None:
             self._check_keys("masks", masks, required=False)
@@ -200,8 +202,12 @@ class TaskSet(Sequence[Task]):
                 while given.dim() < mask.dim():
                     given = given.unsqueeze(-1)
                 mask = mask & given.to(torch.bool)
-            element = task.element_loss(pred, sanitize_target(target))
-            values[task.name] = masked_mean(element, mask)
+            clean = sanitize_target(target)
+            loss = masked_mean(task.element_loss(pred, clean), mask)
+            for extra, weight in companions.get(task.name, ()):
+                extra, _ = align(task.name, task.task_kind, extra, targets[task.name])
+                loss = loss + weight * masked_mean(task.element_loss(extra, clean), mask)
+            values[task.name] = loss
         result = TaskLosses(
             values, self.roles(), {t.name: t.weight for t in self._tasks}, skip=False
         )

@@ -217,6 +217,11 @@ class Trainer:
             outputs = self.model(batch.inputs)
             losses = self.tasks.losses(outputs, batch.targets, batch.masks)
         self.optimizer.zero_grad(set_to_none=True)
+        penalty = self.model.penalty()
+        if penalty is not None and not losses.skip:
+            # The model's own regulariser, never weighted by the balancer; its graph may
+            # share the forward's (activations), so it goes first and keeps that graph.
+            penalty.backward(retain_graph=True)
         if self.balancer.needs == "losses":
             result = backward(losses, self.balancer)
         elif self.config.level == "representation":
