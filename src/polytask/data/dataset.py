@@ -46,7 +46,8 @@ class Batch:
 
 
 class TensorTaskDataset:
-    """A dataset held as tensors: ``inputs`` ``(N, ...)`` (or ``{name: (N, ...)}``), ``targets[t]`` ``(N, ...)``,
+    """A dataset held as tensors: ``inputs`` ``(N, ...)`` (or ``{name: (N, ...)}``),
+    ``targets[t]`` ``(N, ...)``,
     optional ``masks[t]`` ``(N,)`` (``False`` = label missing).
 
     Batches are taken with one indexing operation per tensor (:meth:`take`), which is what

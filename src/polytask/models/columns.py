@@ -3,6 +3,8 @@ sequence per task, built from sizes or copied from given modules."""
 
 from __future__ import annotations
 
+import itertools
+
 import copy
 from collections.abc import Sequence
 
@@ -28,10 +30,7 @@ def build_layers(
     if not dims:
         raise ValueError("dims must name at least one layer size")
     widths = [input_dim, *dims]
-    return [
-        nn.Sequential(nn.Linear(a, b), activation(act))
-        for a, b in zip(widths[:-1], widths[1:], strict=True)
-    ]
+    return [nn.Sequential(nn.Linear(a, b), activation(act)) for a, b in itertools.pairwise(widths)]
 
 
 class Columns(nn.Module):

@@ -7,6 +7,8 @@ small networks called one after another.
 
 from __future__ import annotations
 
+import itertools
+
 import math
 from collections.abc import Sequence
 
@@ -61,7 +63,7 @@ class Experts(nn.Module):
         widths = [in_dim, *dims]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
-        for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True):
+        for fan_in, fan_out in itertools.pairwise(widths):
             bound = 1 / math.sqrt(fan_in)  # nn.Linear's default initialisation
             self.weights.append(nn.Parameter(torch.empty(num_experts, fan_in, fan_out)))
             self.biases.append(nn.Parameter(torch.empty(num_experts, fan_out)))
