@@ -3,9 +3,8 @@ sequence per task, built from sizes or copied from given modules."""
 
 from __future__ import annotations
 
-import itertools
-
 import copy
+import itertools
 from collections.abc import Sequence
 
 import torch

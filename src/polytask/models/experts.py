@@ -8,7 +8,6 @@ small networks called one after another.
 from __future__ import annotations
 
 import itertools
-
 import math
 from collections.abc import Sequence
 
