@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -62,12 +61,27 @@ class MRN(SharedBottom):
         self,
         heads: Mapping[str, int],
         *,
+        input_dim: int | None = None,
+        trunk: str | nn.Module = "mlp",
+        trunk_dims: Sequence[int] = (64, 64),
+        feature_dim: int | None = None,
+        head_dims: Sequence[int] = (32,),
+        activation: str = "relu",
+        dropout: float = 0.0,
         strength: float = 1e-3,
         update_every: int = 50,
         eps: float = 1e-3,
-        **options: Any,
     ) -> None:
-        super().__init__(heads, **options)
+        super().__init__(
+            heads,
+            input_dim=input_dim,
+            trunk=trunk,
+            trunk_dims=trunk_dims,
+            feature_dim=feature_dim,
+            head_dims=head_dims,
+            activation=activation,
+            dropout=dropout,
+        )
         if strength < 0 or update_every < 1 or eps <= 0:
             raise ValueError("MRN needs strength >= 0, update_every >= 1 and eps > 0")
         self.strength, self.update_every, self.eps = float(strength), int(update_every), float(eps)
