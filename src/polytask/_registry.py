@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -33,11 +34,13 @@ def unknown_name_message(kind: str, name: str, valid: list[str]) -> str:
 
 @dataclass(frozen=True)
 class Entry(Generic[T]):
-    """One registered factory: its name, the callable, and a one-line summary."""
+    """One registered factory: its name, the callable, a summary (the first paragraph of
+    its docstring) and a title (the first line of its module's docstring)."""
 
     name: str
     factory: Callable[..., T]
     summary: str
+    title: str = ""
 
     def options(self) -> dict[str, Any]:
         """Keyword options of the factory with their defaults (``inspect.Parameter.empty``
@@ -78,7 +81,9 @@ class Registry(Generic[T]):
             doc = inspect.getdoc(factory) or ""
             first_paragraph = doc.strip().split("\n\n")[0]
             summary = " ".join(first_paragraph.split())
-            self._entries[name] = Entry(name, factory, summary)
+            module_doc = inspect.getdoc(sys.modules.get(factory.__module__)) or ""
+            title = module_doc.strip().split("\n")[0] if module_doc.strip() else summary
+            self._entries[name] = Entry(name, factory, summary, title)
             return factory
 
         return decorate

@@ -93,8 +93,9 @@ def list_command(what: str, as_json: bool) -> int:
     else:
         module = polytask.models if what == "models" else polytask.data
         described = module.describe()
-        header = ["name", "summary", "options"]
-        rows = [[r["name"], r["summary"], _options(r["options"])] for r in described]
+        key = "title" if what == "models" else "summary"
+        header = ["name", "model" if what == "models" else "summary", "options"]
+        rows = [[r["name"], r[key], _options(r["options"])] for r in described]
     if as_json:
         print(
             json.dumps(

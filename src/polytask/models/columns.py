@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import itertools
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -49,7 +50,8 @@ class Columns(nn.Module):
         self.depth = len(template)
 
     def layer(self, k: int, xs: Sequence[Tensor]) -> Tensor:
-        return torch.stack([column[k](x) for column, x in zip(self.columns, xs, strict=True)])
+        columns = cast(list[nn.ModuleList], list(self.columns))
+        return torch.stack([column[k](x) for column, x in zip(columns, xs, strict=True)])
 
 
 def mix_rows(rows: Sequence[Tensor], stacked: Tensor) -> list[Tensor]:
@@ -58,14 +60,27 @@ def mix_rows(rows: Sequence[Tensor], stacked: Tensor) -> list[Tensor]:
     return [(row @ flat).reshape(stacked.shape[1:]) for row in rows]
 
 
-def stitch_rows(size: int, identity: bool, self_weight: float) -> nn.ParameterList:
-    """Rows of a ``size x size`` mixing matrix, each its own parameter: the identity, or
-    ``self_weight`` on the diagonal and the rest spread evenly (Misra et al. 2016, section
-    3.2, use 0.9/0.1 for two tasks)."""
-    off = 0.0 if size == 1 else (1.0 - self_weight) / (size - 1)
-    rows = nn.ParameterList()
-    for i in range(size):
-        row = torch.zeros(size) if identity else torch.full((size,), off)
-        row[i] = 1.0 if identity or size == 1 else self_weight
-        rows.append(nn.Parameter(row))
-    return rows
+class StitchUnits(nn.Module):
+    """One ``size x size`` mixing matrix per layer, each row its own parameter (so that rows
+    can belong to different tasks): the identity, or ``self_weight`` on the diagonal and the
+    rest spread evenly (Misra et al. 2016, section 3.2, use 0.9/0.1 for two tasks)."""
+
+    def __init__(self, layers: int, size: int, identity: bool, self_weight: float) -> None:
+        super().__init__()
+        off = 0.0 if size == 1 else (1.0 - self_weight) / (size - 1)
+        self.units = nn.ModuleList()
+        for _ in range(layers):
+            rows = nn.ParameterList()
+            for i in range(size):
+                row = torch.zeros(size) if identity else torch.full((size,), off)
+                row[i] = 1.0 if identity or size == 1 else self_weight
+                rows.append(nn.Parameter(row))
+            self.units.append(rows)
+
+    def rows(self, layer: int) -> list[nn.Parameter]:
+        """The rows of layer ``layer``'s matrix (negative indices count from the top)."""
+        return list(cast(nn.ParameterList, self.units[layer]))
+
+    def lower(self) -> list[nn.Module]:
+        """Every unit but the top one (as modules, for the shared parameter group)."""
+        return list(self.units)[:-1]

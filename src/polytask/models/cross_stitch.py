@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from torch import Tensor, nn
 
 from polytask.models.base import MultiTaskModel
-from polytask.models.columns import Columns, build_layers, mix_rows, stitch_rows
+from polytask.models.columns import Columns, StitchUnits, build_layers, mix_rows
 from polytask.models.layers import check_heads, towers
 from polytask.models.registry import register
 from polytask.outputs import TaskOutputs, branch
@@ -66,18 +66,16 @@ class CrossStitch(MultiTaskModel):
             raise ValueError("given layers need feature_dim= (the last layer's output width)")
         T = len(self.task_names)
         self.columns = Columns(template, T)
-        self.units = nn.ModuleList(
-            stitch_rows(T, init == "identity", self_weight) for _ in range(len(template))
-        )
+        self.units = StitchUnits(len(template), T, init == "identity", self_weight)
         self.heads = towers(heads, int(width), head_dims, activation)
 
     def forward(self, inputs: Tensor) -> TaskOutputs:
         xs: list[Tensor] = [inputs] * len(self.task_names)
         for k in range(self.columns.depth - 1):
-            xs = mix_rows(list(self.units[k]), self.columns.layer(k, xs))
+            xs = mix_rows(self.units.rows(k), self.columns.layer(k, xs))
         top = self.columns.layer(self.columns.depth - 1, xs)
         branches = branch(top, self.task_names)
-        rows = self.units[-1]
+        rows = self.units.rows(-1)
         predictions = {}
         for i, t in enumerate(self.task_names):
             (mixed,) = mix_rows([rows[i]], branches[t])
@@ -85,11 +83,11 @@ class CrossStitch(MultiTaskModel):
         return TaskOutputs(predictions, branches)
 
     def shared_modules(self) -> Sequence[nn.Module]:
-        return [self.columns, *self.units[:-1]]
+        return [self.columns, *self.units.lower()]
 
     def task_modules(self, task: str) -> Sequence[nn.Module]:
         return [self.heads[task]]
 
     def task_parameters(self, task: str) -> Iterator[nn.Parameter]:
         yield from super().task_parameters(task)
-        yield self.units[-1][self.task_names.index(task)]
+        yield self.units.rows(-1)[self.task_names.index(task)]

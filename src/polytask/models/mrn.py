@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -96,20 +97,23 @@ class MRN(SharedBottom):
                 self.register_buffer(f"prec{k}_{name}", torch.eye(size))
         self.calls = 0
 
+    def _tower(self, task: str) -> nn.Sequential:
+        return cast(nn.Sequential, self.towers[task])
+
     def _layer(self, task: str, index: int) -> nn.Linear:
-        layer = self.towers[task][index]
+        layer = self._tower(task)[index]
         assert isinstance(layer, nn.Linear)
         return layer
 
     def _tied_layers(self) -> list[int]:
         """Indices of the tower layers that are ``Linear`` with one shape in every task."""
-        first = self.towers[self.task_names[0]]
+        first = self._tower(self.task_names[0])
         tied = []
         for index, module in enumerate(first):
             if not isinstance(module, nn.Linear):
                 continue
             shapes = {
-                tuple(getattr(self.towers[t][index], "weight", torch.empty(0)).shape)
+                tuple(getattr(self._tower(t)[index], "weight", torch.empty(0)).shape)
                 for t in self.task_names
             }
             if len(shapes) == 1:

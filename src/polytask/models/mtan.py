@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from itertools import pairwise
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -160,7 +161,9 @@ class MTAN(MultiTaskModel):
             if not dims:
                 raise ValueError("trunk_dims must name at least one layer size")
             widths = [input_dim, *dims]
-            layers = [nn.Sequential(nn.Linear(a, b), activation(act)) for a, b in pairwise(widths)]
+            layers: list[nn.Module] = [
+                nn.Sequential(nn.Linear(a, b), activation(act)) for a, b in pairwise(widths)
+            ]
             return layers, (input_dim,)
         raise ValueError(f"trunk must be 'mlp', 'lenet' or None with stages=, got {trunk!r}")
 
@@ -191,12 +194,12 @@ class MTAN(MultiTaskModel):
         predictions = {}
         for t in self.task_names:
             attended: Tensor | None = None
+            blocks = cast(nn.ModuleList, self.attention[t])
+            carries = cast(nn.ModuleList, self.carry[t])
             for n, j in enumerate(self.attended):
                 p = views[t][f"stage{j}"]
-                gate_in = (
-                    p if attended is None else torch.cat([p, self.carry[t][n - 1](attended)], 1)
-                )
-                attended = self.attention[t][n](gate_in) * p
+                gate_in = p if attended is None else torch.cat([p, carries[n - 1](attended)], 1)
+                attended = blocks[n](gate_in) * p
             assert attended is not None
             predictions[t] = self.towers[t](attended.flatten(1))
         return TaskOutputs(predictions, features)

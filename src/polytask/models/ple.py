@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -118,7 +119,7 @@ class PLE(MultiTaskModel):
         task_in = dict.fromkeys(names, inputs)
         shared_in = inputs
         extras: dict[str, Tensor] = {}
-        *lower, top = self.levels
+        *lower, top = self._levels()
         for index, level in enumerate(lower):
             own = {t: level.task_experts[t](task_in[t]) for t in names}
             shared = level.shared_experts(shared_in)
@@ -146,10 +147,13 @@ class PLE(MultiTaskModel):
             predictions[t] = self.towers[t](mix(weights, experts))
         return TaskOutputs(predictions, features, extras)
 
+    def _levels(self) -> list[_Level]:
+        return cast(list[_Level], list(self.levels))
+
     def shared_modules(self) -> Sequence[nn.Module]:
-        *lower, top = self.levels
+        *lower, top = self._levels()
         return [*lower, top.shared_experts]
 
     def task_modules(self, task: str) -> Sequence[nn.Module]:
-        top = self.levels[-1]
+        top = self._levels()[-1]
         return [top.task_experts[task], top.gates[task], self.towers[task]]

@@ -11,8 +11,13 @@ MODELS: Registry[MultiTaskModel] = Registry("model")
 register = MODELS.register
 
 
-def create(name: str, **options: Any) -> MultiTaskModel:
+def create(name: str, *, input_layer: Any = None, **options: Any) -> MultiTaskModel:
     """Build the architecture registered as ``name``.
+
+    ``input_layer`` puts any architecture behind an input layer shared by all tasks: a
+    :class:`~polytask.models.FeatureSchema` (or its configuration ``{"sparse": [...],
+    "sequence": [...], "dense": [...]}``) for recommendation features, or a module with an
+    ``output_dim`` attribute; the model's ``input_dim`` is then set to that width.
 
     Example:
         >>> import polytask
@@ -20,7 +25,14 @@ def create(name: str, **options: Any) -> MultiTaskModel:
         >>> sorted(m(__import__("torch").zeros(2, 8)).predictions)
         ['a', 'b']
     """
-    return MODELS.create(name, **options)
+    if input_layer is None:
+        return MODELS.create(name, **options)
+    from polytask.models.input_layer import WithInputLayer, build_input_layer
+
+    layer = build_input_layer(input_layer)
+    if "input_dim" in MODELS.get(name).options():
+        options.setdefault("input_dim", layer.output_dim)
+    return WithInputLayer(MODELS.create(name, **options), layer)
 
 
 def available() -> list[str]:
@@ -29,5 +41,14 @@ def available() -> list[str]:
 
 
 def describe() -> list[dict[str, Any]]:
-    """One row per architecture: name, summary and options with defaults."""
-    return [{"name": e.name, "summary": e.summary, "options": e.options()} for e in MODELS]
+    """One row per architecture: name, title (architecture and paper), summary and options
+    with defaults."""
+    return [
+        {
+            "name": e.name,
+            "title": e.title,
+            "summary": e.summary,
+            "options": {**e.options(), "input_layer": None},  # accepted by create()
+        }
+        for e in MODELS
+    ]

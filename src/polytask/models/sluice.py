@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from polytask.models.base import MultiTaskModel
-from polytask.models.columns import Columns, build_layers, mix_rows, stitch_rows
+from polytask.models.columns import Columns, StitchUnits, build_layers, mix_rows
 from polytask.models.layers import check_heads, towers
 from polytask.models.registry import register
 from polytask.models.sharing import share
@@ -92,9 +92,7 @@ class Sluice(MultiTaskModel):
         T = len(self.task_names)
         self.subspaces, self.orthogonality = subspaces, float(orthogonality)
         self.columns = Columns(template, T)
-        self.alphas = nn.ModuleList(
-            stitch_rows(T * subspaces, init == "identity", self_weight) for _ in template
-        )
+        self.alphas = StitchUnits(len(template), T * subspaces, init == "identity", self_weight)
         K = len(template)
         self.betas = nn.ParameterDict({t: nn.Parameter(torch.full((K,), 1.0 / K)) for t in heads})
         self.heads = towers(heads, int(width), head_dims, activation)
@@ -117,7 +115,7 @@ class Sluice(MultiTaskModel):
             if k == self.columns.depth - 1:
                 outputs.append(stacked)
                 break
-            xs = _from_subspaces(mix_rows(list(self.alphas[k]), spaces), S)
+            xs = _from_subspaces(mix_rows(self.alphas.rows(k), spaces), S)
             outputs.append(torch.stack(xs))
         self._penalty = (
             self.orthogonality * penalty
@@ -126,11 +124,11 @@ class Sluice(MultiTaskModel):
         )
         parts = {f"layer{k}": h for k, h in enumerate(outputs)}
         views, features = share(parts, names)
-        top = self.alphas[-1]
+        top = self.alphas.rows(-1)
         predictions = {}
         for i, t in enumerate(names):
             last = _to_subspaces(views[t][f"layer{len(outputs) - 1}"], S)
-            mine = _from_subspaces(mix_rows(list(top)[i * S : (i + 1) * S], last), S)[0]
+            mine = _from_subspaces(mix_rows(top[i * S : (i + 1) * S], last), S)[0]
             layers = [views[t][f"layer{k}"][i] for k in range(len(outputs) - 1)] + [mine]
             mixed = torch.einsum("k,kbd->bd", self.betas[t], torch.stack(layers))
             predictions[t] = self.heads[t](mixed)
@@ -153,7 +151,7 @@ class Sluice(MultiTaskModel):
         return value
 
     def shared_modules(self) -> Sequence[nn.Module]:
-        return [self.columns, *self.alphas[:-1]]
+        return [self.columns, *self.alphas.lower()]
 
     def task_modules(self, task: str) -> Sequence[nn.Module]:
         return [self.heads[task]]
@@ -161,5 +159,5 @@ class Sluice(MultiTaskModel):
     def task_parameters(self, task: str) -> Iterator[nn.Parameter]:
         yield from super().task_parameters(task)
         i, S = self.task_names.index(task), self.subspaces
-        yield from list(self.alphas[-1])[i * S : (i + 1) * S]
+        yield from self.alphas.rows(-1)[i * S : (i + 1) * S]
         yield self.betas[task]

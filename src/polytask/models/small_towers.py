@@ -1,4 +1,4 @@
-"""Self-auxiliary small towers (Wang, Cheng, Chen, Chi et al., 2022; reference text 04)."""
+"""Self-auxiliary small towers (Wang, Zhao, Dai et al., WWW 2022; reference text 04)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,17 @@ from torch import Tensor, nn
 
 from polytask.models.base import MultiTaskModel
 from polytask.models.layers import mlp
-from polytask.models.registry import MODELS, register
+from polytask.models.registry import MODELS, create, register
 from polytask.outputs import TaskOutputs, branch
 
 
 @register("small_towers")
 class SmallTowers(MultiTaskModel):
     """Adds to every task an under-parameterised self-auxiliary tower on the shared
-    representation (Wang, Zhao, Chen, Hong, Chi et al.: "Can Small Heads Help? Understanding
-    and Improving Multi-Task Generalization", WWW 2022; reference text 04): with shared
-    representation ``h(x)``, task ``t``'s small tower ``f_t^a(h(x); theta_t^a)`` predicts the
-    same label, and the training loss becomes
+    representation (Wang, Zhao, Dai, Fifty, Lin, Hong, Wei, Chi: "Can Small Heads Help?
+    Understanding and Improving Multi-Task Generalization", WWW 2022; reference text 04):
+    with shared representation ``h(x)``, task ``t``'s small tower ``f_t^a(h(x); theta_t^a)``
+    predicts the same label, and the training loss becomes
     ``sum_t w_t (L_t(theta_sh, theta_t) + gamma L_t(theta_sh, theta_t^a))``.
 
     The small towers' predictions are returned as
@@ -125,7 +125,7 @@ def _build(
     options = {"heads": heads, **options}
     if input_dim is not None and "input_dim" in MODELS.get(name).options():
         options.setdefault("input_dim", input_dim)
-    return MODELS.create(name, **options)
+    return create(name, **options)
 
 
 def _head_sizes(model: MultiTaskModel) -> Mapping[str, int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Literal, cast
 
 from torch import Tensor, nn
 
@@ -84,7 +84,7 @@ class UFO(MultiTaskModel):
         self.task_names = check_heads(heads, type(self).__name__)
         if num_blocks < 1:
             raise ValueError(f"num_blocks must be >= 1, got {num_blocks}")
-        default: list[Choice] = ["shared"] * (num_blocks - 1) + ["task"]
+        default: list[Choice] = [*(["shared"] * (num_blocks - 1)), "task"]  # type: ignore[list-item]
         self.routes = self._check_routes(routes, num_blocks, default)
         self.stem = nn.Sequential(nn.Flatten(), nn.Linear(input_dim, width))
         hidden = hidden or 2 * width
@@ -141,7 +141,7 @@ class UFO(MultiTaskModel):
         memo: dict[tuple[str, ...], Tensor] = {}
         predictions = {}
         for t in self.task_names:
-            h, key = views[t], ()
+            h, key = views[t], cast(tuple[str, ...], ())
             for b in range(self.prefix, len(self.routes[t])):
                 key += (t if self.routes[t][b] == "task" else "shared",)
                 if key not in memo:

@@ -172,7 +172,11 @@ def build_model(config: NamedConfig, data: DataSplits, tasks: list[Task]) -> Mul
     options = dict(config.options)
     options.setdefault("heads", head_sizes(data, tasks))
     entry = model_registry.MODELS.get(config.name)
-    if "input_dim" in entry.options() and "input_dim" not in options:
+    if (
+        "input_dim" in entry.options()
+        and "input_dim" not in options
+        and not options.get("input_layer")
+    ):
         trunk = options.get("trunk", "mlp")
         if trunk == "mlp":
             options["input_dim"] = int(math.prod(data.input_shape))
