@@ -29,6 +29,10 @@ def branch(features: Tensor, task_names: Sequence[str]) -> dict[str, Tensor]:
         ``{task: view of features}``. A plain ``loss.backward()`` through the branches gives
         the same gradients as if the heads had read ``features`` directly.
     """
+    if features._base is not None:
+        # A view's branches would point at the view's own base (autograd keeps only the
+        # root), so a view is first made a tensor of its own.
+        features = features.clone()
     return {name: features.view_as(features) for name in task_names}
 
 

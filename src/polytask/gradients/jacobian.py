@@ -230,36 +230,35 @@ def trunk_jacobian(
 
     Args:
         base: the shared features ``z`` ``(B, ...)``.
-        params: the shared parameters (every one must feed ``z``).
+        params: the shared parameters. One that does not feed ``z`` (a segment embedding
+            left unused by a batch) gets a zero block: callers check beforehand that no
+            shared parameter reaches the losses other than through ``z``
+            (:func:`check_chain`), so such a parameter is unused by every loss.
         rows: ``(T, B, ...)`` per-task gradients with respect to ``z``.
 
     Returns:
         One block ``(T, *p.shape)`` per parameter. The graph is retained.
-
-    Raises:
-        ValueError: a parameter does not feed ``z``.
     """
-    try:
-        if method == "loop":
-            per_task = [
-                torch.autograd.grad(base, params, grad_outputs=row, retain_graph=True)
-                for row in rows
-            ]
-            return [torch.stack(list(col)) for col in zip(*per_task, strict=True)]
-        with _explain_vmap_failure():
-            return list(
+    if method == "loop":
+        per_task = [
+            _zeros_for_unused(
                 torch.autograd.grad(
-                    base, params, grad_outputs=rows, is_grads_batched=True, retain_graph=True
-                )
+                    base, params, grad_outputs=row, retain_graph=True, allow_unused=True
+                ),
+                params,
             )
-    except RuntimeError as error:
-        if "not have been used in the graph" in str(error):
-            raise ValueError(
-                "a shared parameter does not feed the features; either pass only the "
-                "parameters of the trunk that produces the features, or leave features "
-                "out to take parameter-level gradients through the losses"
-            ) from error
-        raise
+            for row in rows
+        ]
+        return [torch.stack(list(col)) for col in zip(*per_task, strict=True)]
+    with _explain_vmap_failure():
+        grads = torch.autograd.grad(
+            base, params, grad_outputs=rows, is_grads_batched=True, retain_graph=True,
+            allow_unused=True,
+        )  # fmt: skip
+    T = rows.shape[0]
+    return [
+        p.new_zeros((T, *p.shape)) if g is None else g for g, p in zip(grads, params, strict=True)
+    ]
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import signal
 import sys
@@ -458,7 +459,8 @@ class Trainer:
                     if self._improved(score):
                         self.best_score, self.best_epoch, self.bad_epochs = score, epoch, 0
                         self.best_state = {
-                            k: v.detach().clone() for k, v in self.model.state_dict().items()
+                            k: v.detach().clone() if isinstance(v, Tensor) else copy.deepcopy(v)
+                            for k, v in self.model.state_dict().items()
                         }
                     else:
                         self.bad_epochs += 1
