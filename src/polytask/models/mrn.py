@@ -24,8 +24,10 @@ def flip_flop(W: Tensor, covariances: Sequence[Tensor], eps: float) -> list[Tens
     """One flip-flop update of the three mode covariances of ``W`` ``(T, O, I)`` (Long et
     al. 2017, eq. 9): each is the covariance of ``W``'s unfolding along its mode, whitened by
     the other two (in turn: input, output, task, each with the newest others), plus
-    ``eps I``; the task covariance is scaled to trace ``T`` before its ridge (the Kronecker
-    product only fixes the covariances up to such scalings)."""
+    ``eps I``. Each step maximises the prior's likelihood in one covariance with the others
+    fixed, so the likelihood never decreases (for ``eps -> 0``). The Kronecker product fixes
+    the covariances only up to scalings; the task covariance is kept at trace ``T`` by moving
+    its scale to the input covariance."""
     T, O, I = W.shape
     S_t, S_o, S_i = covariances
     eye = lambda n: torch.eye(n, dtype=W.dtype, device=W.device)  # noqa: E731
@@ -34,8 +36,10 @@ def flip_flop(W: Tensor, covariances: Sequence[Tensor], eps: float) -> list[Tens
     S_i = torch.einsum("toi,tu,op,upj->ij", W, inv(S_t), inv(S_o), W) / (T * O) + eps * eye(I)
     S_o = torch.einsum("toi,tu,ij,upj->op", W, inv(S_t), inv(S_i), W) / (T * I) + eps * eye(O)
     S_t = torch.einsum("toi,op,ij,upj->tu", W, inv(S_o), inv(S_i), W) / (O * I)
-    S_t = S_t * (T / S_t.trace().clamp_min(1e-12)) + eps * eye(T)
-    return [S_t, S_o, S_i]
+    # Move the scale between the task and input modes (their Kronecker product, and so the
+    # likelihood, is unchanged) so that the task covariance keeps trace T.
+    scale = T / S_t.trace().clamp_min(1e-12)
+    return [S_t * scale + eps * eye(T), S_o, S_i / scale]
 
 
 @register("mrn")
