@@ -120,13 +120,13 @@ def test_sluice_orthogonality_penalty_matches_hand_formula() -> None:
     model(x)
     penalty = model.penalty()
     assert penalty is not None
-    # By hand: every column's layer outputs, split in two halves G1, G2: 0.5 * ||G1^T G2||^2.
+    # By hand: every column's layer outputs, split in halves G1, G2: 0.5 * ||G1^T G2 / B||^2.
     expected = torch.zeros(())
     xs = [x, x]
     for k in range(2):
         hs = [model.columns.columns[i][k](xs[i]) for i in range(2)]
         for h in hs:
-            expected = expected + (h[:, :2].T @ h[:, 2:]).pow(2).sum()
+            expected = expected + (h[:, :2].T @ h[:, 2:] / 6).pow(2).sum()
         spaces = [h[:, s * 2 : (s + 1) * 2] for h in hs for s in range(2)]
         rows = model.alphas.rows(k)
         mixed = [sum(rows[i][j] * spaces[j] for j in range(4)) for i in range(4)]
