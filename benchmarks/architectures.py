@@ -8,7 +8,7 @@ epoch's model is evaluated once on the test split. Convolutional models read the
 pixel rows as a sequence of 28 tokens.
 
     python benchmarks/architectures.py            # quick: 10,000 training images
-    python benchmarks/architectures.py --full     # all 50,000
+    python benchmarks/architectures.py --full     # all 55,000 (5,000 held out for validation)
 Results: benchmarks/results/architectures.json and .md
 """
 
@@ -106,7 +106,7 @@ def run_one(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--full", action="store_true", help="all 50,000 training images")
+    parser.add_argument("--full", action="store_true", help="all 55,000 training images")
     parser.add_argument("--only", default="", help="comma-separated registered names to run")
     parser.add_argument("--batch-size", type=int, default=256)
     args = parser.parse_args()

@@ -92,3 +92,23 @@ def test_list_commands(capsys) -> None:
 def test_config_requires_dataset() -> None:
     with pytest.raises(ConfigError, match="dataset"):
         ExperimentConfig.from_dict({})
+
+
+def test_train_packaged_mmoe_config(tmp_path: Path, capsys) -> None:
+    code = main(
+        [
+            "train",
+            "synthetic_mmoe",
+            f"output={tmp_path}/run",
+            "schedule.epochs=1",
+            "dataset.options.num_samples=600",
+            "balancer.name=pcgrad",
+            "progress=false",
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "y1" in printed and "y2" in printed
+    assert "name: mmoe" in (tmp_path / "run" / "config.yaml").read_text()
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["steps"] == -(-480 // 128)

@@ -68,3 +68,41 @@ def test_trainer_on_cuda_with_amp(amp: bool) -> None:
     trainer.fit(make_data(), make_data(32, seed=1))
     after = trainer.evaluate(make_data(64, seed=3))["loss"]
     assert sum(after.values()) < sum(before.values())
+
+
+CUDA_MODELS = ["mmoe", "ple", "cross_stitch", "mtan", "mrn", "transformer", "esmm",
+               "mmoe_features", "small_towers", "ufo_rejoined"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", CUDA_MODELS)
+def test_architectures_on_cuda_match_cpu(name: str) -> None:
+    """Every kind of architecture keeps its tensors (buffers, offsets, masks) on the device
+    and computes what it computes on the CPU."""
+    from .test_architectures import CASES, batch
+
+    case = CASES[name]
+    grads, predictions = {}, {}
+    for device in ("cpu", "cuda"):
+        model = case.build().to(device)
+        inputs, targets = batch(case)
+
+        def move(t: torch.Tensor, device: str = device) -> torch.Tensor:
+            return t.to(device)
+
+        inputs = (
+            {k: move(v) for k, v in inputs.items()} if isinstance(inputs, dict) else move(inputs)
+        )
+        out = model(inputs)
+        losses = polytask.TaskSet(case.tasks()).losses(
+            out, {k: move(v) for k, v in targets.items()}
+        )
+        penalty = model.penalty()
+        if penalty is not None:
+            penalty.backward(retain_graph=True)
+        polytask.backward(losses, polytask.balancers.create("mgda"), features=out.features)
+        predictions[device] = {k: v.detach().cpu() for k, v in out.predictions.items()}
+        grads[device] = [p.grad.cpu() for p in model.parameters() if p.grad is not None]
+    for task, value in predictions["cpu"].items():
+        torch.testing.assert_close(predictions["cuda"][task], value, rtol=1e-4, atol=1e-5)
+    for a, b in zip(grads["cpu"], grads["cuda"], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
