@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from torch import Tensor, nn
 
 from polytask.models.base import MultiTaskModel
-from polytask.models.layers import LeNetTrunk, mlp
+from polytask.models.layers import LeNetTrunk, check_heads, mlp, towers
 from polytask.models.registry import register
 from polytask.outputs import TaskOutputs, branch
 
@@ -52,12 +52,7 @@ class SharedBottom(MultiTaskModel):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        if not heads:
-            raise ValueError("SharedBottom needs at least one head: heads={task: out_dim}")
-        for name, size in heads.items():
-            if int(size) < 1:
-                raise ValueError(f"head {name!r}: output size must be >= 1, got {size}")
-        self.task_names = tuple(heads)
+        self.task_names = check_heads(heads, type(self).__name__)
         if isinstance(trunk, nn.Module):
             if feature_dim is None:
                 raise ValueError("a trunk module needs feature_dim= (its output width)")
@@ -76,12 +71,7 @@ class SharedBottom(MultiTaskModel):
         else:
             raise ValueError(f"trunk must be 'mlp', 'lenet' or an nn.Module, got {trunk!r}")
         self.feature_dim = int(feature_dim)
-        self.towers = nn.ModuleDict(
-            {
-                name: mlp(self.feature_dim, head_dims, int(size), act=activation, dropout=dropout)
-                for name, size in heads.items()
-            }
-        )
+        self.towers = towers(heads, self.feature_dim, head_dims, activation, dropout)
 
     def forward(self, inputs: Tensor) -> TaskOutputs:
         features = self.trunk(inputs)
