@@ -503,3 +503,33 @@ def test_list_models_prints_every_architecture_with_options(capsys: pytest.Captu
         assert name in printed
     assert "num_experts=8" in printed and "input_layer=None" in printed
     assert "MMoE: multi-gate mixture of experts (Ma et al., KDD 2018)." in printed
+
+
+def test_experts_and_towers_from_factories() -> None:
+    """No architecture is tied to MLP experts or towers: factories build any module."""
+    built = []
+
+    def expert(in_dim: int) -> nn.Module:
+        built.append(in_dim)
+        return nn.Sequential(nn.Linear(in_dim, 6), nn.Tanh())
+
+    def tower(in_dim: int, out_dim: int) -> nn.Module:
+        return nn.Sequential(nn.LayerNorm(in_dim), nn.Linear(in_dim, out_dim))
+
+    model = polytask.models.create(
+        "ple", heads=HEADS, input_dim=5, levels=2, experts=expert, expert_dim=6, tower_dims=tower
+    )
+    # Two levels of (2 tasks x 1 + 1 shared) experts; level 2 reads the level-1 width.
+    assert built == [5, 5, 5, 6, 6, 6]
+    out = model(torch.randn(4, 5))
+    assert out.predictions["b"].shape == (4, 3)
+    assert isinstance(model.towers["a"][0], nn.LayerNorm)
+    check_partition(model)
+    with pytest.raises(ValueError, match="expert_dim"):
+        polytask.models.create("cgc", heads=HEADS, input_dim=5, experts=expert)
+    for name in ("mmoe", "cross_stitch", "ufo", "mtan", "fafs", "sluice", "transformer"):
+        options = {"vocab_size": 9} if name == "transformer" else {"input_dim": 8}
+        key = "tower_dims" if name in ("mmoe",) else "head_dims"
+        m = polytask.models.create(name, heads=HEADS, **options, **{key: tower})
+        heads = getattr(m, "towers", None) or m.heads
+        assert isinstance(heads["b"][0], nn.LayerNorm), name

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from polytask.models.ple import PLE
+from polytask.models.layers import TowerSpec
+from polytask.models.ple import PLE, ExpertFactory
 from polytask.models.registry import register
 
 
@@ -25,7 +26,10 @@ class CGC(PLE):
         task_experts: experts per task (1).
         shared_experts: shared experts (1).
         expert_dims: hidden sizes of each MLP expert; the last is its output (``(64,)``).
+        experts: a factory ``in_dim -> module`` building each expert instead.
+        expert_dim: output width of the experts a factory builds.
         tower_dims: hidden sizes of each task tower (``(32,)``).
+            Or a factory ``(in_dim, out_dim) -> module``.
         activation: activation in experts and towers (``relu``).
         dropout: dropout after each hidden layer (0).
     """
@@ -38,7 +42,9 @@ class CGC(PLE):
         task_experts: int = 1,
         shared_experts: int = 1,
         expert_dims: Sequence[int] = (64,),
-        tower_dims: Sequence[int] = (32,),
+        experts: ExpertFactory | None = None,
+        expert_dim: int | None = None,
+        tower_dims: TowerSpec = (32,),
         activation: str = "relu",
         dropout: float = 0.0,
     ) -> None:
@@ -49,6 +55,8 @@ class CGC(PLE):
             task_experts=task_experts,
             shared_experts=shared_experts,
             expert_dims=expert_dims,
+            experts=experts,
+            expert_dim=expert_dim,
             tower_dims=tower_dims,
             activation=activation,
             dropout=dropout,

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from polytask.models.base import MultiTaskModel
 from polytask.models.columns import Columns, StitchUnits, build_layers, mix_rows
-from polytask.models.layers import check_heads, towers
+from polytask.models.layers import TowerSpec, check_heads, towers
 from polytask.models.registry import register
 from polytask.outputs import TaskOutputs, branch
 
@@ -37,6 +37,7 @@ class CrossStitch(MultiTaskModel):
         layers: a column's layers as modules instead (copied per task).
         feature_dim: output width of the last given layer, flattened (the heads' input).
         head_dims: hidden sizes of each head (``(32,)``).
+            Or a factory ``(in_dim, out_dim) -> module``.
         init: ``"stitch"`` (``self_weight`` on the diagonal, the rest spread evenly) or
             ``"identity"`` (independent columns until the units learn to mix).
         self_weight: diagonal of the initial units (0.9, as in the paper).
@@ -51,7 +52,7 @@ class CrossStitch(MultiTaskModel):
         dims: Sequence[int] = (64, 64),
         layers: Sequence[nn.Module] | None = None,
         feature_dim: int | None = None,
-        head_dims: Sequence[int] = (32,),
+        head_dims: TowerSpec = (32,),
         init: str = "stitch",
         self_weight: float = 0.9,
         activation: str = "relu",

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from polytask.models.base import MultiTaskModel
-from polytask.models.layers import activation, check_heads, towers
+from polytask.models.layers import TowerSpec, activation, check_heads, towers
 from polytask.models.registry import register
 from polytask.models.sharing import share
 from polytask.outputs import TaskOutputs
@@ -72,6 +72,7 @@ class FAFS(MultiTaskModel):
         input_dim: input width.
         dims: the thin network's layer sizes (``(32, 32)``); copies keep them.
         head_dims: hidden sizes of each task's output layer (``()``: linear).
+            Or a factory ``(in_dim, out_dim) -> module``.
         groups: a grown structure to rebuild (default: one group of all tasks per layer).
         activation: activation of every layer (``relu``).
     """
@@ -82,7 +83,7 @@ class FAFS(MultiTaskModel):
         *,
         input_dim: int,
         dims: Sequence[int] = (32, 32),
-        head_dims: Sequence[int] = (),
+        head_dims: TowerSpec = (),
         groups: Sequence[Sequence[Sequence[int]]] | None = None,
         activation: str = "relu",
     ) -> None:

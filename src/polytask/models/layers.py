@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -95,14 +95,21 @@ def check_heads(heads: Mapping[str, int], model: str) -> tuple[str, ...]:
     return tuple(heads)
 
 
+TowerSpec = Sequence[int] | Callable[[int, int], nn.Module]
+"""A task tower: the hidden sizes of an MLP, or a factory ``(in_dim, out_dim) -> module``."""
+
+
 def towers(
     heads: Mapping[str, int],
     in_dim: int,
-    dims: Sequence[int] = (32,),
+    dims: TowerSpec = (32,),
     act: str = "relu",
     dropout: float = 0.0,
 ) -> nn.ModuleDict:
-    """One MLP tower per task, ``in_dim -> dims -> heads[task]``."""
+    """One tower per task, ``in_dim -> heads[task]``: an MLP with hidden sizes ``dims``, or
+    ``dims(in_dim, heads[task])`` when ``dims`` is a factory (any module)."""
+    if callable(dims):
+        return nn.ModuleDict({name: dims(in_dim, int(size)) for name, size in heads.items()})
     return nn.ModuleDict(
         {
             name: mlp(in_dim, dims, int(size), act=act, dropout=dropout)

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from polytask.models.base import MultiTaskModel
 from polytask.models.experts import Experts, Gate, mix
-from polytask.models.layers import check_heads, towers
+from polytask.models.layers import TowerSpec, check_heads, towers
 from polytask.models.registry import register
 from polytask.models.sharing import share
 from polytask.outputs import TaskOutputs
@@ -38,6 +38,7 @@ class MMoE(MultiTaskModel):
         experts: optional expert modules ``(B, input_dim) -> (B, expert_dim)`` instead.
         expert_dim: output width of given expert modules.
         tower_dims: hidden sizes of each task tower (``(32,)``).
+            Or a factory ``(in_dim, out_dim) -> module``.
         gate_dim: width of a separate gate input (default: the model input).
         activation: activation in experts and towers (``relu``).
         dropout: dropout after each hidden layer (0).
@@ -52,7 +53,7 @@ class MMoE(MultiTaskModel):
         expert_dims: Sequence[int] = (64,),
         experts: Sequence[nn.Module] | None = None,
         expert_dim: int | None = None,
-        tower_dims: Sequence[int] = (32,),
+        tower_dims: TowerSpec = (32,),
         gate_dim: int | None = None,
         activation: str = "relu",
         dropout: float = 0.0,

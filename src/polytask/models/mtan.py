@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from polytask.models.base import MultiTaskModel
-from polytask.models.layers import LeNetTrunk, activation, check_heads, towers
+from polytask.models.layers import LeNetTrunk, TowerSpec, activation, check_heads, towers
 from polytask.models.registry import register
 from polytask.models.sharing import share
 from polytask.outputs import TaskOutputs
@@ -95,6 +95,7 @@ class MTAN(MultiTaskModel):
         input_shape: shape of one input without the batch axis (needed with ``stages``).
         attention_stages: indices of the attended stages (default all; must include the last).
         head_dims: hidden sizes of each tower (``(32,)``).
+            Or a factory ``(in_dim, out_dim) -> module``.
         activation: activation of MLP stages and towers (``relu``).
     """
 
@@ -108,7 +109,7 @@ class MTAN(MultiTaskModel):
         stages: Sequence[nn.Module] | None = None,
         input_shape: Sequence[int] | None = None,
         attention_stages: Sequence[int] | None = None,
-        head_dims: Sequence[int] = (32,),
+        head_dims: TowerSpec = (32,),
         activation: str = "relu",
     ) -> None:
         super().__init__()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import cast
 
 import torch
@@ -10,10 +10,13 @@ from torch import Tensor, nn
 
 from polytask.models.base import MultiTaskModel
 from polytask.models.experts import Experts, Gate, mix
-from polytask.models.layers import check_heads, towers
+from polytask.models.layers import TowerSpec, check_heads, towers
 from polytask.models.registry import register
 from polytask.models.sharing import share
 from polytask.outputs import TaskOutputs
+
+ExpertFactory = Callable[[int], nn.Module]
+"""Builds one expert for inputs of the given width."""
 
 
 class _Level(nn.Module):
@@ -30,12 +33,17 @@ class _Level(nn.Module):
         act: str,
         dropout: float,
         shared_gate: bool,
+        factory: ExpertFactory | None,
+        out_dim: int | None,
     ) -> None:
         super().__init__()
-        self.task_experts = nn.ModuleDict(
-            {t: Experts(task_experts, in_dim, dims, act, dropout) for t in tasks}
-        )
-        self.shared_experts = Experts(shared_experts, in_dim, dims, act, dropout)
+
+        def group(n: int) -> Experts:
+            given = [factory(in_dim) for _ in range(n)] if factory is not None else None
+            return Experts(n, in_dim, dims, act, dropout, given, out_dim)
+
+        self.task_experts = nn.ModuleDict({t: group(task_experts) for t in tasks})
+        self.shared_experts = group(shared_experts)
         self.gates = nn.ModuleDict({t: Gate(in_dim, task_experts + shared_experts) for t in tasks})
         self.shared_gate = (
             Gate(in_dim, len(tasks) * task_experts + shared_experts) if shared_gate else None
@@ -72,7 +80,12 @@ class PLE(MultiTaskModel):
         shared_experts: shared experts per level (1).
         expert_dims: hidden sizes of each MLP expert; the last is the expert output
             (``(64,)``).
+        experts: a factory ``in_dim -> module`` building each expert instead (any network
+            mapping ``(B, in_dim)`` to ``(B, expert_dim)``; level 1 gets the input width,
+            later levels ``expert_dim``).
+        expert_dim: output width of the experts a factory builds.
         tower_dims: hidden sizes of each task tower (``(32,)``).
+            Or a factory ``(in_dim, out_dim) -> module``.
         activation: activation in experts and towers (``relu``).
         dropout: dropout after each hidden layer (0).
     """
@@ -86,7 +99,9 @@ class PLE(MultiTaskModel):
         task_experts: int = 1,
         shared_experts: int = 1,
         expert_dims: Sequence[int] = (64,),
-        tower_dims: Sequence[int] = (32,),
+        experts: ExpertFactory | None = None,
+        expert_dim: int | None = None,
+        tower_dims: TowerSpec = (32,),
         activation: str = "relu",
         dropout: float = 0.0,
     ) -> None:
@@ -96,9 +111,12 @@ class PLE(MultiTaskModel):
             raise ValueError(f"levels must be >= 1, got {levels}")
         if task_experts < 1 or shared_experts < 1:
             raise ValueError("task_experts and shared_experts must be >= 1")
-        if not expert_dims:
+        if experts is not None and expert_dim is None:
+            raise ValueError("an expert factory needs expert_dim= (the experts' output width)")
+        if not expert_dims and experts is None:
             raise ValueError("expert_dims must name at least one layer size")
-        widths = [input_dim] + [expert_dims[-1]] * (levels - 1)
+        width = int(expert_dim if experts is not None else expert_dims[-1])  # type: ignore[arg-type]
+        widths = [input_dim] + [width] * (levels - 1)
         self.levels = nn.ModuleList(
             _Level(
                 self.task_names,
@@ -109,10 +127,12 @@ class PLE(MultiTaskModel):
                 activation,
                 dropout,
                 shared_gate=index < levels - 1,
+                factory=experts,
+                out_dim=expert_dim,
             )
             for index, width in enumerate(widths)
         )
-        self.towers = towers(heads, expert_dims[-1], tower_dims, activation, dropout)
+        self.towers = towers(heads, width, tower_dims, activation, dropout)
 
     def forward(self, inputs: Tensor) -> TaskOutputs:
         names = self.task_names

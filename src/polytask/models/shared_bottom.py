@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from torch import Tensor, nn
 
 from polytask.models.base import MultiTaskModel
-from polytask.models.layers import LeNetTrunk, check_heads, mlp, towers
+from polytask.models.layers import LeNetTrunk, TowerSpec, check_heads, mlp, towers
 from polytask.models.registry import register
 from polytask.outputs import TaskOutputs, branch
 
@@ -35,6 +35,7 @@ class SharedBottom(MultiTaskModel):
             feature size.
         feature_dim: feature size of a given trunk module, or of ``"lenet"`` (default 50).
         head_dims: hidden sizes of every tower (default ``(32,)``; ``()`` for a linear head).
+            Or a factory ``(in_dim, out_dim) -> module``.
         activation: activation of trunk and towers (``relu``).
         dropout: dropout after each hidden layer of the MLP trunk and towers (0).
     """
@@ -47,7 +48,7 @@ class SharedBottom(MultiTaskModel):
         trunk: str | nn.Module = "mlp",
         trunk_dims: Sequence[int] = (64, 64),
         feature_dim: int | None = None,
-        head_dims: Sequence[int] = (32,),
+        head_dims: TowerSpec = (32,),
         activation: str = "relu",
         dropout: float = 0.0,
     ) -> None:

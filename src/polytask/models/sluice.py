@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from polytask.models.base import MultiTaskModel
 from polytask.models.columns import Columns, StitchUnits, build_layers, mix_rows
-from polytask.models.layers import check_heads, towers
+from polytask.models.layers import TowerSpec, check_heads, towers
 from polytask.models.registry import register
 from polytask.models.sharing import share
 from polytask.outputs import TaskOutputs
@@ -58,6 +58,7 @@ class Sluice(MultiTaskModel):
             one epoch of MultiMNIST from pixels, ``1e-3`` lowered accuracy by about 12
             points, so it is opt-in).
         head_dims: hidden sizes of each head (``(32,)``).
+            Or a factory ``(in_dim, out_dim) -> module``.
         init: ``"stitch"`` or ``"identity"`` for ``alpha`` (see :class:`CrossStitch`).
         self_weight: diagonal of the initial ``alpha`` (0.9).
         activation: activation of built columns and heads (``relu``).
@@ -73,7 +74,7 @@ class Sluice(MultiTaskModel):
         feature_dim: int | None = None,
         subspaces: int = 2,
         orthogonality: float = 0.0,
-        head_dims: Sequence[int] = (32,),
+        head_dims: TowerSpec = (32,),
         init: str = "stitch",
         self_weight: float = 0.9,
         activation: str = "relu",

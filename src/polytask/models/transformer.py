@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from polytask.models.base import MultiTaskModel
-from polytask.models.layers import check_heads, mlp
+from polytask.models.layers import TowerSpec, check_heads, towers
 from polytask.models.registry import register
 from polytask.outputs import TaskOutputs, branch
 
@@ -179,7 +179,7 @@ class TransformerMTL(MultiTaskModel):
         num_segments: int = 2,
         pad_id: int = 0,
         pooling: Literal["cls", "mean"] = "cls",
-        head_dims: Sequence[int] = (),
+        head_dims: TowerSpec = (),
         encoder: nn.Module | None = None,
         hidden_size: int | None = None,
     ) -> None:
@@ -218,9 +218,7 @@ class TransformerMTL(MultiTaskModel):
                 pad_id=pad_id,
             )
             width = d_model
-        self.heads = nn.ModuleDict(
-            {t: mlp(width, head_dims, int(size), act="gelu") for t, size in heads.items()}
-        )
+        self.heads = towers(heads, width, head_dims, act="gelu")
 
     def _pool(self, hidden: Tensor, mask: Tensor) -> Tensor:
         if self.pooling == "cls":

@@ -9,7 +9,7 @@ from typing import Literal, cast
 from torch import Tensor, nn
 
 from polytask.models.base import MultiTaskModel
-from polytask.models.layers import activation, check_heads, towers
+from polytask.models.layers import TowerSpec, activation, check_heads, towers
 from polytask.models.registry import register
 from polytask.outputs import TaskOutputs, branch
 
@@ -63,6 +63,7 @@ class UFO(MultiTaskModel):
         routes: ``{task: ["shared" | "task", ...]}`` (one choice per block); default: shared
             for every block but the last, which is task-specific.
         head_dims: hidden sizes of each head (``()``: linear).
+            Or a factory ``(in_dim, out_dim) -> module``.
         activation: FFN activation (``gelu``).
         dropout: dropout inside FFN units (0).
     """
@@ -76,7 +77,7 @@ class UFO(MultiTaskModel):
         num_blocks: int = 4,
         hidden: int | None = None,
         routes: Mapping[str, Sequence[Choice]] | None = None,
-        head_dims: Sequence[int] = (),
+        head_dims: TowerSpec = (),
         activation: str = "gelu",
         dropout: float = 0.0,
     ) -> None:
