@@ -178,6 +178,10 @@ class Trainer:
         self.callbacks = callbacks
         self.step = 0
         self.skipped_steps = 0
+        # Sums over the current logging window, kept on the device (read at log time only).
+        self._weights_sum: Tensor | None = None
+        self._cosine_sum: Tensor | None = None
+        self._window = 0
         self.best_score = math.nan
         self.best_epoch = 0
         self.bad_epochs = 0
@@ -252,6 +256,7 @@ class Trainer:
         if result.skipped:
             self.skipped_steps += 1
             return None
+        self._observe(result.weights, result.gramian)
         if self.config.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
@@ -259,6 +264,30 @@ class Trainer:
             self.scheduler.step()
         self.step += 1
         return losses.detached()
+
+    def _observe(self, weights: Tensor | None, gramian: Tensor | None) -> None:
+        """Add a step's task weights and gradient cosines to the logging window."""
+        if weights is None:
+            return
+        w = weights.detach().double()
+        self._weights_sum = w if self._weights_sum is None else self._weights_sum + w
+        if gramian is not None:
+            g = gramian.detach().double()
+            norms = g.diagonal().clamp_min(1e-300).sqrt()
+            cosine = g / (norms[:, None] * norms[None, :])
+            self._cosine_sum = cosine if self._cosine_sum is None else self._cosine_sum + cosine
+        self._window += 1
+
+    def _window_summary(self) -> dict[str, Any]:
+        """Mean task weights (and gradient cosines, for Gramian methods) over the window."""
+        summary: dict[str, Any] = {}
+        if self._window and self._weights_sum is not None:
+            mean = (self._weights_sum / self._window).tolist()
+            summary["weights"] = dict(zip(self.tasks.names, mean, strict=True))
+            if self._cosine_sum is not None:
+                summary["cosine"] = (self._cosine_sum / self._window).tolist()
+        self._weights_sum, self._cosine_sum, self._window = None, None, 0
+        return summary
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
@@ -509,7 +538,9 @@ class Trainer:
                 if self.step % cfg.log_every == 0 and count:
                     mean = (running / count).tolist()
                     values = dict(zip(self.tasks.names, mean, strict=True))
-                    self.logger.write("train", epoch=epoch, step=self.step, loss=values)
+                    self.logger.write(
+                        "train", epoch=epoch, step=self.step, loss=values, **self._window_summary()
+                    )
                     if self.board is not None:
                         self.board.scalars("train/loss", values, self.step)
                     bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()}, refresh=False)
