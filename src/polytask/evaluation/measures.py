@@ -34,7 +34,9 @@ def relative_changes(
     changes: dict[str, dict[str, float]] = {}
     for task in tasks if tasks is not None else list(metrics):
         if task not in baselines:
-            raise KeyError(f"no single-task baseline for task {task!r}; baselines have {sorted(baselines)}")
+            raise KeyError(
+                f"no single-task baseline for task {task!r}; baselines have {sorted(baselines)}"
+            )
         changes[task] = {}
         for metric, value in metrics[task].items():
             if metric not in baselines[task]:

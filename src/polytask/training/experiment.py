@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +22,7 @@ import yaml
 from polytask import balancers as balancer_registry
 from polytask import data as data_registry
 from polytask import models as model_registry
+from polytask.balancers.base import Balancer
 from polytask.data.splits import DataSplits
 from polytask.gradients.jacobian import Method
 from polytask.gradients.protocol import Level
@@ -82,12 +84,16 @@ class GradientConfig:
 
 @dataclass
 class ExperimentConfig:
-    """Everything one training run needs; loads from YAML (see ``polytask/configs/``)."""
+    """Everything one training run needs; loads from YAML (see ``polytask/configs/``).
+
+    ``only_tasks`` trains a subset of the data set's tasks (one task: a single-task
+    baseline, same model with one head and the same budget)."""
 
     dataset: NamedConfig
     model: NamedConfig = field(default_factory=lambda: NamedConfig("shared_bottom"))
     balancer: NamedConfig = field(default_factory=lambda: NamedConfig("equal"))
     tasks: dict[str, TaskOverride] = field(default_factory=dict)
+    only_tasks: list[str] | None = None
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     gradients: GradientConfig = field(default_factory=GradientConfig)
@@ -196,23 +202,55 @@ class ExperimentResult:
     output: str | None
 
 
-def run_experiment(config: ExperimentConfig) -> ExperimentResult:
-    """Load data, build everything, train with selection on validation, test once.
+@dataclass
+class Prepared:
+    """The pieces of one run, built from its configuration and ready to train."""
 
-    Writes ``config.yaml``, ``metrics.jsonl``, ``checkpoints/last.pt`` and ``results.json``
-    into the run folder when ``output`` is set. A run folder that holds a checkpoint is
-    resumed.
+    config: ExperimentConfig
+    data: DataSplits
+    tasks: list[Task]
+    model: MultiTaskModel
+    trainer: Trainer
+    output: Path | None
+
+
+def select_tasks(tasks: list[Task], only: list[str] | None) -> list[Task]:
+    """``tasks`` restricted to the names in ``only`` (all when ``None``); unknown names raise."""
+    if only is None:
+        return tasks
+    names = [t.name for t in tasks]
+    for name in only:
+        if name not in names:
+            from polytask._registry import unknown_name_message
+
+            raise KeyError(unknown_name_message("task in only_tasks", name, names))
+    if not only:
+        raise ValueError("only_tasks must name at least one task")
+    return [t for t in tasks if t.name in only]
+
+
+def prepare(
+    config: ExperimentConfig,
+    wrap_balancer: Callable[[Balancer], Balancer] | None = None,
+    write: bool = True,
+) -> Prepared:
+    """Load the data and build tasks, model, balancer, optimizer, schedule and trainer.
+
+    ``wrap_balancer`` may wrap the configured balancer (the diagnosis records through it);
+    ``write=False`` leaves the run folder alone (no config copy, no log).
     """
     torch.manual_seed(config.seed)
     loaded = data_registry.load(config.dataset.name, **config.dataset.options)
     assert isinstance(loaded, DataSplits)
-    tasks = apply_task_overrides(loaded.tasks, config.tasks)
+    tasks = select_tasks(apply_task_overrides(loaded.tasks, config.tasks), config.only_tasks)
     model = build_model(config.model, loaded, tasks)
     balancer_options = dict(config.balancer.options)
     entry = balancer_registry.BALANCERS.get(config.balancer.name)
     if "num_tasks" in entry.options():
         balancer_options.setdefault("num_tasks", len(tasks))
     balancer = balancer_registry.create(config.balancer.name, **balancer_options)
+    if wrap_balancer is not None:
+        balancer = wrap_balancer(balancer)
     optimizer = build_optimizer(
         config.optimizer.name,
         model,
@@ -224,7 +262,7 @@ def run_experiment(config: ExperimentConfig) -> ExperimentResult:
     steps_per_epoch = -(-len(loaded.train) // schedule.batch_size)
     total = schedule.max_steps or schedule.epochs * steps_per_epoch
     scheduler = build_scheduler(schedule.scheduler, optimizer, total)
-    out = config.output_dir()
+    out = config.output_dir() if write else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
@@ -253,6 +291,18 @@ def run_experiment(config: ExperimentConfig) -> ExperimentResult:
             run_dir=str(out) if out else None,
         ),
     )
+    return Prepared(config, loaded, tasks, model, trainer, out)
+
+
+def run_experiment(config: ExperimentConfig) -> ExperimentResult:
+    """Load data, build everything, train with selection on validation, test once.
+
+    Writes ``config.yaml``, ``metrics.jsonl``, ``checkpoints/last.pt`` and ``results.json``
+    into the run folder when ``output`` is set. A run folder that holds a checkpoint is
+    resumed.
+    """
+    prepared = prepare(config)
+    loaded, model, trainer, out = prepared.data, prepared.model, prepared.trainer, prepared.output
     started = time.perf_counter()
     fit = trainer.fit(loaded.train, loaded.val, resume=out is not None)
     seconds = time.perf_counter() - started
