@@ -12,6 +12,7 @@ from pathlib import Path
 
 from polytask.cli import demo
 from polytask.cli.table import format_table
+from polytask.evaluation.plots import PLOTS_HINT
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,6 +128,10 @@ def train_command(config: str, overrides: Sequence[str]) -> int:
         f"best epoch {result.best_epoch} (on validation); {result.steps} steps in "
         f"{result.seconds:.1f}s; run folder: {result.output}"
     )
+    if result.report is not None:
+        print(f"report: {result.report}")
+    if result.missing_plots:
+        print(f"note: the report has no plots; {PLOTS_HINT}")
     return 0
 
 

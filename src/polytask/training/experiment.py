@@ -24,6 +24,8 @@ from polytask import data as data_registry
 from polytask import models as model_registry
 from polytask.balancers.base import Balancer
 from polytask.data.splits import DataSplits
+from polytask.evaluation.baselines import BaselineCache, baseline_spec
+from polytask.evaluation.reports import run_report
 from polytask.gradients.jacobian import Method
 from polytask.gradients.protocol import Level
 from polytask.models.base import MultiTaskModel
@@ -87,7 +89,10 @@ class ExperimentConfig:
     """Everything one training run needs; loads from YAML (see ``polytask/configs/``).
 
     ``only_tasks`` trains a subset of the data set's tasks (one task: a single-task
-    baseline, same model with one head and the same budget)."""
+    baseline, same model with one head and the same budget). ``report`` writes
+    ``report.md``/``report.html`` into the run folder; ``baselines_dir`` is the single-task
+    baseline cache it reads (default ``$POLYTASK_CACHE/baselines`` or
+    ``~/.cache/polytask/baselines``)."""
 
     dataset: NamedConfig
     model: NamedConfig = field(default_factory=lambda: NamedConfig("shared_bottom"))
@@ -105,6 +110,8 @@ class ExperimentConfig:
     checkpoint_every: int = 0
     progress: bool = True
     tensorboard: bool = False
+    report: bool = True
+    baselines_dir: str | None = None
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
@@ -200,6 +207,8 @@ class ExperimentResult:
     seconds: float
     parameters: int
     output: str | None
+    report: Path | None = None
+    missing_plots: bool = False
 
 
 @dataclass
@@ -294,6 +303,22 @@ def prepare(
     return Prepared(config, loaded, tasks, model, trainer, out)
 
 
+def cached_baselines(
+    config: ExperimentConfig, tasks: list[Task]
+) -> dict[str, dict[str, float]] | None:
+    """The cached single-task baselines of every task of ``config`` (same data, model,
+    budget and seed), or ``None`` when one is missing."""
+    cache = BaselineCache(config.baselines_dir)
+    plain = to_dict(config)
+    found = {}
+    for task in tasks:
+        metrics = cache.get(baseline_spec(plain, task.name))
+        if metrics is None:
+            return None
+        found[task.name] = metrics
+    return found
+
+
 def run_experiment(config: ExperimentConfig) -> ExperimentResult:
     """Load data, build everything, train with selection on validation, test once.
 
@@ -333,4 +358,10 @@ def run_experiment(config: ExperimentConfig) -> ExperimentResult:
                 indent=2,
             )
         )
+        if config.report and config.only_tasks is None:
+            report = run_report(
+                out, TaskSet(prepared.tasks).directions(), cached_baselines(config, prepared.tasks)
+            )
+            result.report = report.write(out)[1]
+            result.missing_plots = report.missing_plots
     return result
