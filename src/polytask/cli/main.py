@@ -29,6 +29,29 @@ def build_parser() -> argparse.ArgumentParser:
         f"({', '.join(packaged_configs())})",
     )
     train.add_argument("overrides", nargs="*", help="key=value overrides, e.g. balancer.name=mgda")
+    diagnose = commands.add_parser(
+        "diagnose", help="a short run that measures why tasks fight (conflict, speed, scale)"
+    )
+    diagnose.add_argument("config", help="YAML file or packaged configuration name")
+    diagnose.add_argument("overrides", nargs="*", help="key=value overrides")
+    diagnose.add_argument("--steps", type=int, default=200, help="training steps (200)")
+    diagnose.add_argument(
+        "--output", default=None, help="report folder (default runs/diagnose-<dataset>-<model>)"
+    )
+    compare = commands.add_parser(
+        "compare", help="a grid of balancers x models x seeds with baselines, one report"
+    )
+    compare.add_argument("config", help="YAML file or packaged configuration name")
+    compare.add_argument("overrides", nargs="*", help="key=value overrides")
+    compare.add_argument(
+        "--balancers", default=None, help="comma-separated (default: the config's)"
+    )
+    compare.add_argument("--models", default=None, help="comma-separated (default: the config's)")
+    compare.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per method (3)")
+    compare.add_argument("--workers", type=int, default=1, help="parallel processes (1)")
+    compare.add_argument("--weight-sweep", type=int, default=0, help="add N fixed weightings")
+    compare.add_argument("--no-baselines", action="store_true", help="skip single-task runs")
+    compare.add_argument("--output", default="runs/compare", help="report folder")
     listing = commands.add_parser("list", help="list balancers, models or datasets")
     listing.add_argument("what", choices=["balancers", "models", "datasets", "configs"])
     listing.add_argument("--json", action="store_true", help="machine-readable output")
@@ -135,6 +158,68 @@ def train_command(config: str, overrides: Sequence[str]) -> int:
     return 0
 
 
+def _names(text: str | None) -> list[str]:
+    return [] if text is None else [n.strip() for n in text.split(",") if n.strip()]
+
+
+def diagnose_command(args: argparse.Namespace) -> int:
+    """Run the seesaw diagnosis of a configuration and write its report."""
+    from polytask.evaluation.reports import diagnosis_report
+    from polytask.studies.diagnose import diagnose_config
+    from polytask.training.experiment import ExperimentConfig
+
+    config = ExperimentConfig.from_yaml(config_path(args.config), list(args.overrides))
+    print(
+        f"diagnosing {config.dataset.name} / {config.model.name} with {config.balancer.name} "
+        f"for {args.steps} steps at the {config.gradients.level} level ...",
+        flush=True,
+    )
+    result = diagnose_config(config, steps=args.steps)
+    print(result.to_markdown())
+    folder = args.output or f"runs/diagnose-{config.dataset.name}-{config.model.name}"
+    report = diagnosis_report(result)
+    page = report.write(folder)[1]
+    print(f"report: {page}")
+    if report.missing_plots:
+        print(f"note: the report has no plots; {PLOTS_HINT}")
+    return 0
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    """Run a comparison grid and write its report."""
+    from polytask.studies.compare import compare
+    from polytask.training.experiment import ExperimentConfig
+
+    config = ExperimentConfig.from_yaml(config_path(args.config), list(args.overrides))
+    if args.seeds < 1:
+        raise ValueError("--seeds must be >= 1")
+    comparison, page = compare(
+        config,
+        _names(args.balancers) or [config.balancer.name],
+        _names(args.models),
+        list(range(args.seeds)),
+        workers=args.workers,
+        output=args.output,
+        baselines=not args.no_baselines,
+        weight_sweep=args.weight_sweep,
+    )
+    ranks = comparison.ranks()
+    rows = []
+    for r in comparison.results:
+        dm = comparison.delta_m(r)
+        rows.append(
+            [
+                r.label,
+                "n/a" if dm is None else dm.format(2),
+                f"{ranks[r.label]:.2f}",
+                f"{r.step_ms():.1f}",
+            ]
+        )
+    print(format_table(["method", "delta-m %", "mean rank", "ms/step"], rows))
+    print(f"report: {page}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``polytask`` command; returns the exit status."""
     from polytask.training.config import ConfigError
@@ -145,8 +230,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return demo.run(args)
         if args.command == "train":
             return train_command(args.config, args.overrides)
+        if args.command == "diagnose":
+            return diagnose_command(args)
+        if args.command == "compare":
+            return compare_command(args)
         return list_command(args.what, args.json)
-    except (ConfigError, KeyError, FileNotFoundError, TypeError) as error:
+    except (ConfigError, KeyError, FileNotFoundError, TypeError, ValueError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"polytask: error: {message}", file=sys.stderr)
         return 2

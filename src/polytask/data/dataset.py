@@ -114,6 +114,16 @@ class TensorTaskDataset:
             None if self.masks is None else {k: v[index] for k, v in self.masks.items()},
         )
 
+    def select_tasks(self, names: list[str]) -> TensorTaskDataset:
+        """The same rows with the targets (and masks) of ``names`` only."""
+        missing = [n for n in names if n not in self.targets]
+        if missing:
+            raise KeyError(f"{self.name}: no targets for task(s) {missing}")
+        masks = None if self.masks is None else {k: v for k, v in self.masks.items() if k in names}
+        return TensorTaskDataset(
+            self.inputs, {n: self.targets[n] for n in names}, masks or None, self.name
+        )
+
     def subset(self, index: Tensor, name: str | None = None) -> TensorTaskDataset:
         """A new dataset with the rows ``index``."""
         batch = self.take(index)

@@ -100,7 +100,8 @@ class Report:
         style = (
             "body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;"
-            "padding:.3em .6em;text-align:right}th{background:#eee}img{max-width:100%}"
+            "padding:.3em .6em;text-align:right;white-space:nowrap}th{background:#eee}"
+            "img{max-width:100%}"
         )
         return (
             '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'

@@ -8,6 +8,7 @@ This is what ``polytask train CONFIG key=value ...`` runs; it is also a Python A
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -252,6 +253,15 @@ def prepare(
     loaded = data_registry.load(config.dataset.name, **config.dataset.options)
     assert isinstance(loaded, DataSplits)
     tasks = select_tasks(apply_task_overrides(loaded.tasks, config.tasks), config.only_tasks)
+    if config.only_tasks is not None:
+        names = [t.name for t in tasks]
+        loaded = dataclasses.replace(
+            loaded,
+            train=loaded.train.select_tasks(names),
+            val=loaded.val.select_tasks(names),
+            test=loaded.test.select_tasks(names),
+            tasks=tasks,
+        )
     model = build_model(config.model, loaded, tasks)
     balancer_options = dict(config.balancer.options)
     entry = balancer_registry.BALANCERS.get(config.balancer.name)

@@ -1,0 +1,67 @@
+"""Repeating a configuration over seeds, in this process or in parallel processes."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from typing import Any
+
+from polytask.training.experiment import ExperimentConfig, run_experiment
+
+
+@dataclass
+class SeedRun:
+    """One seed's outcome: test metrics and losses, time, steps and run folder."""
+
+    seed: int
+    test: dict[str, Any]
+    seconds: float
+    steps: int
+    output: str | None
+
+    @property
+    def step_ms(self) -> float:
+        """Mean wall time per training step (evaluation included), in milliseconds."""
+        return 1000.0 * self.seconds / max(self.steps, 1)
+
+
+def with_seed(config: ExperimentConfig, seed: int) -> ExperimentConfig:
+    """``config`` with ``seed``; its run folder gets a ``seed<N>`` part unless the output
+    template already names ``{seed}``."""
+    output = config.output
+    if output is not None and "{seed}" not in output:
+        output = f"{output}/seed{{seed}}"
+    return dataclasses.replace(config, seed=seed, output=output)
+
+
+def _run(config: ExperimentConfig, threads: int | None) -> SeedRun:
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    result = run_experiment(config)
+    return SeedRun(config.seed, result.test, result.seconds, result.steps, result.output)
+
+
+def run_configs(configs: Sequence[ExperimentConfig], workers: int = 1) -> list[SeedRun]:
+    """Run each configuration (in order, or in ``workers`` spawned processes sharing the
+    CPU cores), returning results in the input order."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if workers == 1 or len(configs) == 1:
+        return [_run(c, None) for c in configs]
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(_run, c, threads) for c in configs]
+        return [f.result() for f in futures]
+
+
+def run_seeds(config: ExperimentConfig, seeds: Sequence[int], workers: int = 1) -> list[SeedRun]:
+    """Train ``config`` once per seed (see :func:`run_configs`)."""
+    if not seeds:
+        raise ValueError("give at least one seed")
+    return run_configs([with_seed(config, s) for s in seeds], workers)
