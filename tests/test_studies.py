@@ -156,6 +156,7 @@ def test_compare_grid_baselines_and_report(tmp_path: Path) -> None:
     assert sum(ranks.values()) == pytest.approx(6.0)  # 3 methods: 1 + 2 + 3 per column
     summary = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
     assert summary["methods"][1]["delta_m"]["mean"] == pytest.approx(dm.mean)
+    assert page == tmp_path / "cmp" / "report.html"
     md = (tmp_path / "cmp" / "report.md").read_text()
     assert (
         "Pareto front" in md
