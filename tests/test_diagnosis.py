@@ -119,7 +119,11 @@ def test_diagnose_by_hand_on_a_recording() -> None:
     assert scale["gradient_norm_ratio"] == pytest.approx(30.0)
     assert scale["loss_ratio"] == pytest.approx(2.0)
     conflict = result.findings["conflict"].numbers["pairs"]["a~b"]
-    assert conflict == {"mean_cosine": 0.0, "negative_fraction": 0.0}
+    assert conflict == {
+        "mean_cosine": 0.0,
+        "negative_fraction": 0.0,
+        "strongly_negative_fraction": 0.0,
+    }
     ratios = result.findings["speed"].numbers["loss_ratio"]
     assert ratios["b"] == pytest.approx(1.0)
     # First 5% = step 0 (1.0); last 10% = steps 18, 19.
@@ -145,3 +149,20 @@ def test_balancers_the_recorder_cannot_wrap() -> None:
     # A Gramian method trains as itself while being recorded.
     result = diagnose_training(bottom(), tasks, data, steps=5, balancer="mgda")
     assert result.steps == 5
+
+
+def test_near_orthogonal_gradients_are_not_a_conflict() -> None:
+    """Cosines slightly below zero on every step (tasks using different features) are
+    reported, but only clearly negative cosines count as a conflict."""
+    rec = Recording(["a", "b"], "representation")
+    for s in range(30):
+        cos = -0.02 if s % 10 else -0.3  # one step in ten clearly negative
+        rec.add(torch.tensor([1.0, 1.0]), torch.tensor([[1.0, cos], [cos, 1.0]]))
+    pair = diagnose(rec).findings["conflict"].numbers["pairs"]["a~b"]
+    assert pair["negative_fraction"] == 1.0
+    assert pair["strongly_negative_fraction"] == pytest.approx(0.1)
+    assert diagnose(rec).present == []
+    rec.add(torch.tensor([1.0, 1.0]), torch.tensor([[1.0, -0.9], [-0.9, 1.0]]))
+    for _ in range(20):
+        rec.add(torch.tensor([1.0, 1.0]), torch.tensor([[1.0, -0.5], [-0.5, 1.0]]))
+    assert diagnose(rec).present == ["conflict"]

@@ -39,16 +39,19 @@ class Thresholds:
     """When a cause counts as present.
 
     Attributes:
-        conflict_mean_cosine: a pair whose mean cosine is at most this conflicts (-0.1).
-        conflict_negative_fraction: ... or whose cosine is negative on at least this fraction
-            of steps (0.6).
+        conflict_mean_cosine: a pair whose mean cosine is at most this conflicts (-0.1) ...
+        conflict_strong_cosine: ... or whose cosine is below this (-0.1) ...
+        conflict_strong_fraction: ... on at least this fraction of steps (0.3). Slightly
+            negative cosines (near-orthogonal gradients, common when tasks use different
+            features) are reported but are not a conflict.
         speed_ratio: the largest loss ratio over the smallest (3.0) ...
         speed_gap: ... with at least this absolute gap between them (0.2).
         scale_ratio: the largest initial loss or gradient norm over the smallest (10.0).
     """
 
     conflict_mean_cosine: float = -0.1
-    conflict_negative_fraction: float = 0.6
+    conflict_strong_cosine: float = -0.1
+    conflict_strong_fraction: float = 0.3
     speed_ratio: float = 3.0
     speed_gap: float = 0.2
     scale_ratio: float = 10.0
@@ -168,12 +171,13 @@ def diagnose(recording: Recording, thresholds: Thresholds | None = None) -> Diag
             pairs[f"{names[i]}~{names[j]}"] = {
                 "mean_cosine": float(c.mean()),
                 "negative_fraction": float((c < 0).mean()),
+                "strongly_negative_fraction": float((c < th.conflict_strong_cosine).mean()),
             }
     conflicting = {
         k: v
         for k, v in pairs.items()
         if v["mean_cosine"] <= th.conflict_mean_cosine
-        or v["negative_fraction"] >= th.conflict_negative_fraction
+        or v["strongly_negative_fraction"] >= th.conflict_strong_fraction
     }
     worst = min(pairs.items(), key=lambda kv: kv[1]["mean_cosine"])
     conflict = Finding(
@@ -183,7 +187,8 @@ def diagnose(recording: Recording, thresholds: Thresholds | None = None) -> Diag
         {"pairs": pairs},
         (
             f"pair {worst[0]}: mean cosine {worst[1]['mean_cosine']:+.2f}, negative on "
-            f"{100 * worst[1]['negative_fraction']:.0f}% of steps"
+            f"{100 * worst[1]['negative_fraction']:.0f}% of steps, below "
+            f"{th.conflict_strong_cosine} on {100 * worst[1]['strongly_negative_fraction']:.0f}%"
         ),
         SUGGESTIONS["conflict"],
     )
