@@ -29,14 +29,15 @@ class DataFile:
 
     Attributes:
         name: file name inside the data set's folder.
-        md5: its MD5 checksum.
+        md5: its MD5 checksum, or ``None`` when no checksum is published (the loader then
+            verifies the file's structure: row and column counts).
         urls: official download locations, tried in order.
         alternatives: other accepted local copies, as ``(name, md5)`` pairs (for example a
             reconstructed file that stands in for an official one).
     """
 
     name: str
-    md5: str
+    md5: str | None
     urls: tuple[str, ...] = ()
     alternatives: tuple[tuple[str, str], ...] = ()
 
@@ -73,6 +74,17 @@ def search_dirs(folder: str, root: str | Path | None) -> list[Path]:
     return dirs
 
 
+def find_local(folder: str, file: DataFile, root: str | Path | None = None) -> Path | None:
+    """The verified local copy of ``file`` if one exists (no download); a corrupted copy
+    raises :class:`DataFileError` as in :func:`resolve`."""
+    for directory in search_dirs(folder, root):
+        if (directory / file.name).is_file() or any(
+            (directory / name).is_file() for name, _ in file.alternatives
+        ):
+            return resolve(folder, file, root)
+    return None
+
+
 def resolve(folder: str, file: DataFile, root: str | Path | None = None) -> Path:
     """The verified local path of ``file``, downloading it if no copy exists.
 
@@ -85,7 +97,7 @@ def resolve(folder: str, file: DataFile, root: str | Path | None = None) -> Path
         for name, md5 in ((file.name, file.md5), *file.alternatives):
             path = directory / name
             if path.is_file():
-                actual = md5sum(path)
+                actual = md5sum(path) if md5 is not None else None
                 if actual != md5:
                     raise DataFileError(
                         f"{path} is corrupted: MD5 {actual}, expected {md5}. Delete it and "
@@ -113,7 +125,7 @@ def download(file: DataFile, target_dir: Path, hint: str) -> Path:
         try:
             with urllib.request.urlopen(url, timeout=30) as response, open(tmp, "wb") as out:
                 shutil.copyfileobj(response, out)
-            actual = md5sum(Path(tmp))
+            actual = md5sum(Path(tmp)) if file.md5 is not None else None
             if actual != file.md5:
                 errors.append(f"{url}: MD5 {actual}, expected {file.md5}")
                 continue
