@@ -1,6 +1,6 @@
 """Data: in-memory task datasets, batching by index, splits and loaders (``polytask.data``)."""
 
-from polytask.data import census_income, multi_mnist, synthetic  # noqa: F401  (registration)
+from polytask.data import adult, census_income, multi_mnist, synthetic  # noqa: F401
 from polytask.data.batching import IndexBatcher
 from polytask.data.dataset import Batch, TensorTaskDataset
 from polytask.data.files import DataFile, DataFileError, resolve
