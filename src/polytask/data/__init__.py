@@ -1,6 +1,13 @@
 """Data: in-memory task datasets, batching by index, splits and loaders (``polytask.data``)."""
 
-from polytask.data import adult, census_income, multi_mnist, synthetic  # noqa: F401
+from polytask.data import (  # noqa: F401  (registration)
+    adult,
+    census_income,
+    computer_survey,
+    multi_mnist,
+    school,
+    synthetic,
+)
 from polytask.data.batching import IndexBatcher
 from polytask.data.dataset import Batch, TensorTaskDataset
 from polytask.data.files import DataFile, DataFileError, resolve

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,3 +52,92 @@ def random_partition(n: int, sizes: list[int], seed: int) -> list[Tensor]:
         parts.append(order[start : start + size])
         start += size
     return parts
+
+
+def fraction_partition(n: int, fractions: Sequence[float], seed: int) -> list[Tensor]:
+    """A seeded random partition of ``range(n)`` into parts of the given fractions (the last
+    part takes the rounding remainder)."""
+    if abs(sum(fractions) - 1) > 1e-9 or min(fractions) <= 0:
+        raise ValueError(f"fractions must be positive and sum to 1, got {list(fractions)}")
+    sizes = [round(n * f) for f in fractions[:-1]]
+    sizes.append(n - sum(sizes))
+    if min(sizes) < 1:
+        raise ValueError(f"{n} rows cannot be split into {list(fractions)}")
+    return random_partition(n, sizes, seed)
+
+
+def standardize(train: Tensor, *others: Tensor) -> list[Tensor]:
+    """Columns standardised with the training rows' mean and standard deviation (constant
+    columns are left centred, not divided)."""
+    mean = train.mean(0)
+    std = train.std(0, unbiased=False)
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    return [(x - mean) / std for x in (train, *others)]
+
+
+def per_task_splits(
+    name: str,
+    inputs: Sequence[Tensor],
+    targets: Sequence[Tensor],
+    task_names: Sequence[str],
+    fractions: Sequence[float],
+    seed: int,
+    metadata: dict[str, Any],
+    standardize_columns: Sequence[int] = (),
+    ordered: bool = False,
+) -> DataSplits:
+    """Classic per-task data ``{(x_ti, y_ti)}`` (setting 4) as one dataset with missing
+    labels: row ``i`` of task ``t`` has ``y_ti`` as task ``t``'s target and NaN (missing) for
+    every other task, so every loss, metric and balancer applies unchanged. Each task's rows
+    are split by ``fractions`` (train, val, test), at random with ``seed`` + task index, or
+    in row order when ``ordered``. ``standardize_columns`` are standardised with training
+    statistics.
+    """
+    parts: dict[str, tuple[list[Tensor], list[Tensor], list[int]]] = {
+        s: ([], [], []) for s in ("train", "val", "test")
+    }
+    for t, (x, y) in enumerate(zip(inputs, targets, strict=True)):
+        if ordered:
+            sizes = [round(len(x) * f) for f in fractions[:-1]]
+            bounds = [0, sizes[0], sizes[0] + sizes[1], len(x)]
+            chunks = [torch.arange(a, b) for a, b in itertools.pairwise(bounds)]
+        else:
+            chunks = fraction_partition(len(x), fractions, seed + t)
+        for split, idx in zip(parts, chunks, strict=True):
+            parts[split][0].append(x[idx])
+            parts[split][1].append(y[idx].reshape(-1).float())
+            parts[split][2].extend([t] * len(idx))
+    built = {}
+    for split, (xs, ys, owner) in parts.items():
+        x = torch.cat(xs).float()
+        y = torch.cat(ys)
+        owners = torch.tensor(owner)
+        labels = {
+            task: torch.where(owners == t, y, torch.full_like(y, float("nan")))
+            for t, task in enumerate(task_names)
+        }
+        built[split] = (x, labels, owners)
+    if standardize_columns:
+        cols = list(standardize_columns)
+        scaled = standardize(*(built[s][0][:, cols] for s in built))
+        for (x, _, _), z in zip(built.values(), scaled, strict=True):
+            x[:, cols] = z
+    datasets = {
+        s: TensorTaskDataset(x, labels, name=f"{name}/{s}") for s, (x, labels, _) in built.items()
+    }
+    tasks = [Task(task, "mse", metrics=("mse",)) for task in task_names]
+    meta = {
+        "dataset": name,
+        "setting": "per-task data (setting 4): each row labels one task, NaN elsewhere",
+        "sizes": {s: len(d) for s, d in datasets.items()},
+        "seed": seed,
+        **metadata,
+    }
+    return DataSplits(
+        datasets["train"],
+        datasets["val"],
+        datasets["test"],
+        tasks,
+        tuple(built["train"][0].shape[1:]),
+        meta,
+    )
