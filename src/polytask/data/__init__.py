@@ -4,9 +4,13 @@ from polytask.data import (  # noqa: F401  (registration)
     adult,
     census_income,
     computer_survey,
+    energy_efficiency,
     multi_mnist,
+    parkinsons,
+    sarcos,
     school,
     synthetic,
+    yeast,
 )
 from polytask.data.batching import IndexBatcher
 from polytask.data.dataset import Batch, TensorTaskDataset

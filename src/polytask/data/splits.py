@@ -141,3 +141,47 @@ def per_task_splits(
         tuple(built["train"][0].shape[1:]),
         meta,
     )
+
+
+def matrix_splits(
+    name: str,
+    inputs: Tensor,
+    targets: dict[str, Tensor],
+    tasks: Sequence[Task],
+    fractions: Sequence[float] | None,
+    seed: int,
+    metadata: dict[str, Any],
+    given: dict[str, Tensor] | None = None,
+    standardize_targets: bool = False,
+) -> DataSplits:
+    """Setting 1 (one input, every task labelled) from one matrix of inputs: rows split by
+    ``fractions`` with ``seed`` (or by ``given`` index tensors ``{"train", "val", "test"}``),
+    inputs standardised with training statistics; with ``standardize_targets``, regression
+    targets too (training mean and deviation, recorded in ``metadata["target_scale"]``)."""
+    if given is None:
+        assert fractions is not None
+        given = dict(zip(SPLITS, fraction_partition(len(inputs), fractions, seed), strict=True))
+    xs = standardize(*(inputs[given[s]].float() for s in SPLITS))
+    ys: dict[str, list[Tensor]] = {}
+    scale: dict[str, tuple[float, float]] = {}
+    for task, y in targets.items():
+        parts = [y[given[s]] for s in SPLITS]
+        if standardize_targets and y.is_floating_point():
+            mean, std = float(parts[0].mean()), float(parts[0].std(unbiased=False))
+            parts = [(p - mean) / std for p in parts]
+            scale[task] = (mean, std)
+        ys[task] = parts
+    datasets = [
+        TensorTaskDataset(xs[i], {t: ys[t][i] for t in targets}, name=f"{name}/{s}")
+        for i, s in enumerate(SPLITS)
+    ]
+    meta = {
+        "dataset": name,
+        "sizes": {s: len(d) for s, d in zip(SPLITS, datasets, strict=True)},
+        "seed": seed,
+        **metadata,
+    }
+    if scale:
+        meta["target_scale"] = scale
+    train, val, test = datasets
+    return DataSplits(train, val, test, list(tasks), tuple(inputs.shape[1:]), meta)
