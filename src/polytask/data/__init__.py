@@ -7,6 +7,7 @@ from polytask.data import (  # noqa: F401  (registration)
     energy_efficiency,
     multi_mnist,
     parkinsons,
+    recsys,
     sarcos,
     school,
     synthetic,

@@ -133,7 +133,7 @@ class TabularEncoder:
 def tabular_splits(
     name: str,
     parts: Mapping[str, Sequence[Sequence[str]]],
-    targets: dict[str, Callable[[Sequence[str]], float]],
+    targets: Mapping[str, Callable[..., float]],
     categorical: Sequence[int],
     continuous: Sequence[int],
     columns: Sequence[str],

@@ -185,6 +185,10 @@ def build_model(config: NamedConfig, data: DataSplits, tasks: list[Task]) -> Mul
     """The configured architecture with one head per task, sized from the data."""
     options = dict(config.options)
     options.setdefault("heads", head_sizes(data, tasks))
+    schema = data.metadata.get("feature_schema")
+    if schema is not None and "input_layer" not in options:
+        # Named inputs of a recommendation data set: its feature schema is the input layer.
+        options["input_layer"] = schema
     entry = model_registry.MODELS.get(config.name)
     if (
         "input_dim" in entry.options()
