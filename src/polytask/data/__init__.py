@@ -10,6 +10,7 @@ from polytask.data import (  # noqa: F401  (registration)
     recsys,
     sarcos,
     school,
+    snips,
     synthetic,
     yeast,
 )
