@@ -78,7 +78,9 @@ def test_adult_official_split_counts() -> None:
     assert len(data.test) == 16_281
     train_income = float(data.train.targets["income"].sum() + data.val.targets["income"].sum())
     assert train_income == 7_841 and float(data.test.targets["income"].sum()) == 3_846
-    married = float(data.train.targets["never_married"].sum() + data.val.targets["never_married"].sum())
+    married = float(
+        data.train.targets["never_married"].sum() + data.val.targets["never_married"].sum()
+    )
     assert married == 10_683
     assert "relationship" not in data.metadata["features"]["categorical"]
     by_sex = polytask.data.load("adult", root=DATA_ROOT, second="sex", encoding="embedding")
@@ -95,9 +97,153 @@ def test_corrupted_and_missing_files_name_the_fix(tmp_path: Path, monkeypatch) -
     folder.chmod(0o755)
     (folder / "adult.data.gz").chmod(0o644)
     (folder / "adult.data.gz").write_bytes(b"broken")
-    with pytest.raises(DataFileError, match=r"adult.data.gz is corrupted: MD5 .* expected 945afe60"):
+    with pytest.raises(
+        DataFileError, match=r"adult.data.gz is corrupted: MD5 .* expected 945afe60"
+    ):
         polytask.data.load("adult", root=tmp_path)
     (folder / "adult.data.gz").unlink()
     monkeypatch.setenv("POLYTASK_OFFLINE", "1")
-    with pytest.raises(DataFileError, match="adult.data not found and downloads are disabled"):
+    with pytest.raises(DataFileError, match=r"adult\.data not found and downloads are disabled"):
         polytask.data.load("adult", root=tmp_path)
+
+
+def load(name: str, folder: str, **options):
+    if not have_data(folder):
+        pytest.skip(f"local {folder} copy not found")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = polytask.data.load(name, root=DATA_ROOT, **options)
+    return data, [str(w.message) for w in caught]
+
+
+def labelled(data, task: str) -> int:
+    return sum(
+        int((~torch.isnan(getattr(data, s).targets[task])).sum()) for s in ("train", "val", "test")
+    )
+
+
+def test_school_per_task_data() -> None:
+    data, _ = load("school", "school")
+    # SOURCE.md: 139 tasks, 15,362 students, 28-d input (last column the bias), Y in 1..70.
+    assert len(data.tasks) == 139 and data.input_shape == (28,)
+    assert len(data.train) + len(data.val) + len(data.test) == 15_362
+    assert sum(labelled(data, t.name) for t in data.tasks) == 15_362  # one task per row
+    ys = torch.cat([data.train.targets[t.name] for t in data.tasks])
+    ys = ys[~torch.isnan(ys)]
+    assert ys.min() >= 1 and ys.max() <= 70
+    assert torch.all(data.train.inputs[:, 27] == 1)
+    first = data.tasks[0].name
+    n = labelled(data, first)
+    assert abs(int((~torch.isnan(data.test.targets[first])).sum()) - n / 4) <= 1  # 75/25
+
+
+def test_computer_survey_profiles_split() -> None:
+    data, _ = load("computer_survey", "computer_survey")
+    assert len(data.tasks) == 190 and data.input_shape == (14,)
+    assert (len(data.train), len(data.val), len(data.test)) == (190 * 12, 190 * 4, 190 * 4)
+    ratings = torch.cat([data.train.targets[t.name] for t in data.tasks])
+    ratings = ratings[~torch.isnan(ratings)]
+    assert ratings.min() >= 0 and ratings.max() <= 10
+
+
+def test_parkinsons_both_modes() -> None:
+    data, _ = load("parkinsons", "parkinsons_telemonitoring")
+    assert len(data.train) + len(data.val) + len(data.test) == 5_875
+    assert [t.name for t in data.tasks] == ["motor_UPDRS", "total_UPDRS"]
+    mean, std = data.metadata["target_scale"]["total_UPDRS"]
+    assert 26 < mean < 32 and 9 < std < 12  # SOURCE.md: mean 29.02, sd 10.70 (all rows)
+    patients, _ = load("parkinsons", "parkinsons_telemonitoring", mode="patients")
+    assert len(patients.tasks) == 42
+    assert sum(labelled(patients, t.name) for t in patients.tasks) == 5_875
+
+
+def test_sarcos_warns_about_its_split() -> None:
+    data, caught = load("sarcos", "sarcos_test")
+    assert len(data.train) + len(data.val) + len(data.test) == 4_449
+    assert [t.name for t in data.tasks] == [f"torque_{j}" for j in range(1, 8)]
+    assert data.input_shape == (21,)
+    assert any("sarcos_inv.mat is absent" in m for m in caught)
+    assert "NOT comparable" in data.metadata["split"]
+
+
+def test_yeast_mulan_split_label_counts() -> None:
+    data, _ = load("yeast", "yeast_multilabel")
+    assert len(data.train) + len(data.val) == 1_500 and len(data.test) == 917
+    counts = [
+        int(data.train.targets[t.name].sum() + data.val.targets[t.name].sum()) for t in data.tasks
+    ]
+    assert counts == [476, 645, 598, 532, 441, 378, 261, 289, 98, 161, 198, 1128, 1116, 21]
+    assert data.input_shape == (103,)
+
+
+def test_energy_efficiency() -> None:
+    data, _ = load("energy_efficiency", "energy_efficiency")
+    assert len(data.train) + len(data.val) + len(data.test) == 768
+    assert [t.name for t in data.tasks] == [
+        "heating_load",
+        "cooling_load",
+    ] and data.input_shape == (8,)
+
+
+def test_snips_counts() -> None:
+    data, _ = load("snips", "snips_joint")
+    assert (len(data.train), len(data.val), len(data.test)) == (13_084, 700, 700)
+    assert len(data.metadata["intents"]) == 7 and len(data.metadata["tags"]) == 72
+    assert data.metadata["vocab_size"] == 11_418 + 3  # SOURCE.md: 11,418 token types
+    assert int((data.train.targets["slots"] >= 0).sum()) == 117_700  # one tag per token
+    assert int((data.test.targets["slots"] >= 0).sum()) == 6_354
+    assert torch.all(data.train.inputs[:, 0] == 2) and torch.all(
+        data.train.targets["slots"][:, 0] == -1
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "folder", "labels", "rows", "positives"),
+    [
+        (
+            "ali_ccp",
+            "ali_ccp_sample",
+            ("click", "purchase"),
+            (100, 50, 50),
+            {"click": 12, "purchase": 3},
+        ),
+        (
+            "aliexpress",
+            "aliexpress_sample",
+            ("click", "conversion"),
+            (90, 10, 20),
+            {"click": 70, "conversion": 4},
+        ),
+    ],
+)
+def test_recommendation_samples(name, folder, labels, rows, positives) -> None:
+    data, caught = load(name, folder)
+    assert [t.name for t in data.tasks] == list(labels)
+    assert (len(data.train), len(data.val), len(data.test)) == rows
+    assert {
+        t: int(sum(getattr(data, s).targets[t].sum() for s in ("train", "val", "test")))
+        for t in labels
+    } == positives
+    assert any("full files absent" in m for m in caught)
+    assert isinstance(data.train.inputs, dict) and "feature_schema" in data.metadata
+
+
+@pytest.mark.skipif(not have_data("ali_ccp_sample"), reason="local ali_ccp sample not found")
+def test_esmm_trains_on_ali_ccp_through_a_configuration(tmp_path) -> None:
+    from polytask.training.experiment import ExperimentConfig, run_experiment
+
+    config = ExperimentConfig.from_dict(
+        {
+            "dataset": {"name": "ali_ccp", "options": {"root": str(DATA_ROOT)}},
+            "model": {
+                "name": "esmm",
+                "options": {"ctr": "click", "ctcvr": "purchase", "tower_dims": [8]},
+            },
+            "schedule": {"epochs": 2, "batch_size": 32},
+            "progress": False,
+        }
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = run_experiment(config)
+    assert result.steps == 8 and set(result.test["loss"]) == {"click", "purchase"}
