@@ -5,6 +5,7 @@ from polytask.data import (  # noqa: F401  (registration)
     census_income,
     computer_survey,
     energy_efficiency,
+    mixture,
     multi_mnist,
     parkinsons,
     recsys,

@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
 from polytask.data.dataset import Batch, TensorTaskDataset
+
+
+class Batches(Protocol):
+    """What the trainer needs of a batcher: epochs of batches, resumable from
+    :meth:`state_dict` (``epoch``, ``position``)."""
+
+    epoch: int
+    position: int
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Batch]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 class IndexBatcher:

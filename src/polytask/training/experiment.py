@@ -24,6 +24,7 @@ from polytask import balancers as balancer_registry
 from polytask import data as data_registry
 from polytask import models as model_registry
 from polytask.balancers.base import Balancer
+from polytask.data.samplers import GroupBatcher, create_sampler
 from polytask.data.splits import DataSplits
 from polytask.evaluation.baselines import BaselineCache, baseline_spec
 from polytask.evaluation.reports import run_report
@@ -78,6 +79,18 @@ class ScheduleConfig:
 
 
 @dataclass
+class SamplerConfig:
+    """A task sampler for data whose tasks have their own datasets (``dataset: {name:
+    mixture, ...}``): ``name`` (``proportional``, ``temperature``, ``annealed_temperature``,
+    ``round_robin``, ``fixed_ratio``, ``main_ratio``), its ``options``, and ``mixed`` (every
+    batch holds every task's rows)."""
+
+    name: str = "proportional"
+    options: dict[str, Any] = field(default_factory=dict)
+    mixed: bool = False
+
+
+@dataclass
 class GradientConfig:
     """Where and how gradient methods take per-task gradients."""
 
@@ -100,6 +113,7 @@ class ExperimentConfig:
     balancer: NamedConfig = field(default_factory=lambda: NamedConfig("equal"))
     tasks: dict[str, TaskOverride] = field(default_factory=dict)
     only_tasks: list[str] | None = None
+    sampler: SamplerConfig | None = None
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     gradients: GradientConfig = field(default_factory=GradientConfig)
@@ -333,6 +347,30 @@ def cached_baselines(
     return found
 
 
+def _summary(value: object) -> object:
+    """JSON for metadata values that are not plain: a tensor of indices by its length."""
+    if isinstance(value, torch.Tensor):
+        return {"rows": int(value.numel())}
+    return str(value)
+
+
+def make_batcher(config: ExperimentConfig, data: DataSplits) -> GroupBatcher | None:
+    """The configured task sampler over the data's groups, or ``None`` (plain batches)."""
+    if config.sampler is None:
+        return None
+    groups = data.metadata.get("groups", {}).get("train")
+    if groups is None:
+        raise ValueError(
+            f"sampler {config.sampler.name!r} needs data whose tasks have their own datasets "
+            "(dataset: {name: mixture, options: {parts: [...]}}); this data set has one table"
+        )
+    sampler = create_sampler(config.sampler.name, **config.sampler.options)
+    return GroupBatcher(
+        data.train, groups, sampler, config.schedule.batch_size, seed=config.seed,
+        mixed=config.sampler.mixed,
+    )  # fmt: skip
+
+
 def run_experiment(config: ExperimentConfig) -> ExperimentResult:
     """Load data, build everything, train with selection on validation, test once.
 
@@ -343,7 +381,9 @@ def run_experiment(config: ExperimentConfig) -> ExperimentResult:
     prepared = prepare(config)
     loaded, model, trainer, out = prepared.data, prepared.model, prepared.trainer, prepared.output
     started = time.perf_counter()
-    fit = trainer.fit(loaded.train, loaded.val, resume=out is not None)
+    fit = trainer.fit(
+        loaded.train, loaded.val, resume=out is not None, batcher=make_batcher(config, loaded)
+    )
     seconds = time.perf_counter() - started
     test = trainer.evaluate(loaded.test)
     val = fit.history[fit.best_epoch - 1]["val"] if fit.best_epoch else None
@@ -370,6 +410,7 @@ def run_experiment(config: ExperimentConfig) -> ExperimentResult:
                     "data": loaded.metadata,
                 },
                 indent=2,
+                default=_summary,
             )
         )
         if config.report and config.only_tasks is None:

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from polytask.balancers.base import Balancer
-from polytask.data.batching import IndexBatcher
+from polytask.data.batching import Batches, IndexBatcher
 from polytask.data.dataset import Batch, TensorTaskDataset
 from polytask.gradients.backward import backward
 from polytask.gradients.jacobian import Method
@@ -336,7 +336,7 @@ class Trainer:
         return score > self.best_score if self.higher_is_better else score < self.best_score
 
     # ------------------------------------------------------------------ checkpoints
-    def state_dict(self, batcher: IndexBatcher) -> dict[str, Any]:
+    def state_dict(self, batcher: Batches) -> dict[str, Any]:
         """Everything needed to continue training exactly from here."""
         return {
             "format": "polytask-checkpoint-1",
@@ -358,7 +358,7 @@ class Trainer:
             "best_model": self.best_state,
         }
 
-    def load_state_dict(self, state: dict[str, Any], batcher: IndexBatcher) -> None:
+    def load_state_dict(self, state: dict[str, Any], batcher: Batches) -> None:
         """Restore :meth:`state_dict`; raises naming the mismatch for another model's state."""
         if state.get("format") != "polytask-checkpoint-1":
             raise ValueError("not a polytask checkpoint (missing format tag)")
@@ -400,7 +400,7 @@ class Trainer:
         """``run_dir/checkpoints/last.pt`` (``None`` without a run folder)."""
         return self.run_dir / "checkpoints" / "last.pt" if self.run_dir else None
 
-    def save_checkpoint(self, batcher: IndexBatcher) -> Path | None:
+    def save_checkpoint(self, batcher: Batches) -> Path | None:
         """Write ``last.pt`` atomically (no-op without a run folder)."""
         path = self.checkpoint_path()
         if path is None:
@@ -436,6 +436,7 @@ class Trainer:
         *,
         resume: bool | str | Path = False,
         restore_best: bool = True,
+        batcher: Batches | None = None,
     ) -> FitResult:
         """Train for ``config.epochs`` epochs (or ``max_steps`` steps).
 
@@ -445,12 +446,18 @@ class Trainer:
             resume: ``True`` to continue from ``run_dir/checkpoints/last.pt`` if it exists, or
                 a checkpoint path to continue from.
             restore_best: load the best validation weights into the model at the end.
+            batcher: how ``train`` is batched (default: an
+                :class:`~polytask.data.IndexBatcher` of ``config.batch_size``, seeded by
+                ``config.seed``); for example a
+                :class:`~polytask.data.samplers.GroupBatcher` with a task sampler when tasks
+                have their own datasets. Its state is checkpointed with the run.
         """
         cfg = self.config
         missing = [t for t in self.tasks.names if t not in train.targets]
         if missing:
             raise KeyError(f"training data has no targets for task(s) {missing}")
-        batcher = IndexBatcher(train, cfg.batch_size, shuffle=True, seed=cfg.seed)
+        if batcher is None:
+            batcher = IndexBatcher(train, cfg.batch_size, shuffle=True, seed=cfg.seed)
         torch.manual_seed(cfg.seed)
         resume_path = (
             self.checkpoint_path() if resume is True else (Path(resume) if resume else None)
@@ -513,7 +520,7 @@ class Trainer:
             stopped_early,
         )
 
-    def _run_epoch(self, batcher: IndexBatcher, epoch: int) -> bool:
+    def _run_epoch(self, batcher: Batches, epoch: int) -> bool:
         """Train the rest of the current epoch; ``False`` if stopped before its end."""
         cfg = self.config
         running = torch.zeros(len(self.tasks), device=self.device, dtype=torch.float64)
