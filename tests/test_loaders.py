@@ -247,3 +247,24 @@ def test_esmm_trains_on_ali_ccp_through_a_configuration(tmp_path) -> None:
         warnings.simplefilter("ignore")
         result = run_experiment(config)
     assert result.steps == 8 and set(result.test["loss"]) == {"click", "purchase"}
+
+
+@pytest.mark.skipif(not have_data("snips_joint"), reason="local snips copy not found")
+def test_transformer_trains_on_snips_through_a_configuration() -> None:
+    from polytask.training.experiment import ExperimentConfig, run_experiment
+
+    config = ExperimentConfig.from_dict(
+        {
+            "dataset": {"name": "snips", "options": {"root": str(DATA_ROOT)}},
+            "model": {
+                "name": "transformer",
+                "options": {"head_types": {"slots": "token"}, "d_model": 16, "num_heads": 2,
+                            "num_layers": 1, "ffn_dim": 32},
+            },
+            "schedule": {"epochs": 1, "max_steps": 3, "batch_size": 64},
+            "progress": False,
+        }
+    )  # fmt: skip
+    result = run_experiment(config)
+    assert result.steps == 3
+    assert 0 <= result.test["metrics"]["slots"]["accuracy"] <= 1

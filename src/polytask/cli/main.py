@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--no-baselines", action="store_true", help="skip single-task runs")
     compare.add_argument("--output", default="runs/compare", help="report folder")
     listing = commands.add_parser("list", help="list balancers, models or datasets")
-    listing.add_argument("what", choices=["balancers", "models", "datasets", "configs"])
+    listing.add_argument("what", choices=["balancers", "models", "datasets", "samplers", "configs"])
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
@@ -114,6 +114,14 @@ def list_command(what: str, as_json: bool) -> int:
             ]
             for r in described
         ]
+    elif what == "samplers":
+        from polytask.data.samplers import SAMPLERS
+
+        described = [
+            {"name": e.name, "summary": e.summary, "options": e.options()} for e in SAMPLERS
+        ]
+        header = ["name", "summary", "options"]
+        rows = [[r["name"], r["summary"], _options(r["options"])] for r in described]
     else:
         module = polytask.models if what == "models" else polytask.data
         described = module.describe()

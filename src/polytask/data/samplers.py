@@ -107,8 +107,9 @@ class Temperature(TaskSampler):
 @SAMPLERS.register("annealed_temperature")
 class AnnealedTemperature(Temperature):
     """Temperature moving linearly from ``tau_start`` (epoch 1) to ``tau_end`` (epoch
-    ``epochs`` and after), as in the annealed sampling of Stickland & Murray (ICML 2019,
-    ``alpha = 1 - 0.8 (e - 1)/(E - 1)`` with ``tau = 1/alpha``).
+    ``epochs`` and after). Stickland & Murray (ICML 2019) anneal the exponent
+    ``alpha = 1/tau`` linearly from 1 to 0.2 instead; the endpoints ``tau_start=1``,
+    ``tau_end=5`` are theirs, the path between differs.
 
     Args:
         tau_start: first temperature (1.0: proportional).
