@@ -268,3 +268,8 @@ def test_transformer_trains_on_snips_through_a_configuration() -> None:
     result = run_experiment(config)
     assert result.steps == 3
     assert 0 <= result.test["metrics"]["slots"]["accuracy"] <= 1
+
+
+def test_a_file_without_an_official_download_says_so(tmp_path: Path) -> None:
+    with pytest.raises(DataFileError, match=r"school\.mat not found, and no official download"):
+        polytask.data.load("school", root=tmp_path)

@@ -179,3 +179,40 @@ def test_combining_different_input_shapes_names_the_cause() -> None:
     b = TensorTaskDataset(torch.zeros(3, 5), {"b": torch.zeros(3)})
     with pytest.raises(ValueError, match="share one input shape"):
         concat_groups({"a": a, "b": b}, "x")
+
+
+def test_training_with_a_sampler_resumes_bit_identically(tmp_path) -> None:
+    data = combine(two_datasets())
+    groups = data.metadata["groups"]["train"]
+
+    def trainer(folder) -> Trainer:
+        torch.manual_seed(0)
+        model = polytask.models.create(
+            "shared_bottom", heads={"digits": 4, "shapes": 3}, input_dim=6
+        )
+        balancer = polytask.balancers.create("pcgrad")
+        optimizer = build_optimizer("adam", model, balancer.parameters(), lr=1e-2)
+        config = TrainerConfig(
+            epochs=3, batch_size=16, progress=False, run_dir=str(folder), checkpoint_every=5
+        )
+        return Trainer(model, polytask.TaskSet(data.tasks), balancer, optimizer, config=config)
+
+    def batcher() -> GroupBatcher:
+        return GroupBatcher(data.train, groups, create_sampler("temperature", tau=2.0), 16, seed=4)
+
+    straight = trainer(tmp_path / "a")
+    straight.fit(data.train, data.val, restore_best=False, batcher=batcher())
+
+    def crash(t: Trainer, step: int) -> None:
+        if step == 13:
+            raise RuntimeError("simulated crash")
+
+    first = trainer(tmp_path / "b")
+    first.callbacks = (crash,)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        first.fit(data.train, data.val, restore_best=False, batcher=batcher())
+    resumed = trainer(tmp_path / "b")
+    resumed.fit(data.train, data.val, resume=True, restore_best=False, batcher=batcher())
+    assert resumed.step == straight.step
+    for a, b in zip(resumed.model.parameters(), straight.model.parameters(), strict=True):
+        assert torch.equal(a, b)

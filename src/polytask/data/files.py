@@ -109,7 +109,12 @@ def resolve(folder: str, file: DataFile, root: str | Path | None = None) -> Path
         f"Put {file.name} (MD5 {file.md5}) in {where}, or point POLYTASK_DATA at a folder "
         f"holding {folder}/{file.name}"
     )
-    if os.environ.get("POLYTASK_OFFLINE") or not file.urls:
+    if not file.urls:
+        raise DataFileError(
+            f"{file.name} not found, and no official download of this exact file is known "
+            f"(the copies in use come from the data's published repositories). {hint}"
+        )
+    if os.environ.get("POLYTASK_OFFLINE"):
         raise DataFileError(f"{file.name} not found and downloads are disabled. {hint}")
     target_dir = (Path(root) / folder) if root is not None else cache_root() / folder
     return download(file, target_dir, hint)

@@ -14,7 +14,14 @@ from polytask.data.tabular import read_csv
 from polytask.tasks.task import Task
 
 FOLDER = "parkinsons_telemonitoring"
-FILE = DataFile("parkinsons_updrs.data", "4f97310e2c9fbeedb72e8a37822fee45")
+FILE = DataFile(
+    "parkinsons_updrs.data",
+    "4f97310e2c9fbeedb72e8a37822fee45",
+    (
+        "https://archive.ics.uci.edu/ml/machine-learning-databases/parkinsons/telemonitoring/"
+        "parkinsons_updrs.data",
+    ),
+)
 ROWS, SUBJECTS = 5_875, 42
 VOICE = list(range(6, 22))  # Jitter(%) ... PPE: the 16 voice measures
 
