@@ -273,3 +273,20 @@ def test_transformer_trains_on_snips_through_a_configuration() -> None:
 def test_a_file_without_an_official_download_says_so(tmp_path: Path) -> None:
     with pytest.raises(DataFileError, match=r"school\.mat not found, and no official download"):
         polytask.data.load("school", root=tmp_path)
+
+
+@pytest.mark.skipif(not have_data("ali_ccp_sample"), reason="local ali_ccp sample not found")
+def test_full_recommendation_files_are_read_in_the_same_format(tmp_path: Path) -> None:
+    folder = tmp_path / "ali_ccp_sample"
+    folder.mkdir()
+    for split in ("train", "val", "test"):
+        source = Path(DATA_ROOT) / "ali_ccp_sample" / f"ali_ccp_{split}_sample.csv"
+        (folder / f"ali_ccp_{split}.csv").write_bytes(source.read_bytes())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = polytask.data.load("ali_ccp", root=tmp_path)
+    assert data.metadata["files"] == "full files" and not caught
+    assert (len(data.train), len(data.val), len(data.test)) == (100, 50, 50)
+    (folder / "ali_ccp_val.csv").write_text("click,purchase,other\n1,0,3\n")
+    with pytest.raises(ValueError, match="expected the header"):
+        polytask.data.load("ali_ccp", root=tmp_path)
