@@ -212,17 +212,7 @@ def compare_command(args: argparse.Namespace) -> int:
         weight_sweep=args.weight_sweep,
     )
     ranks = comparison.ranks()
-    rows = []
-    for r in comparison.results:
-        dm = comparison.delta_m(r)
-        rows.append(
-            [
-                r.label,
-                "n/a" if dm is None else dm.format(2),
-                f"{ranks[r.label]:.2f}",
-                f"{r.step_ms():.1f}",
-            ]
-        )
+    rows = [[r.label, *comparison.headline(r, ranks)] for r in comparison.results]
     print(format_table(["method", "delta-m %", "mean rank", "ms/step"], rows))
     print(f"report: {page}")
     return 0

@@ -27,7 +27,29 @@ class Batches(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
-class IndexBatcher:
+class SeededPosition:
+    """The resumable state shared by batchers whose batches are recomputed from
+    ``(seed, epoch, position)``."""
+
+    seed: int
+    epoch: int
+    position: int
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{epoch, position, seed}``: enough to continue the exact sequence of batches."""
+        return {"epoch": self.epoch, "position": self.position, "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`; refuses a state from a different seed."""
+        if state["seed"] != self.seed:
+            raise ValueError(
+                f"batcher state was saved with seed {state['seed']}, this batcher has {self.seed}"
+            )
+        self.epoch = int(state["epoch"])
+        self.position = int(state["position"])
+
+
+class IndexBatcher(SeededPosition):
     """Yields batches of a dataset by index slicing, one epoch per iteration.
 
     Each epoch's order is a permutation drawn from a generator seeded by ``(seed, epoch)``:
@@ -91,16 +113,3 @@ class IndexBatcher:
             yield self.dataset.take(index)
         self.epoch += 1
         self.position = 0
-
-    def state_dict(self) -> dict[str, Any]:
-        """``{epoch, position, seed}``: enough to continue the exact sequence of batches."""
-        return {"epoch": self.epoch, "position": self.position, "seed": self.seed}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`; refuses a state from a different seed."""
-        if state["seed"] != self.seed:
-            raise ValueError(
-                f"batcher state was saved with seed {state['seed']}, this batcher has {self.seed}"
-            )
-        self.epoch = int(state["epoch"])
-        self.position = int(state["position"])

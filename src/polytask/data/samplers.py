@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from polytask._registry import Registry
+from polytask.data.batching import SeededPosition
 from polytask.data.dataset import Batch, TensorTaskDataset
 
 
@@ -219,7 +220,7 @@ def create_sampler(name: str, **options: Any) -> TaskSampler:
     return SAMPLERS.create(name, **options)
 
 
-class GroupBatcher:
+class GroupBatcher(SeededPosition):
     """Batches of a dataset whose rows are grouped (one group per source dataset), laid out
     by a :class:`TaskSampler`; the same interface as
     :class:`~polytask.data.batching.IndexBatcher` (``epoch``, ``position``, ``len``,
@@ -327,15 +328,3 @@ class GroupBatcher:
             yield self.dataset.take(index)
         self.epoch += 1
         self.position = 0
-
-    def state_dict(self) -> dict[str, Any]:
-        """``{epoch, position, seed}``: enough to continue the exact sequence of batches."""
-        return {"epoch": self.epoch, "position": self.position, "seed": self.seed}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`; refuses a state from a different seed."""
-        if state["seed"] != self.seed:
-            raise ValueError(
-                f"batcher state was saved with seed {state['seed']}, this batcher has {self.seed}"
-            )
-        self.epoch, self.position = int(state["epoch"]), int(state["position"])

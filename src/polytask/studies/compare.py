@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,15 @@ class Comparison:
             return None
         values = [delta_m(r.test["metrics"], self.baselines, self.directions) for r in result.runs]
         return summarize(values)
+
+    def headline(self, result: MethodResult, ranks: Mapping[str, float]) -> list[str]:
+        """``[delta-m +- CI, mean rank, ms/step]`` of one method, as printed."""
+        dm = self.delta_m(result)
+        return [
+            "n/a" if dm is None else dm.format(2),
+            f"{ranks[result.label]:.2f}",
+            f"{result.step_ms():.1f}",
+        ]
 
     def ranks(self) -> dict[str, float]:
         """Mean rank of each method over all task metrics (means over seeds)."""
@@ -222,18 +231,14 @@ def comparison_report(comparison: Comparison, config: ExperimentConfig) -> Repor
         "mean rank",
         "ms/step",
     ]
-    rows = []
-    for r in comparison.results:
-        dm = comparison.delta_m(r)
-        rows.append(
-            [
-                r.label,
-                *[r.metric(t, m).format() for t, m in comparison.columns],
-                "n/a" if dm is None else dm.format(2),
-                f"{ranks[r.label]:.2f}",
-                f"{r.step_ms():.1f}",
-            ]
-        )
+    rows = [
+        [
+            r.label,
+            *[r.metric(t, m).format() for t, m in comparison.columns],
+            *comparison.headline(r, ranks),
+        ]
+        for r in comparison.results
+    ]
     report.table(headers, rows)
     if comparison.baselines is not None:
         base_rows = [[t, m, f"{comparison.baselines[t][m]:.4f}"] for t, m in comparison.columns]
