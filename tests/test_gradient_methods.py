@@ -308,3 +308,51 @@ def test_alpha_fair_solver_converges_on_a_gramian_seen_in_training() -> None:
     for alpha in (0.5, 1.0, 2.0, 5.0):
         w = alpha_fair_weights(G, alpha)
         torch.testing.assert_close(G @ w, w ** (-1 / alpha), rtol=1e-8, atol=0)
+
+
+def _gradvac_sequential(G, targets, orders, beta, eps=1e-8):
+    """GradVac visited pair by pair, as written in the paper (the reference for the
+    vectorised implementation)."""
+    import math
+
+    import numpy as np
+
+    T = G.shape[0]
+    C = np.eye(T)
+    norms = np.sqrt(np.clip(np.diag(G), 0, None))
+    for i in range(T):
+        for j in orders[i]:
+            gi = math.sqrt(max(float(C[i] @ G @ C[i]), 0.0))
+            if gi <= eps or norms[j] <= eps:
+                continue
+            phi = min(1.0, max(-1.0, float(C[i] @ G[:, j]) / (gi * norms[j])))
+            t = targets[i, j]
+            if phi < t:
+                root = math.sqrt(max(1 - t**2, eps))
+                C[i, j] += gi * (t * math.sqrt(1 - phi**2) - phi * root) / (norms[j] * root)
+            targets[i, j] = (1 - beta) * t + beta * phi
+    return C.sum(0) / T
+
+
+def test_gradvac_vectorised_equals_the_pairwise_reference() -> None:
+    import numpy as np
+
+    from polytask.balancers.gradvac import GradVac
+
+    for T in (3, 9):
+        method = GradVac(beta=0.4, seed=2)
+        method.bind([f"t{i}" for i in range(T)])
+        replay = torch.Generator().manual_seed(2)
+        targets = np.zeros((T, T))
+        g = torch.Generator().manual_seed(T)
+        for _ in range(4):
+            J = torch.randn(T, 12, generator=g, dtype=torch.float64)
+            G = (J @ J.T).numpy()
+            orders = [
+                [j for j in torch.randperm(T, generator=replay).tolist() if j != i]
+                for i in range(T)
+            ]
+            expected = _gradvac_sequential(G, targets, orders, 0.4)
+            got = method.gramian_weights(torch.from_numpy(G), torch.ones(T)).numpy()
+            np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
+            np.testing.assert_allclose(method.targets.numpy(), targets, rtol=1e-12, atol=1e-14)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -50,20 +49,28 @@ class GradVac(GramianWeighting):
         targets = self.targets.numpy()  # updated in place (shares memory)
         C = np.eye(T)
         norms = np.sqrt(np.clip(np.diag(G), 0, None))
-        for i in range(T):
-            order = [j for j in torch.randperm(T, generator=self.generator).tolist() if j != i]
-            for j in order:
-                gi_norm = math.sqrt(max(float(C[i] @ G @ C[i]), 0.0))
-                if gi_norm <= self.eps or norms[j] <= self.eps:
-                    continue
-                cosine = float(C[i] @ G[:, j]) / (gi_norm * norms[j])
-                phi = min(1.0, max(-1.0, cosine))  # rounding can step outside [-1, 1]
-                target = float(targets[i, j])
-                if phi < target:
-                    root = math.sqrt(max(1 - target**2, self.eps))
-                    coeff = gi_norm * (target * math.sqrt(1 - phi**2) - phi * root)
-                    C[i, j] += coeff / (norms[j] * root)
-                targets[i, j] = (1 - self.beta) * target + self.beta * phi
+        # Each task i visits the others in its own random order; the T visits of step k
+        # (one per task) are independent, so they run together.
+        orders = np.array(
+            [
+                [j for j in torch.randperm(T, generator=self.generator).tolist() if j != i]
+                for i in range(T)
+            ]
+        ).reshape(T, T - 1)
+        rows = np.arange(T)
+        for k in range(T - 1):
+            js = orders[:, k]
+            M = C @ G
+            gi_norm = np.sqrt(np.clip((M * C).sum(1), 0.0, None))
+            valid = (gi_norm > self.eps) & (norms[js] > self.eps)
+            denom = np.where(valid, gi_norm * norms[js], 1.0)
+            phi = np.clip(M[rows, js] / denom, -1.0, 1.0)  # rounding can step outside [-1, 1]
+            target = targets[rows, js]
+            adjust = valid & (phi < target)
+            root = np.sqrt(np.maximum(1 - target**2, self.eps))
+            coeff = gi_norm * (target * np.sqrt(np.clip(1 - phi**2, 0.0, None)) - phi * root)
+            C[rows, js] += np.where(adjust, coeff / np.where(adjust, norms[js] * root, 1.0), 0.0)
+            targets[rows, js] = np.where(valid, (1 - self.beta) * target + self.beta * phi, target)
         weights = torch.from_numpy(C.sum(0) / T)
         return weights.to(gramian.device, gramian.dtype)
 
