@@ -11,8 +11,10 @@ from torch import Tensor
 
 from polytask.balancers.base import GramianWeighting
 from polytask.balancers.registry import register
+from polytask.balancers.solvers import single_threaded_blas
 
 
+@single_threaded_blas
 def _linprog(c: np.ndarray, A_ub: np.ndarray, b_ub: np.ndarray, T: int) -> np.ndarray | None:
     """``max c^T a`` over the simplex subject to ``A_ub a <= b_ub`` (HiGHS); ``None`` if
     infeasible."""
