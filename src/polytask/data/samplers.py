@@ -266,8 +266,7 @@ class GroupBatcher(SeededPosition):
 
     def plan(self, epoch: int) -> list[str]:
         """The group of every batch of ``epoch`` (for mixed batches: the step count only)."""
-        schedule = self.sampler.schedule(self.sizes, self.batches, epoch, self._generator(epoch, 1))
-        return schedule
+        return self.sampler.schedule(self.sizes, self.batches, epoch, self._generator(epoch, 1))
 
     def __len__(self) -> int:
         return len(self.plan(self.epoch))

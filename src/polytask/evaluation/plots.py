@@ -13,15 +13,6 @@ class MissingPlottingError(ImportError):
     """matplotlib is not installed."""
 
 
-def have_matplotlib() -> bool:
-    """Whether matplotlib can be imported."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _pyplot() -> Any:
     try:
         import matplotlib
