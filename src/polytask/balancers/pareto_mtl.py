@@ -33,7 +33,7 @@ class ParetoMTL(GramianWeighting):
     ``index = k`` looks for a Pareto-optimal point in the region of ``u_k``, whose constraints
     are ``G_j = (u_j - u_k)^T L / ||L|| <= 0`` for ``j != k`` (normalised vectors). The update
     is MGDA over the task gradients and the gradients of the active constraints
-    (``G_j >= -eps``), ``grad G_j ~ sum_t (u_j - u_k)_t g_t``; on the Gramian this is Wolfe's
+    (``G_j >= -eps``), ``grad G_j ~ sum_t (u_j - u_k)_t g_t``; on the Gramian this is the
     min-norm over ``A G A^T`` with ``A`` the stack of ``I`` and the active rows of
     ``U - u_k``, and the task weights are ``A^T lambda`` (they can be negative).
     During the first ``init_steps`` steps, while the point is outside its region, only the

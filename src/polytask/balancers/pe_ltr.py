@@ -24,7 +24,7 @@ class PELTR(GramianWeighting):
     so every task keeps a guaranteed share while the rest goes where it helps all tasks.
     The paper solves a relaxation and projects; here it is exact: with ``w = c + s v``,
     ``s = 1 - sum c``, ``v`` on the simplex, it is the min-norm point of the points
-    ``J^T c + s g_t`` (Wolfe's algorithm on the Gramian ``A G A^T``, ``A = 1 c^T + s I``).
+    ``J^T c + s g_t`` (the exact min-norm solver on the Gramian ``A G A^T``, ``A = 1 c^T + s I``).
     All floors 0 is MGDA.
 
     Args:

@@ -139,8 +139,8 @@ def _not_converged(what: str, max_iter: int, T: int) -> RuntimeError:
 
 @single_threaded_blas
 def lower_bounded_min_norm(G: Tensor, lower: Tensor, max_iter: int = 500) -> Tensor:
-    """``v = argmin v^T G v`` subject to ``v >= lower``, exactly, by a primal active-set
-    method (Lawson & Hanson's NNLS scheme applied to ``x = v - lower >= 0``).
+    """``v = argmin v^T G v`` subject to ``v >= lower``, exactly: Lawson & Hanson's NNLS
+    (scipy) on ``x = v - lower >= 0`` with a factor ``A^T A = G`` (``min ||A (lower + x)||``).
 
     This is the projection used by dual-cone methods: with ``d = J^T v``, the KKT conditions
     give ``G v >= 0`` (so ``<d, g_t> >= 0`` for every task) and ``(G v)_t = 0`` wherever

@@ -21,7 +21,8 @@ class UPGrad(GramianWeighting):
     The update never conflicts with any task (``<d, g_t> >= 0``), equals the mean gradient
     when no gradients conflict, and is linear under scaling of the Jacobian.
 
-    No hyper-parameters (the projections are solved exactly by an active-set method).
+    No hyper-parameters (the projections are solved exactly by non-negative least squares,
+    one factorisation of the Gramian shared by the ``T`` problems).
     """
 
     def gramian_weights(self, gramian: Tensor, losses: Tensor) -> Tensor:

@@ -40,7 +40,7 @@ class Report:
         self.blocks.append(_Block("heading", text))
 
     def text(self, markdown: str) -> None:
-        """A paragraph (markdown; in HTML shown as preformatted-free text)."""
+        """A paragraph (markdown in the .md file; escaped text, line breaks kept, in HTML)."""
         self.blocks.append(_Block("text", markdown))
 
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
