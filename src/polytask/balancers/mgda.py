@@ -24,7 +24,8 @@ class MGDA(GramianWeighting):
     ``min_{w in simplex} || sum_t w_t g_t ||^2 = w^T G w``
 
     exactly, through non-negative least squares on a factor of the Gramian (see
-    :func:`~polytask.balancers.solvers.min_norm_simplex`; closed form for two tasks). The direction ``d = J^T w`` satisfies
+    :func:`~polytask.balancers.solvers.min_norm_simplex`; closed form for two tasks). The
+    direction ``d = J^T w`` satisfies
     ``<d, g_t> >= ||d||^2 >= 0`` for every task (no task's loss increases to first order), and
     ``d = 0`` exactly at a Pareto-stationary point. At the representation level this is
     MGDA-UB (the paper's upper bound), at the parameter level exact MGDA.
