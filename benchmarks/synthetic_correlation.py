@@ -7,8 +7,9 @@ the two tasks; mean +- 95% CI over training seeds (one data set per correlation,
 seed 0: a new data seed redraws the sine terms and changes the scale of the problem).
 Sizes: OMoE and MMoE have 8 experts of one 16-unit layer and towers of one 8-unit layer
 (our reading of the paper's section 4.3); the shared bottom has one 128-unit layer (about the
-same parameter count as the 8 experts) and the same towers. Shortened against the paper, which averages 200 runs and plots training loss over
-steps: we report the test MSE after a fixed budget.
+same parameter count as the 8 experts) and the same towers. Shortened against the paper,
+which averages 200 runs and plots training loss over steps: we report the test MSE after a
+fixed budget.
 
     python benchmarks/synthetic_correlation.py            # quick: 3 seeds, 10 epochs, 6,000 rows
     python benchmarks/synthetic_correlation.py --full     # 5 seeds, 30 epochs, 12,000 rows
