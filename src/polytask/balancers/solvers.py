@@ -144,13 +144,13 @@ def lower_bounded_min_norm(G: Tensor, lower: Tensor, max_iter: int = 500) -> Ten
 
     This is the projection used by dual-cone methods: with ``d = J^T v``, the KKT conditions
     give ``G v >= 0`` (so ``<d, g_t> >= 0`` for every task) and ``(G v)_t = 0`` wherever
-    ``v_t > lower_t``. A ridge of ``1e-12`` times the largest diagonal entry keeps the
-    systems solvable when ``G`` is singular.
+    ``v_t > lower_t``. The factor is taken of ``G`` scaled to a unit largest diagonal entry
+    plus a ridge of ``1e-12``, so a singular ``G`` factors too.
 
     Args:
         G: Gramian ``(T, T)``.
         lower: lower bounds ``(T,)`` (non-negative in the dual-cone methods).
-        max_iter: limit on the number of variables freed.
+        max_iter: NNLS iteration limit, times ``T``.
 
     Returns:
         ``v`` ``(T,)`` on ``G``'s device and dtype.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -114,18 +115,7 @@ def rename_tasks(
             d.inputs, {new[k]: d.targets[k] for k in new}, masks or None, d.name
         )
 
-    tasks = [
-        Task(
-            new[t.name],
-            t.loss,
-            t.metrics,
-            t.role,
-            t.weight,
-            t.num_classes,
-            t.kind if not isinstance(t.loss, str) else None,
-        )
-        for t in chosen
-    ]
+    tasks = [dataclasses.replace(t, name=new[t.name]) for t in chosen]
     return DataSplits(
         relabel(data.train),
         relabel(data.val),

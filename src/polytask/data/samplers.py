@@ -2,10 +2,12 @@
 
 A :class:`GroupBatcher` holds one dataset whose rows are grouped by source (one group per
 task's dataset; see :func:`polytask.data.mixture.combine`). Each epoch a sampler lays out the
-sequence of groups the batches come from; batch ``i`` of group ``g`` takes the next slice of
-that group's seeded permutation (a new permutation whenever a group is used up). With
-``mixed=True`` every batch holds rows of every group, in the sampler's proportions, so that
-gradient balancers see every task at every step. Everything is recomputed from
+sequence of groups the batches come from; the ``k``-th batch of group ``g`` in an epoch takes
+slice ``k mod b`` of a permutation of ``g`` seeded by the epoch and ``k div b`` (``b`` = the
+group's batch count), so an exhaustive sampler visits every row once per epoch. With
+``mixed=True`` every batch holds rows of every group, in the sampler's proportions, taken
+from an endless sequence of seeded permutations per group, so that gradient balancers see
+every task at every step. Everything is recomputed from
 ``(seed, epoch, position)``, so :meth:`GroupBatcher.state_dict` is three integers and a
 resumed run continues with exactly the same batches.
 """

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from itertools import pairwise
 from typing import cast
 
 import torch
@@ -11,7 +10,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from polytask.models.base import MultiTaskModel
-from polytask.models.layers import LeNetTrunk, TowerSpec, activation, check_heads, towers
+from polytask.models.columns import build_layers
+from polytask.models.layers import LeNetTrunk, TowerSpec, check_heads, towers
 from polytask.models.registry import register
 from polytask.models.sharing import share
 from polytask.outputs import TaskOutputs
@@ -159,13 +159,7 @@ class MTAN(MultiTaskModel):
         if trunk == "mlp":
             if input_dim is None:
                 raise ValueError("trunk='mlp' needs input_dim=")
-            if not dims:
-                raise ValueError("trunk_dims must name at least one layer size")
-            widths = [input_dim, *dims]
-            layers: list[nn.Module] = [
-                nn.Sequential(nn.Linear(a, b), activation(act)) for a, b in pairwise(widths)
-            ]
-            return layers, (input_dim,)
+            return build_layers(None, input_dim, dims, act), (input_dim,)
         raise ValueError(f"trunk must be 'mlp', 'lenet' or None with stages=, got {trunk!r}")
 
     @torch.no_grad()

@@ -84,14 +84,15 @@ class Comparison:
     def front(self) -> tuple[list[SeedRun], list[str], list[int]]:
         """Every run, its method label, and the indices of the non-dominated runs over the
         tasks' primary metrics (the first metric of each task)."""
-        primary = [(t, m) for t, m in self.columns if m == self._primary(t)]
+        primary = [(t, m) for t, m in self.columns if m == self.primary_metric(t)]
         runs = [run for r in self.results for run in r.runs]
         labels = [r.label for r in self.results for _ in r.runs]
         points = [[run.test["metrics"][t][m] for t, m in primary] for run in runs]
         up = [self.directions[t][m] for t, m in primary]
         return runs, labels, pareto_front(points, up)
 
-    def _primary(self, task: str) -> str:
+    def primary_metric(self, task: str) -> str:
+        """The task's first metric (the one model selection and the Pareto front use)."""
         return next(m for t, m in self.columns if t == task)
 
     def to_dict(self) -> dict[str, Any]:
@@ -254,7 +255,7 @@ def comparison_report(comparison: Comparison, config: ExperimentConfig) -> Repor
         + ", ".join(on_front)
         + "."
     )
-    primary = [(t, comparison._primary(t)) for t in comparison.tasks]
+    primary = [(t, comparison.primary_metric(t)) for t in comparison.tasks]
     if len(primary) >= 2:
         (t1, m1), (t2, m2) = primary[0], primary[1]
         points = [(run.test["metrics"][t1][m1], run.test["metrics"][t2][m2]) for run in runs]
