@@ -62,7 +62,7 @@ def test_mmoe_equals_its_formula() -> None:
     experts = model.experts
     # Each expert by hand: relu(x W_e + b_e).
     outputs = torch.stack(
-        [torch.relu(x @ experts.weights[0][e] + experts.biases[0][e]) for e in range(3)], 1
+        [torch.relu(x @ experts.weights[0][:, e] + experts.biases[0][e]) for e in range(3)], 1
     )
     for t in HEADS:
         g = torch.softmax(model.gates[t].linear(x), -1)
@@ -533,3 +533,16 @@ def test_experts_and_towers_from_factories() -> None:
         m = polytask.models.create(name, heads=HEADS, **options, **{key: tower})
         heads = getattr(m, "towers", None) or m.heads
         assert isinstance(heads["b"][0], nn.LayerNorm), name
+
+
+def test_batched_experts_equal_separate_mlps() -> None:
+    torch.manual_seed(0)
+    experts = Experts(3, 5, (4, 6))
+    x = torch.randn(7, 5)
+    by_hand = []
+    for k in range(3):
+        h = x
+        for w, b in zip(experts.weights, experts.biases, strict=True):
+            h = torch.relu(h @ w[:, k] + b[k])
+        by_hand.append(h)
+    torch.testing.assert_close(experts(x), torch.stack(by_hand, 1))

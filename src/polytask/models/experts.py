@@ -1,6 +1,6 @@
 """Mixture-of-experts building blocks: a batched group of experts and softmax gates.
 
-A group of ``E`` MLP experts with the same sizes is held as stacked weights ``(E, in, out)``
+A group of ``E`` MLP experts with the same sizes is held as stacked weights ``(in, E, out)``
 per layer and evaluated with one matrix product per layer for all experts, instead of ``E``
 small networks called one after another.
 """
@@ -64,7 +64,9 @@ class Experts(nn.Module):
         self.biases = nn.ParameterList()
         for fan_in, fan_out in itertools.pairwise(widths):
             bound = 1 / math.sqrt(fan_in)  # nn.Linear's default initialisation
-            self.weights.append(nn.Parameter(torch.empty(num_experts, fan_in, fan_out)))
+            # (in, E, out): the first layer is then one (B, in) x (in, E*out) product on a
+            # view of the weight, with no copy.
+            self.weights.append(nn.Parameter(torch.empty(fan_in, num_experts, fan_out)))
             self.biases.append(nn.Parameter(torch.empty(num_experts, fan_out)))
             nn.init.uniform_(self.weights[-1], -bound, bound)
             nn.init.uniform_(self.biases[-1], -bound, bound)
@@ -75,10 +77,10 @@ class Experts(nn.Module):
         E = self.num_experts
         w0, b0 = self.weights[0], self.biases[0]
         # First layer: one (B, in) x (in, E*out) product for every expert at once.
-        h = (x @ w0.permute(1, 0, 2).reshape(w0.shape[1], -1)).view(x.shape[0], E, -1) + b0
+        h = (x @ w0.reshape(w0.shape[0], -1)).view(x.shape[0], E, -1) + b0
         h = self.dropout(self.act(h))
         for w, b in zip(list(self.weights)[1:], list(self.biases)[1:], strict=True):
-            h = torch.einsum("bei,eio->beo", h, w) + b
+            h = torch.einsum("bei,ieo->beo", h, w) + b
             h = self.dropout(self.act(h))
         return h
 

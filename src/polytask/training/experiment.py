@@ -195,25 +195,20 @@ def head_sizes(data: DataSplits, tasks: list[Task]) -> dict[str, int]:
     return sizes
 
 
-def entry_options(name: str) -> dict[str, Any]:
-    """The registered model's options (with defaults)."""
-    return model_registry.MODELS.get(name).options()
-
-
 def build_model(config: NamedConfig, data: DataSplits, tasks: list[Task]) -> MultiTaskModel:
     """The configured architecture with one head per task, sized from the data."""
     options = dict(config.options)
     options.setdefault("heads", head_sizes(data, tasks))
-    if "vocab_size" in entry_options(config.name) and "vocab_size" in data.metadata:
+    accepted = model_registry.MODELS.get(config.name).options()
+    if "vocab_size" in accepted and "vocab_size" in data.metadata:
         # Token inputs: the data set's vocabulary sizes the model's embeddings.
         options.setdefault("vocab_size", data.metadata["vocab_size"])
     schema = data.metadata.get("feature_schema")
     if schema is not None and "input_layer" not in options:
         # Named inputs of a recommendation data set: its feature schema is the input layer.
         options["input_layer"] = schema
-    entry = model_registry.MODELS.get(config.name)
     if (
-        "input_dim" in entry.options()
+        "input_dim" in accepted
         and "input_dim" not in options
         and not options.get("input_layer")
         and "vocab_size" not in options
