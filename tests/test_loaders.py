@@ -48,6 +48,22 @@ def test_census_income_counts_and_split(census) -> None:
     assert "instance weight" not in data.metadata["features"]["continuous"]
 
 
+def test_no_loader_option_is_shadowed_by_the_split_argument_of_load() -> None:
+    # load(name, split=...) picks one split, so a loader option named "split" could never
+    # be passed through the registry (census_income's fractions once were).
+    for entry in polytask.data.DATASETS:
+        assert "split" not in entry.options(), entry.name
+
+
+def test_census_income_fractions_pass_through_load() -> None:
+    if not have_data("census_income_kdd"):
+        pytest.skip("local census_income_kdd copy not found")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = polytask.data.load("census_income", root=DATA_ROOT, fractions=(0.8, 0.1, 0.1))
+    assert (len(data.train), len(data.val), len(data.test)) == (79_810, 9_976, 9_976)
+
+
 def test_census_preprocessing_is_fitted_on_train_only(census) -> None:
     data, _ = census
     dense = slice(-7, None)  # the 7 standardised continuous columns come last

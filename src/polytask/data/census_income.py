@@ -63,7 +63,7 @@ def census_income(
     group: Literal[1, 2] = 1,
     encoding: Encoding = "onehot",
     embed_dim: int = 8,
-    split: tuple[float, float, float] = (0.6, 0.2, 0.2),
+    fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
     seed: int = 0,
 ) -> DataSplits:
     """UCI Census-Income (KDD) with the MMoE paper's tasks (Ma et al., KDD 2018, sec. 6.3).
@@ -76,7 +76,7 @@ def census_income(
     Splits: with the official training file (``census-income.data.gz``, 199,523 rows, put in
     ``<root>/census_income_kdd/``) the paper's protocol: train on it, the official test file
     split 1:1 into validation and test. Without it (the local copy holds the test file
-    only) the test file's 99,762 rows are split ``split`` (60/20/20) with ``seed``, and a
+    only) the test file's 99,762 rows are split by ``fractions`` (60/20/20) with ``seed``, and a
     warning and ``metadata["split"]`` say that results are not comparable with the paper.
 
     Args:
@@ -85,7 +85,7 @@ def census_income(
         encoding: ``onehot`` (one float matrix) or ``embedding`` (codes for a feature schema;
             ``metadata["feature_schema"]``).
         embed_dim: embedding width in the schema.
-        split: train/validation/test fractions when only the test file is present.
+        fractions: train/validation/test fractions when only the test file is present.
         seed: seed of the split.
     """
     if group not in (1, 2):
@@ -104,10 +104,10 @@ def census_income(
         }
         how = "official: train file; test file split 1:1 into validation and test (paper protocol)"
     else:
-        if abs(sum(split) - 1) > 1e-9 or min(split) <= 0:
-            raise ValueError(f"split fractions must be positive and sum to 1, got {split}")
+        if abs(sum(fractions) - 1) > 1e-9 or min(fractions) <= 0:
+            raise ValueError(f"fractions must be positive and sum to 1, got {fractions}")
         n = len(test_rows)
-        sizes = [round(n * split[0]), round(n * split[1])]
+        sizes = [round(n * fractions[0]), round(n * fractions[1])]
         sizes.append(n - sum(sizes))
         idx = random_partition(n, sizes, seed)
         parts = {
@@ -115,7 +115,8 @@ def census_income(
             for k, part in zip(("train", "val", "test"), idx, strict=True)
         }
         how = (
-            f"the official test file only, split {split[0]:.0%}/{split[1]:.0%}/{split[2]:.0%} "
+            f"the official test file only, split {fractions[0]:.0%}/{fractions[1]:.0%}/"
+            f"{fractions[2]:.0%} "
             f"with seed {seed}: NOT comparable with the paper (trained on the official train file)"
         )
         warnings.warn(
