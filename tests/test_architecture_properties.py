@@ -458,6 +458,21 @@ def test_feature_embedding_lookup_pooling_and_sharing() -> None:
         layer({"user": x["user"]})
 
 
+def test_feature_embedding_gradients_match_nn_embedding() -> None:
+    # The lookup is index_select (a faster backward on CPU); its table gradient must be the
+    # embedding's, repeated ids accumulating.
+    torch.manual_seed(1)
+    schema = {"sparse": [{"name": f"f{i}", "vocab_size": 7, "embed_dim": 3} for i in range(4)]}
+    layer = FeatureEmbedding(schema)
+    x = {f"f{i}": torch.randint(0, 7, (32,)) for i in range(4)}
+    upstream = torch.randn(32, 12)
+    (layer(x) * upstream).sum().backward()
+    table = layer.tables[0].weight.detach().clone().requires_grad_(True)
+    ids = torch.stack([x[f"f{i}"] + 7 * i for i in range(4)], dim=1)
+    (torch.nn.functional.embedding(ids, table).flatten(1) * upstream).sum().backward()
+    torch.testing.assert_close(layer.tables[0].weight.grad, table.grad)
+
+
 def test_feature_schema_errors() -> None:
     with pytest.raises(ValueError, match="unique"):
         FeatureSchema.from_config({"dense": [{"name": "a"}, {"name": "a"}]})

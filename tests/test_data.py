@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from polytask.data import DataFile, DataFileError, IndexBatcher, TensorTaskDataset, load, resolve
+from polytask.data import (
+    DataFile,
+    DataFileError,
+    IndexBatcher,
+    TensorTaskDataset,
+    batching,
+    load,
+    resolve,
+)
 from polytask.data.mnist import MNIST_FILES, read_idx
 from polytask.data.multi_mnist import overlay_pairs
 
@@ -46,6 +54,28 @@ def test_batcher_resume_mid_epoch_continues_sequence() -> None:
     assert all(torch.equal(a, b) for a, b in zip(seen, expected, strict=True))
     with pytest.raises(ValueError, match="seed"):
         IndexBatcher(dataset(40), 6, seed=2).load_state_dict(state)
+
+
+@pytest.mark.parametrize("gather_rows", [1, 13, 24, 100_000])
+def test_batcher_blocks_give_the_batches_of_the_epoch_order(monkeypatch, gather_rows) -> None:
+    # Rows are gathered a block of batches at a time; each batch must still be exactly the
+    # epoch order's slice, across block boundaries, the last short batch and a resume.
+    monkeypatch.setattr(batching, "GATHER_ROWS", gather_rows)
+    data = TensorTaskDataset({"a": torch.arange(53) * 2, "b": torch.arange(53)[:, None]},
+                             {"t": torch.arange(53)})  # fmt: skip
+    batcher = IndexBatcher(data, 8, seed=5)
+    order = batcher.order(0)
+    batches = list(batcher)
+    assert len(batches) == 7
+    for i, batch in enumerate(batches):
+        index = order[i * 8 : (i + 1) * 8]
+        assert torch.equal(batch.targets["t"], index)
+        assert torch.equal(batch.inputs["a"], index * 2)
+        assert torch.equal(batch.inputs["b"][:, 0], index)
+    resumed = IndexBatcher(data, 8, seed=5)
+    resumed.load_state_dict({"epoch": 0, "position": 3, "seed": 5})
+    rest = [b.targets["t"] for b in resumed]
+    assert all(torch.equal(a, b.targets["t"]) for a, b in zip(rest, batches[3:], strict=True))
 
 
 def test_corrupted_file_names_file_and_checksum(tmp_path: Path) -> None:

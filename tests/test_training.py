@@ -186,3 +186,42 @@ def test_tensorboard_is_optional_with_install_hint(tmp_path: Path) -> None:
             make_trainer(tmp_path, balancer="equal", epochs=1, tensorboard=True)
     with pytest.raises(ValueError, match="run_dir"):
         TrainerConfig(tensorboard=True)
+
+
+def test_build_optimizer_uses_the_fused_kernel_where_torch_has_one() -> None:
+    model = polytask.models.create("shared_bottom", heads={"a": 1}, input_dim=4)
+    version = tuple(int(v) for v in torch.__version__.split("+")[0].split(".")[:2])
+    adam = build_optimizer("adam", model)
+    assert adam.defaults["fused"] is (version >= (2, 4))
+    assert build_optimizer("sgd", model).defaults["foreach"] is True
+    chosen = build_optimizer("adam", model, foreach=True)
+    assert chosen.defaults["foreach"] is True and not chosen.defaults["fused"]
+
+
+def test_features_are_skipped_only_when_no_gradient_method_reads_them() -> None:
+    torch.manual_seed(0)
+    model = polytask.models.create(
+        "mmoe", heads={"a": 1, "b": 1}, input_dim=6, num_experts=3, expert_dims=(5,)
+    )
+    x = torch.randn(8, 6)
+    full = model(x)
+    assert isinstance(full.features, dict) and set(full.features) == {"a", "b"}
+    with polytask.features_unused():
+        assert not polytask.features_used()
+        lean = model(x)
+    assert polytask.features_used() and lean.features is None
+    for task in ("a", "b"):
+        torch.testing.assert_close(lean.predictions[task], full.predictions[task])
+    # The trainer skips them for a loss-weighting balancer and still trains every parameter.
+    tasks = TaskSet([Task("a", "mse"), Task("b", "mse")])
+    trainer = Trainer(
+        model,
+        tasks,
+        polytask.balancers.create("equal"),
+        build_optimizer("adam", model),
+        config=TrainerConfig(progress=False),
+    )
+    from polytask.data import Batch
+
+    trainer.train_step(Batch(x, {"a": torch.randn(8), "b": torch.randn(8)}))
+    assert all(p.grad is not None for p in model.parameters())

@@ -10,7 +10,7 @@ In your own training loop::
 
 from polytask import balancers, models
 from polytask.gradients import BackwardResult, backward
-from polytask.outputs import TaskOutputs, branch
+from polytask.outputs import TaskOutputs, branch, features_unused, features_used
 from polytask.tasks import NonFiniteLossError, Task, TaskLosses, TaskSet
 
 __version__ = "0.1.0"
@@ -26,5 +26,7 @@ __all__ = [
     "backward",
     "balancers",
     "branch",
+    "features_unused",
+    "features_used",
     "models",
 ]

@@ -6,10 +6,35 @@ use it without importing any other.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from torch import Tensor
+
+_FEATURES_UNUSED: ContextVar[bool] = ContextVar("polytask_features_unused", default=False)
+
+
+@contextlib.contextmanager
+def features_unused() -> Iterator[None]:
+    """A block in which no gradient method will read the models' ``features``.
+
+    The trainer runs the forward pass inside it when the balancer needs the losses only; a
+    model may then skip work done only for the gradient engine (:func:`polytask.models.
+    sharing.share` skips packing several shared tensors into one, a copy of the activations
+    forward and backward) and return ``features=None``. Predictions are unchanged.
+    """
+    token = _FEATURES_UNUSED.set(True)
+    try:
+        yield
+    finally:
+        _FEATURES_UNUSED.reset(token)
+
+
+def features_used() -> bool:
+    """``False`` inside :func:`features_unused`, else ``True``."""
+    return not _FEATURES_UNUSED.get()
 
 
 def branch(features: Tensor, task_names: Sequence[str]) -> dict[str, Tensor]:

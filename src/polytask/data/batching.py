@@ -49,6 +49,10 @@ class SeededPosition:
         self.position = int(state["position"])
 
 
+GATHER_ROWS = 16_384
+"""Rows an :class:`IndexBatcher` gathers at once (a block of whole batches)."""
+
+
 class IndexBatcher(SeededPosition):
     """Yields batches of a dataset by index slicing, one epoch per iteration.
 
@@ -103,13 +107,22 @@ class IndexBatcher(SeededPosition):
         return torch.randperm(n, generator=generator).to(device)
 
     def __iter__(self) -> Iterator[Batch]:
-        """The rest of the current epoch; the epoch counter advances when it is exhausted."""
+        """The rest of the current epoch; the epoch counter advances when it is exhausted.
+
+        Rows are gathered a block of batches at a time (about :data:`GATHER_ROWS` rows, one
+        indexing per tensor) and each batch is a slice (a view) of its block: a data set with
+        many named inputs costs one gather per tensor per block, not per batch."""
         order = self.order(self.epoch)
         total = len(self)
+        per_block = max(1, GATHER_ROWS // self.batch_size)
         while self.position < total:
-            start = self.position * self.batch_size
-            index = order[start : start + self.batch_size]
-            self.position += 1
-            yield self.dataset.take(index)
+            first = self.position
+            last = min(total, first + per_block)
+            start = first * self.batch_size
+            block = self.dataset.take(order[start : last * self.batch_size])
+            for position in range(first, last):
+                offset = (position - first) * self.batch_size
+                self.position = position + 1
+                yield block.slice(offset, offset + self.batch_size)
         self.epoch += 1
         self.position = 0

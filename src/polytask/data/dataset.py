@@ -31,15 +31,21 @@ class Batch:
     targets: dict[str, Tensor]
     masks: dict[str, Tensor] | None = None
 
+    def map(self, fn: Callable[[Tensor], Tensor]) -> Batch:
+        """The batch with ``fn`` applied to every tensor (inputs, targets, masks)."""
+        return Batch(
+            _map_inputs(self.inputs, fn),
+            {k: fn(v) for k, v in self.targets.items()},
+            None if self.masks is None else {k: fn(v) for k, v in self.masks.items()},
+        )
+
     def to(self, device: torch.device | str, non_blocking: bool = True) -> Batch:
         """The batch on ``device`` (a no-op when already there)."""
-        return Batch(
-            _map_inputs(self.inputs, lambda x: x.to(device, non_blocking=non_blocking)),
-            {k: v.to(device, non_blocking=non_blocking) for k, v in self.targets.items()},
-            None
-            if self.masks is None
-            else {k: v.to(device, non_blocking=non_blocking) for k, v in self.masks.items()},
-        )
+        return self.map(lambda x: x.to(device, non_blocking=non_blocking))
+
+    def slice(self, start: int, stop: int) -> Batch:
+        """Rows ``start:stop`` as views (no copy)."""
+        return self.map(lambda x: x[start:stop])
 
     def __len__(self) -> int:
         return _rows(self.inputs)
@@ -108,11 +114,7 @@ class TensorTaskDataset:
 
     def take(self, index: Tensor) -> Batch:
         """The rows ``index`` (a 1-D long tensor) as a :class:`Batch`."""
-        return Batch(
-            _map_inputs(self.inputs, lambda x: x[index]),
-            {k: v[index] for k, v in self.targets.items()},
-            None if self.masks is None else {k: v[index] for k, v in self.masks.items()},
-        )
+        return Batch(self.inputs, self.targets, self.masks).map(lambda x: x[index])
 
     def select_tasks(self, names: list[str]) -> TensorTaskDataset:
         """The same rows with the targets (and masks) of ``names`` only."""

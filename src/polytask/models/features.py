@@ -188,7 +188,7 @@ class FeatureEmbedding(nn.Module):
             if names:
                 ids = torch.stack([inputs[n].reshape(-1) for n in names], dim=1)
                 offsets: Tensor = getattr(self, f"offsets{i}")
-                parts.append(self.tables[i](ids + offsets).flatten(1))
+                parts.append(self._lookup(i, ids + offsets).flatten(1))
         for f in self.sequences:
             parts.append(self._pool(f, inputs[f.name]))
         for d in self.dense:
@@ -196,10 +196,18 @@ class FeatureEmbedding(nn.Module):
             parts.append(x.reshape(x.shape[0], -1).to(torch.get_default_dtype()))
         return torch.cat(parts, dim=1)
 
+    def _lookup(self, table: int, ids: Tensor) -> Tensor:
+        """Rows ``ids`` (any shape) of embedding table ``table``: ``(*ids.shape, width)``.
+
+        The same values as ``nn.Embedding``, by ``index_select``, whose backward (an
+        ``index_add``) is about twice as fast on CPU as the embedding's dense backward."""
+        weight = self.tables[table].weight
+        return weight.index_select(0, ids.reshape(-1)).view(*ids.shape, weight.shape[1])
+
     def _pool(self, feature: SequenceFeature, ids: Tensor) -> Tensor:
         table, offset = self.offset[feature.name]
         mask = ids >= 0
-        emb = self.tables[table](ids.clamp_min(0) + offset)
+        emb = self._lookup(table, ids.clamp_min(0) + offset)
         keep = mask.unsqueeze(-1).to(emb.dtype)
         if feature.pooling == "max":
             filled = emb.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)

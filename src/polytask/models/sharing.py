@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from polytask.outputs import branch
+from polytask.outputs import branch, features_used
 
 
 def share(
@@ -23,7 +23,9 @@ def share(
 ) -> tuple[dict[str, dict[str, Tensor]], dict[str, Tensor] | None]:
     """Per-task views of the shared tensors ``parts`` and the branched ``features``.
 
-    Parts that do not require grad (a raw input, anything under ``torch.no_grad``) are passed
+    Inside :func:`polytask.outputs.features_unused` (no gradient method will read the
+    features) every task gets ``parts`` as they are and ``features`` is ``None``. Otherwise,
+    parts that do not require grad (a raw input, anything under ``torch.no_grad``) are passed
     to every task as they are and left out of the features: their gradient belongs to no
     shared parameter. Parts that do are flattened per sample, concatenated into one tensor
     ``(B, N)`` (or used as is when there is only one), and branched per task.
@@ -38,6 +40,8 @@ def share(
         ``features`` is ``{task: branch}`` for :class:`~polytask.outputs.TaskOutputs`, or
         ``None`` when no part requires grad.
     """
+    if not features_used():
+        return {t: dict(parts) for t in task_names}, None
     trained = [name for name, tensor in parts.items() if tensor.requires_grad]
     plain = {name: tensor for name, tensor in parts.items() if not tensor.requires_grad}
     if not trained:

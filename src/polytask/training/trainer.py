@@ -24,6 +24,7 @@ from polytask.gradients.backward import backward
 from polytask.gradients.jacobian import Method
 from polytask.gradients.protocol import Level
 from polytask.models.base import MultiTaskModel
+from polytask.outputs import features_unused
 from polytask.tasks.taskset import TaskSet
 from polytask.training import checkpoint as ckpt
 from polytask.training.logger import JsonlLogger, TensorBoardLogger
@@ -216,9 +217,11 @@ class Trainer:
     def train_step(self, batch: Batch) -> Tensor | None:
         """One optimizer step on ``batch``; returns the detached loss vector ``(T,)`` (on the
         device), or ``None`` when the step was skipped for a non-finite loss."""
-        self.model.train()
+        if not self.model.training:
+            self.model.train()
         batch = batch.to(self.device)
-        with self._autocast():
+        unused = features_unused() if self.balancer.needs == "losses" else contextlib.nullcontext()
+        with self._autocast(), unused:
             outputs = self.model(batch.inputs)
             losses = self.tasks.losses(outputs, batch.targets, batch.masks)
         self.optimizer.zero_grad(set_to_none=True)
