@@ -6,7 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = ["step_cost.py", "architectures.py", "synthetic_correlation.py"]
+BENCHMARKS = [
+    "step_cost.py",
+    "architectures.py",
+    "synthetic_correlation.py",
+    "tabular_throughput.py",
+]
 
 if __name__ == "__main__":
     here = Path(__file__).parent

@@ -1,0 +1,49 @@
+"""What every benchmark script shares: the machine record and writing results.
+
+Each script writes ``benchmarks/results/<name>.json`` (raw numbers and ``meta``: command,
+machine, versions) and ``<name>.md`` (the table a reader sees, with the command on top).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def meta(script: str, **settings: Any) -> dict[str, Any]:
+    """The command that produced a result, the machine and the versions, plus ``settings``."""
+    import torch
+
+    return {
+        "command": " ".join(["python", f"benchmarks/{script}", *sys.argv[1:]]),
+        "machine": platform.platform(),
+        "processor": platform.processor(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        **settings,
+    }
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    """A markdown table, one line per row."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def write_results(name: str, payload: dict[str, Any], lines: Sequence[str]) -> Path:
+    """Write ``<name>.json`` (``payload``) and ``<name>.md`` (``lines``); returns the .md."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    page = RESULTS / f"{name}.md"
+    page.write_text("\n".join(lines) + "\n")
+    return page
