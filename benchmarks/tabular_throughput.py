@@ -23,12 +23,17 @@ import warnings
 
 import torch
 
+from common import markdown_table, meta, write_results
 from polytask.training.experiment import ExperimentConfig, prepare
 from polytask.training.trainer import parameter_count
 
-from common import markdown_table, meta, write_results
-
 BATCH_SIZES = (256, 2048)
+HEADER = [
+    "implementation",
+    "samples/s, batch 256",
+    "samples/s, batch 2048",
+    "val AUC income after 1 epoch (256 / 2048)",
+]
 TARGETS = {256: 45_000, 2048: 70_000}
 # Issue 7's measurements on this 2-core machine, samples/s at batch 256 / 2048.
 OTHERS = {
@@ -128,14 +133,12 @@ def main() -> None:
         f"{repeats} fresh runs. Data loading by the library's batcher is inside the timing; "
         f"parsing the CSV file once takes {rows[0]['load_seconds']:.1f} s and is not.",
         "",
-        *markdown_table(
-            ["implementation", "samples/s, batch 256", "samples/s, batch 2048",
-             "val AUC income after 1 epoch (256 / 2048)"],
-            table,
-        ),  # fmt: skip
+        *markdown_table(HEADER, table),
         "",
         f"Targets: {TARGETS[256]:,} and {TARGETS[2048]:,} samples/s; met: "
-        + ", ".join(f"batch {r['batch_size']}: {'yes' if r['meets_target'] else 'no'}" for r in rows)
+        + ", ".join(
+            f"batch {r['batch_size']}: {'yes' if r['meets_target'] else 'no'}" for r in rows
+        )
         + ". The other rows are the issue's measurements of those libraries on this machine "
         "(not re-run here). One epoch at batch 2048 is only 39 optimizer steps, hence its lower "
         "AUC.",
