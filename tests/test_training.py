@@ -225,3 +225,26 @@ def test_features_are_skipped_only_when_no_gradient_method_reads_them() -> None:
 
     trainer.train_step(Batch(x, {"a": torch.randn(8), "b": torch.randn(8)}))
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_small_towers_get_their_features_when_the_balancer_reads_losses_only() -> None:
+    # Inside features_unused the small towers still read the wrapped model's features.
+    torch.manual_seed(0)
+    inner = {"input_dim": 6, "num_experts": 3, "expert_dims": (5,)}
+    model = polytask.models.create(
+        "small_towers", model="mmoe", model_options=inner, heads={"a": 1, "b": 1},
+        feature_dim=3 * 5,
+    )  # fmt: skip
+    x = torch.randn(8, 6)
+    with polytask.features_unused():
+        out = model(x)
+    assert set(out.companions) == {"a", "b"}
+    tasks = TaskSet([Task("a", "mse"), Task("b", "mse")])
+    trainer = Trainer(
+        model, tasks, polytask.balancers.create("equal"), build_optimizer("adam", model),
+        config=TrainerConfig(progress=False),
+    )  # fmt: skip
+    from polytask.data import Batch
+
+    trainer.train_step(Batch(x, {"a": torch.randn(8), "b": torch.randn(8)}))
+    assert all(p.grad is not None for p in model.small.parameters())

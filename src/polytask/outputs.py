@@ -25,7 +25,22 @@ def features_unused() -> Iterator[None]:
     sharing.share` skips packing several shared tensors into one, a copy of the activations
     forward and backward) and return ``features=None``. Predictions are unchanged.
     """
-    token = _FEATURES_UNUSED.set(True)
+    with _features_flag(unused=True):
+        yield
+
+
+@contextlib.contextmanager
+def features_required() -> Iterator[None]:
+    """A block in which ``features`` are built even inside :func:`features_unused`: for a
+    model that reads its inner model's features itself (the small towers of
+    :class:`~polytask.models.SmallTowers`)."""
+    with _features_flag(unused=False):
+        yield
+
+
+@contextlib.contextmanager
+def _features_flag(unused: bool) -> Iterator[None]:
+    token = _FEATURES_UNUSED.set(unused)
     try:
         yield
     finally:

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from polytask.models.base import MultiTaskModel
 from polytask.models.layers import mlp
 from polytask.models.registry import MODELS, create, register
-from polytask.outputs import TaskOutputs, branch
+from polytask.outputs import TaskOutputs, branch, features_required
 
 
 @register("small_towers")
@@ -80,9 +80,10 @@ class SmallTowers(MultiTaskModel):
         )
 
     def forward(self, inputs: Any) -> TaskOutputs:
-        out = self.model(inputs)
         if not self.training:
-            return out
+            return self.model(inputs)
+        with features_required():  # the small towers read them, whatever the balancer
+            out = self.model(inputs)
         if out.features is None:
             raise ValueError(
                 "SmallTowers needs the wrapped model to return its shared features "
