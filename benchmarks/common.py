@@ -47,3 +47,14 @@ def write_results(name: str, payload: dict[str, Any], lines: Sequence[str]) -> P
     page = RESULTS / f"{name}.md"
     page.write_text("\n".join(lines) + "\n")
     return page
+
+
+def comparison_rows(comparison: Any, columns: Sequence[tuple[str, str]], digits: int = 4) -> list:
+    """One table row per method of a :class:`polytask.studies.compare.Comparison`:
+    label, ``mean +- CI`` of each ``(task, metric)`` column, delta-m (%), mean rank, ms/step."""
+    ranks = comparison.ranks()
+    rows = []
+    for result in comparison.results:
+        cells = [result.metric(task, metric).format(digits) for task, metric in columns]
+        rows.append([result.label, *cells, *comparison.headline(result, ranks)])
+    return rows
