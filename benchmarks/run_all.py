@@ -11,6 +11,10 @@ BENCHMARKS = [
     "architectures.py",
     "synthetic_correlation.py",
     "tabular_throughput.py",
+    "census_protocol.py",
+    "multi_mnist_balancers.py",
+    "primary_auxiliary.py",
+    "small_towers.py",
 ]
 
 if __name__ == "__main__":

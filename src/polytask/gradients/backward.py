@@ -42,6 +42,12 @@ from polytask.gradients.jacobian import (
     parameter_jacobian,
     trunk_jacobian,
 )
+from polytask.gradients.linear import (
+    LinearTaps,
+    combined_gradients,
+    output_gradients,
+    taps_gramian,
+)
 from polytask.gradients.losses import LossesLike, as_loss_list
 from polytask.gradients.protocol import BalancerProtocol, Level
 
@@ -94,6 +100,7 @@ def backward(
     shared_params: Iterable[Tensor] | None = None,
     method: Method = "auto",
     retain_graph: bool = False,
+    taps: LinearTaps | None = None,
 ) -> BackwardResult:
     """Accumulate into ``.grad`` the update that ``balancer`` makes of the task losses.
 
@@ -120,6 +127,12 @@ def backward(
             shared parameter must then act on the losses only through the features.
         method: how per-task gradients are computed: ``auto``, ``loop`` (reference) or ``vmap``.
         retain_graph: keep the graph after the final backward.
+        taps: the linear layers' inputs and outputs recorded during the forward
+            (:class:`~polytask.gradients.linear.LinearTaps` over the shared modules). At the
+            parameter level with per-task branches, when the shared parameters are exactly
+            those layers' (each used once), the Gramian is computed from activations and
+            output gradients without forming the Jacobian (same result, less work); otherwise
+            they are ignored.
 
     Returns:
         :class:`BackwardResult` with the weights used (and the Gramian for Gramian methods).
@@ -157,8 +170,9 @@ def backward(
             )
         assert params is not None
         return _parameter_gramian(
-            items.values, items.names, vector, balancer, params, features, method, retain_graph
-        )
+            items.values, items.names, vector, balancer, params, features, method, retain_graph,
+            taps,
+        )  # fmt: skip
     if balancer.needs == "jacobian":
         assert level is not None
         return _jacobian(
@@ -297,9 +311,10 @@ def _parameter_gramian(
     features: Features | None,
     method: Method,
     retain_graph: bool,
+    taps: LinearTaps | None = None,
 ) -> BackwardResult:
     fast = _parameter_fast_path(
-        losses, names, vector, balancer, params, features, method, retain_graph
+        losses, names, vector, balancer, params, features, method, retain_graph, taps
     )
     if fast is not None:
         return fast
@@ -326,11 +341,13 @@ def _parameter_fast_path(
     features: Features | None,
     method: Method,
     retain_graph: bool,
+    taps: LinearTaps | None = None,
 ) -> BackwardResult | None:
     """Through per-task branches when the trunk's leaves are exactly the shared parameters:
     one backward through the heads gives the feature gradients and the heads' parameter
-    gradients, the trunk's VJP gives the shared Jacobian, and nothing is differentiated
-    twice. ``None`` when that does not apply."""
+    gradients, the trunk's VJP gives the shared Jacobian (or, with ``taps`` covering the
+    shared parameters, the layers' output gradients and the Gramian from activations), and
+    nothing is differentiated twice. ``None`` when that does not apply."""
     if not isinstance(features, Mapping) or method == "loop":
         return None
     base, _ = check_chain(losses, names, features, params)
@@ -340,10 +357,18 @@ def _parameter_fast_path(
     if plan is None or any(id(leaf) not in shared for leaf in walk(base).leaves):
         return None
     rows, head_grads = _through_heads(vector, branches, plan)
-    blocks = trunk_jacobian(base, params, rows, method)
-    G = gramian(blocks)
-    weights = _weights(balancer, G, vector)
-    _combine_into(params, blocks, weights)
+    records = None if taps is None or method == "loop" else taps.covering(base, params)
+    if records is not None:
+        deltas = output_gradients(base, records, rows)
+        G = taps_gramian(records, deltas)
+        weights = _weights(balancer, G, vector)
+        for param, grad in combined_gradients(records, deltas, weights):
+            _accumulate(param, grad)
+    else:
+        blocks = trunk_jacobian(base, params, rows, method)
+        G = gramian(blocks)
+        weights = _weights(balancer, G, vector)
+        _combine_into(params, blocks, weights)
     heads = balancer.head_task_weights(weights).detach()
     _scale_heads(plan, head_grads, heads)
     return BackwardResult(weights, G, "parameter")

@@ -201,7 +201,9 @@ class FeatureEmbedding(nn.Module):
 
         The same values as ``nn.Embedding``, by ``index_select``, whose backward (an
         ``index_add``) is about twice as fast on CPU as the embedding's dense backward."""
-        weight = self.tables[table].weight
+        embedding = self.tables[table]
+        assert isinstance(embedding, nn.Embedding)
+        weight = embedding.weight
         return weight.index_select(0, ids.reshape(-1)).view(*ids.shape, weight.shape[1])
 
     def _pool(self, feature: SequenceFeature, ids: Tensor) -> Tensor:

@@ -22,6 +22,7 @@ from polytask.data.batching import Batches, IndexBatcher
 from polytask.data.dataset import Batch, TensorTaskDataset
 from polytask.gradients.backward import backward
 from polytask.gradients.jacobian import Method
+from polytask.gradients.linear import LinearTaps
 from polytask.gradients.protocol import Level
 from polytask.models.base import MultiTaskModel
 from polytask.outputs import features_unused
@@ -163,6 +164,7 @@ class Trainer:
         callbacks: tuple[StepCallback, ...] = (),
     ) -> None:
         self.config = config or TrainerConfig()
+        self._linear_taps: LinearTaps | None = None
         missing = [t for t in tasks.names if t not in model.task_names]
         if missing:
             raise ValueError(
@@ -221,7 +223,8 @@ class Trainer:
             self.model.train()
         batch = batch.to(self.device)
         unused = features_unused() if self.balancer.needs == "losses" else contextlib.nullcontext()
-        with self._autocast(), unused:
+        taps = self._taps()
+        with self._autocast(), unused, taps or contextlib.nullcontext():
             outputs = self.model(batch.inputs)
             losses = self.tasks.losses(outputs, batch.targets, batch.masks)
         self.optimizer.zero_grad(set_to_none=True)
@@ -255,7 +258,10 @@ class Trainer:
                 features=branches,
                 shared_params=self.model.shared_parameters(),
                 method=self.config.gradient_method,
+                taps=taps,
             )
+            if taps is not None:
+                taps.clear()
         if result.skipped:
             self.skipped_steps += 1
             return None
@@ -267,6 +273,16 @@ class Trainer:
             self.scheduler.step()
         self.step += 1
         return losses.detached()
+
+    def _taps(self) -> LinearTaps | None:
+        """The shared linear layers' recorder, for Gramian methods at the parameter level
+        (the engine then takes the Gramian from activations; see
+        :mod:`polytask.gradients.linear`)."""
+        if self.config.level != "parameter" or self.balancer.needs != "gramian":
+            return None
+        if self._linear_taps is None:
+            self._linear_taps = LinearTaps(self.model.shared_modules())
+        return self._linear_taps
 
     def _observe(self, weights: Tensor | None, gramian: Tensor | None) -> None:
         """Add a step's task weights and gradient cosines to the logging window."""
