@@ -60,10 +60,13 @@ def balancer_options(name: str, T: int) -> dict[str, object]:
 def measure(balancer: str, level: str, T: int, steps: int, repeats: int) -> dict[str, float]:
     """Run in this process: seconds per step of ``balancer`` and of the plain step, timed in
     alternating blocks (so machine drift cancels in the ratio), and peak RSS in MiB."""
+    import contextlib
+
     import torch
 
     import polytask
     from polytask import Task, TaskSet
+    from polytask.gradients.linear import LinearTaps
 
     torch.set_num_threads(2)
     torch.manual_seed(0)
@@ -92,8 +95,11 @@ def measure(balancer: str, level: str, T: int, steps: int, repeats: int) -> dict
 
         aggregator = eval(TORCHJD[balancer.split(":")[1]], vars(tjd_aggregation))
 
+    taps = LinearTaps(model.shared_modules()) if level == "parameter" and not reference else None
+
     def step(kind: str) -> None:
-        out = model(x)
+        with taps if kind == balancer and taps is not None else contextlib.nullcontext():
+            out = model(x)
         losses = tasks.losses(out, y)
         optimizer.zero_grad(set_to_none=True)
         if kind == "plain":
@@ -107,10 +113,11 @@ def measure(balancer: str, level: str, T: int, steps: int, repeats: int) -> dict
             jac_to_grad(shared, aggregator)
         elif level == "representation":
             polytask.backward(losses, bal, features=out.features)
-        else:  # as the Trainer calls it: the shared Jacobian through the branches
+        else:  # as the Trainer calls it: through the branches, with the linear layers tapped
             polytask.backward(
-                losses, bal, features=out.features, shared_params=model.shared_parameters()
-            )
+                losses, bal, features=out.features, shared_params=model.shared_parameters(),
+                taps=taps,
+            )  # fmt: skip
         optimizer.step()
 
     def block(kind: str) -> float:
