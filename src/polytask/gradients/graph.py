@@ -23,10 +23,12 @@ class Walk:
         reached_blocked: ``True`` if the walk reached a node it was told must not be reached
             (the shared features' own node, meaning the loss depends on the features other
             than through its branch).
+        uses: ``{id(leaf): number of operations that read it}`` among the visited nodes.
     """
 
     leaves: list[Tensor] = field(default_factory=list)
     reached_blocked: bool = False
+    uses: dict[int, int] = field(default_factory=dict)
 
 
 def walk(root: Tensor, stops: Iterable[Any] = (), blocked: Iterable[Any] = ()) -> Walk:
@@ -66,5 +68,8 @@ def walk(root: Tensor, stops: Iterable[Any] = (), blocked: Iterable[Any] = ()) -
             continue
         for child, _ in node.next_functions:
             if child is not None:
+                leaf = getattr(child, "variable", None)
+                if leaf is not None:
+                    result.uses[id(leaf)] = result.uses.get(id(leaf), 0) + 1
                 pending.append(child)
     return result

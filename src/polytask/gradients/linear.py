@@ -31,6 +31,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from polytask.gradients.graph import walk
+
 
 @dataclass
 class Tap:
@@ -102,32 +104,8 @@ class LinearTaps:
             return None
         if {id(p) for p in owned} != {id(p) for p in params}:
             return None
-        uses = parameter_uses(base)
+        uses = walk(base).uses
         return self.records if all(uses.get(id(p)) == 1 for p in owned) else None
-
-
-def parameter_uses(root: Tensor) -> dict[int, int]:
-    """``{id(leaf): number of graph edges into its gradient accumulator}`` below ``root``:
-    how many operations in ``root``'s graph read each leaf tensor."""
-    uses: dict[int, int] = {}
-    if root.grad_fn is None:
-        return uses
-    seen: set[int] = set()
-    pending = [root.grad_fn]
-    while pending:
-        node = pending.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        for child, _ in node.next_functions:
-            if child is None:
-                continue
-            variable = getattr(child, "variable", None)
-            if variable is not None:
-                uses[id(variable)] = uses.get(id(variable), 0) + 1
-            else:
-                pending.append(child)
-    return uses
 
 
 def _rows(tensor: Tensor) -> Tensor:
