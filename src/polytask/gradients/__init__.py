@@ -3,11 +3,13 @@
 from polytask.gradients.backward import BackwardResult, BalancerError, backward, resolve_level
 from polytask.gradients.gramian import flatten_jacobian, gramian
 from polytask.gradients.jacobian import feature_jacobian, parameter_jacobian
+from polytask.gradients.linear import LinearTaps
 from polytask.gradients.losses import LossList, as_loss_list
 from polytask.gradients.protocol import LEVELS, BalancerProtocol, Level, Need
 
 __all__ = [
     "LEVELS",
+    "LinearTaps",
     "BackwardResult",
     "BalancerError",
     "BalancerProtocol",
