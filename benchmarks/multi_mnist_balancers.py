@@ -20,10 +20,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import tempfile
 from importlib import resources
+from typing import Any
 
-from common import comparison_rows, markdown_table, meta, write_results
+from common import RESULTS, comparison_rows, markdown_table, meta, write_results
+from polytask.evaluation import plots
+from polytask.evaluation.pareto import pareto_front
 from polytask.evaluation.stats import summarize
 from polytask.studies.baselines import single_task_baselines
 from polytask.studies.compare import compare
@@ -77,7 +81,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--full", action="store_true")
     parser.add_argument("--workers", type=int, default=2, help="parallel runs (1 thread each)")
+    parser.add_argument("--replot", action="store_true", help="redraw the plot from the JSON")
     args = parser.parse_args()
+    if args.replot:
+        replot()
+        return
     seeds, epochs, train_size = (list(range(5)), 5, None) if args.full else ([0, 1], 1, 10_000)
     config = base_config(epochs, train_size)
     with tempfile.TemporaryDirectory() as folder:
@@ -103,8 +111,41 @@ def main() -> None:
         *markdown_table(HEADER, rows),
     ]
     payload = {"meta": info, "comparison": comparison.to_dict(), "single_task": single}
-    write_results("multi_mnist_balancers", payload, lines)
+    write_results("multi_mnist_balancers", payload, lines + plot_lines(payload))
     print("\n".join(lines))
+
+
+def plot_lines(payload: dict[str, Any]) -> list[str]:
+    """Write the plot of each method's mean accuracies (the front of the means joined) and
+    return the markdown that shows it; a note instead when matplotlib is missing."""
+    methods = payload["comparison"]["methods"]
+    labels = [m["method"] for m in methods]
+    points = [
+        (m["metrics"]["left/accuracy"]["mean"], m["metrics"]["right/accuracy"]["mean"])
+        for m in methods
+    ]
+    try:
+        png = plots.pareto_plot(
+            points, labels, pareto_front([list(p) for p in points], [True, True]),
+            xlabel="left accuracy (mean over seeds)", ylabel="right accuracy (mean over seeds)",
+            title="MultiMNIST: mean test accuracy per method", points_label="methods",
+        )  # fmt: skip
+    except plots.MissingPlottingError:
+        return ["", f"(no plot: {plots.PLOTS_HINT})"]
+    (RESULTS / "multi_mnist_balancers.png").write_bytes(png)
+    return ["", "![mean accuracies per method](multi_mnist_balancers.png)"]
+
+
+def replot() -> None:
+    """Redraw the plot from the committed JSON and add it to the markdown (no training)."""
+    payload = json.loads((RESULTS / "multi_mnist_balancers.json").read_text())
+    page = RESULTS / "multi_mnist_balancers.md"
+    lines = [
+        line for line in page.read_text().splitlines() if "multi_mnist_balancers.png" not in line
+    ]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    write_results("multi_mnist_balancers", payload, lines + plot_lines(payload))
 
 
 if __name__ == "__main__":

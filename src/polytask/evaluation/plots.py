@@ -77,12 +77,14 @@ def pareto_plot(
     xlabel: str,
     ylabel: str,
     title: str,
+    points_label: str = "runs",
 ) -> bytes:
-    """Every run as a point (labelled), the non-dominated ones joined as the front."""
+    """Every run (or what ``points_label`` names) as a labelled point, the non-dominated ones
+    joined as the front."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))
     xs, ys = [p[0] for p in points], [p[1] for p in points]
-    ax.scatter(xs, ys, color="0.6", label="runs")
+    ax.scatter(xs, ys, color="0.6", label=points_label)
     on_front = sorted((points[i] for i in front), key=lambda p: p[0])
     ax.plot(
         [p[0] for p in on_front], [p[1] for p in on_front], "o-", color="C3", label="Pareto front"

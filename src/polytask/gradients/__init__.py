@@ -9,11 +9,11 @@ from polytask.gradients.protocol import LEVELS, BalancerProtocol, Level, Need
 
 __all__ = [
     "LEVELS",
-    "LinearTaps",
     "BackwardResult",
     "BalancerError",
     "BalancerProtocol",
     "Level",
+    "LinearTaps",
     "LossList",
     "Need",
     "as_loss_list",
