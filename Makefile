@@ -12,7 +12,7 @@ export POLYTASK_DATA ?= $(abspath ../shared/data)
 endif
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup demo test test-slow lint typecheck browser bench clean
+.PHONY: setup demo test test-slow lint typecheck browser bench bench-full clean
 
 setup: $(STAMP)
 
@@ -48,8 +48,13 @@ browser:
 test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow
 
+# Quick versions of every benchmark (minutes); bench-full runs each script's --full mode
+# (each sized to finish within about an hour on a 2-core machine).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+bench-full: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py --full
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache runs
