@@ -21,7 +21,9 @@ import subprocess
 import sys
 import time
 
-from common import markdown_table, meta, write_results
+from common import RESULTS, markdown_table, meta, write_results
+
+TARGET_SIZES = (8, 32)  # issue 3 sets its targets at T = 8 and T = 32
 
 # torchjd aggregators run side by side at the parameter level when torchjd is installed.
 TORCHJD = {
@@ -156,12 +158,12 @@ def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
     return statistics.median(a / b for a, b in zip(numerator, denominator, strict=True))
 
 
-def target(name: str, level: str) -> tuple[str, float] | None:
+def target(name: str, level: str, T: int) -> tuple[str, float] | None:
     """Issue 3's target for a row: (reference, largest ratio), or None (references, GradDrop:
-    the targets name loss-weighting and Gramian methods)."""
+    the targets name loss-weighting and Gramian methods, at T = 8 and 32)."""
     import polytask
 
-    if name in ("separate",) or name.startswith("torchjd:"):
+    if T not in TARGET_SIZES or name == "separate" or name.startswith("torchjd:"):
         return None
     needs = polytask.balancers.BALANCERS.get(name).factory.needs
     if needs == "losses":
@@ -178,7 +180,11 @@ def main() -> None:
     parser.add_argument(
         "--one", nargs=3, metavar=("BALANCER", "LEVEL", "T"), help=argparse.SUPPRESS
     )
+    parser.add_argument("--render", action="store_true", help="redo the table from the JSON")
     args = parser.parse_args()
+    if args.render:
+        rerender()
+        return
     steps, repeats = (10, 9) if args.full else (10, 3)
     if args.one:
         name, level, T = args.one
@@ -221,14 +227,21 @@ def main() -> None:
                 f"x{result['ratio']:5.2f}  {result['peak_rss_mib']:.0f} MiB",
                 flush=True,
             )
+    info = meta("step_cost.py", mode="full" if args.full else "quick", steps=steps,
+                repeats=repeats)  # fmt: skip
+    write_results("step_cost", {"meta": info, "rows": rows}, render(rows, info))
+
+
+def render(rows: list[dict], info: dict) -> list[str]:
+    """Mark each row's target and write the markdown lines of the table."""
+    steps, repeats = info["steps"], info["repeats"]
     for row in rows:
-        goal = None if "error" in row else target(row["balancer"], row["level"])
+        row.pop("target", None)
+        goal = None if "error" in row else target(row["balancer"], row["level"], row["T"])
         if goal is not None:
             reference, limit = goal
             value = row["ratio"] if reference == "plain" else row["ratio_to_separate"]
             row["target"] = {"reference": reference, "limit": limit, "met": value <= limit}
-    info = meta("step_cost.py", mode="full" if args.full else "quick", steps=steps,
-                repeats=repeats)  # fmt: skip
     missed = [r for r in rows if "target" in r and not r["target"]["met"]]
     lines = [
         "# Step cost (ratio to a plain sum(losses).backward() step)",
@@ -239,8 +252,9 @@ def main() -> None:
         "Each configuration runs in a fresh process; the method, the plain step and (at the "
         "parameter level) T separate `loss_t.backward()` calls are timed in alternating blocks "
         f"of {steps} steps, {repeats} times, and a ratio is the median of the block-by-block "
-        "ratios. Targets (issue 3): loss weighting <= 1.05x plain; Gramian methods <= 1.3x "
-        "plain at the representation level and <= 1.15x separate at the parameter level. "
+        "ratios. Targets (issue 3, at T = 8 and 32): loss weighting <= 1.05x plain; Gramian "
+        "methods <= 1.3x plain at the representation level and <= 1.15x separate at the "
+        "parameter level. "
         "Timing noise on this shared 2-core machine is about +-10%.",
         "",
         f"Rows over their target: {len(missed)} of {sum('target' in r for r in rows)}"
@@ -269,7 +283,13 @@ def main() -> None:
          "peak RSS MiB"],
         table,
     )  # fmt: skip
-    write_results("step_cost", {"meta": info, "rows": rows}, lines)
+    return lines
+
+
+def rerender() -> None:
+    """Redo the targets and the markdown from the committed JSON (no timing)."""
+    payload = json.loads((RESULTS / "step_cost.json").read_text())
+    write_results("step_cost", payload, render(payload["rows"], payload["meta"]))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ encoding and its feature schema), MMoE with 8 experts of one 64-unit layer and t
 equal weighting, Adam (lr 1e-3), 2 threads. One epoch is timed from the first batch to the
 last optimizer step (batches come from the library's :class:`~polytask.data.IndexBatcher`,
 so data loading is included; parsing the CSV once is reported separately); each repeat is a
-fresh model, and the validation AUC after that one epoch is recorded.
+fresh model in a fresh process, and the validation AUC after that one epoch is recorded.
 
     python benchmarks/tabular_throughput.py           # 3 repeats per batch size
     python benchmarks/tabular_throughput.py --full    # 7 repeats
@@ -17,9 +17,13 @@ Results: benchmarks/results/tabular_throughput.json and .md
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
+import sys
 import time
 import warnings
+from argparse import SUPPRESS
 
 import torch
 
@@ -88,22 +92,90 @@ def one_epoch(batch_size: int, seed: int) -> dict[str, float]:
     }
 
 
+def hand_fused_epoch(batch_size: int, seed: int) -> dict[str, float]:
+    """The reference: the same MMoE written as one flat PyTorch loop over in-memory tensors
+    (categorical codes stacked into one tensor, one embedding lookup, experts as one matmul,
+    fused Adam, batches sliced from a permuted copy), no library code in the loop."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = prepare(config(batch_size, seed), write=False).data
+    inputs, targets = data.train.inputs, data.train.targets
+    assert isinstance(inputs, dict)
+    schema = data.metadata["feature_schema"]
+    names = [f["name"] for f in schema["sparse"]]
+    sizes = torch.tensor([f["vocab_size"] for f in schema["sparse"]])
+    offsets = torch.cumsum(sizes, 0) - sizes
+    codes = torch.stack([inputs[n] for n in names], dim=1) + offsets
+    dense, tasks = inputs["dense"], list(targets)
+    labels = torch.stack([targets[t] for t in tasks], dim=1)
+    torch.manual_seed(seed)
+    width = 8 * len(names) + dense.shape[1]
+    table = torch.nn.Parameter(torch.randn(int(sizes.sum()), 8) * 0.01)
+    experts = torch.nn.Linear(width, 8 * 64)
+    gates = torch.nn.Linear(width, 8 * len(tasks))
+    towers = [torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 1))
+              for _ in tasks]  # fmt: skip
+    params = [table, *experts.parameters(), *gates.parameters()]
+    params += [p for tower in towers for p in tower.parameters()]
+    optimizer = torch.optim.Adam(params, lr=1e-3, fused=True)
+    started = time.perf_counter()
+    order = torch.randperm(len(labels))
+    codes, dense, labels = codes[order], dense[order], labels[order]
+    for start in range(0, len(labels), batch_size):
+        c, d, y = (t[start : start + batch_size] for t in (codes, dense, labels))
+        x = torch.cat([table.index_select(0, c.reshape(-1)).view(len(c), -1), d], dim=1)
+        h = torch.relu(experts(x)).view(len(c), 8, 64)
+        g = torch.softmax(gates(x).view(len(c), len(tasks), 8), dim=-1)
+        mixed = torch.bmm(g, h)  # (B, tasks, 64)
+        logits = torch.cat([tower(mixed[:, i]) for i, tower in enumerate(towers)], dim=1)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    seconds = time.perf_counter() - started
+    return {"samples_per_second": len(labels) / seconds, "epoch_seconds": seconds}
+
+
+def fresh_process(batch_size: int, seed: int, kind: str = "polytask") -> dict[str, float]:
+    """:func:`one_epoch` (or, ``kind="hand-fused"``, :func:`hand_fused_epoch`) in a new
+    interpreter (repeats in one process slowed down run after run, so each starts clean)."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--one", kind, str(batch_size), str(seed)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--full", action="store_true")
+    parser.add_argument("--one", nargs=3, metavar=("KIND", "BATCH", "SEED"), help=SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(2)
+    if args.one:
+        kind, batch, seed = args.one[0], int(args.one[1]), int(args.one[2])
+        run = one_epoch if kind == "polytask" else hand_fused_epoch
+        print(json.dumps(run(batch, seed)))
+        return
     repeats = 7 if args.full else 3
     rows = []
     for batch_size in BATCH_SIZES:
-        runs = [one_epoch(batch_size, seed) for seed in range(repeats)]
+        # Ours and the hand-fused reference alternate, so both see the machine as it is.
+        runs, reference = [], []
+        for seed in range(repeats):
+            runs.append(fresh_process(batch_size, seed))
+            reference.append(fresh_process(batch_size, seed, "hand-fused"))
         speed = statistics.median(r["samples_per_second"] for r in runs)
+        fused = statistics.median(r["samples_per_second"] for r in reference)
         row = {
             "batch_size": batch_size,
             "samples_per_second": speed,
             "all_samples_per_second": [r["samples_per_second"] for r in runs],
+            "hand_fused_samples_per_second": fused,
+            "all_hand_fused": [r["samples_per_second"] for r in reference],
             "target": TARGETS[batch_size],
             "meets_target": speed >= TARGETS[batch_size],
+            "ratio_to_hand_fused": speed / fused,
             "val_auc_income": statistics.mean(r["val_auc_income"] for r in runs),
             "val_auc_never_married": statistics.mean(r["val_auc_never_married"] for r in runs),
             "load_seconds": statistics.median(r["load_seconds"] for r in runs),
@@ -123,25 +195,39 @@ def main() -> None:
             "polytask (this run)",
             *(f"{r['samples_per_second']:,.0f}" for r in rows),
             " / ".join(f"{r['val_auc_income']:.4f}" for r in rows),
-        ]
-    ] + [[name, f"{a:,}", f"{b:,}", "-"] for name, (a, b) in OTHERS.items()]
+        ],
+        [
+            "hand-fused in-memory loop (this run, same machine state)",
+            *(f"{r['hand_fused_samples_per_second']:,.0f}" for r in rows),
+            "-",
+        ],
+    ] + [[f"{name} (issue 7)", f"{a:,}", f"{b:,}", "-"] for name, (a, b) in OTHERS.items()]
+    verdict = ", ".join(
+        f"batch {r['batch_size']}: {r['samples_per_second']:,.0f} "
+        f"({'met' if r['meets_target'] else 'not met'}; "
+        f"{r['ratio_to_hand_fused']:.2f} of the hand-fused loop timed beside it)"
+        for r in rows
+    )
     lines = [
         "# Tabular throughput: MMoE on census-income, one epoch through the trainer",
         "",
         f"`{info['command']}` on {info['machine']}, torch {info['torch']}, 2 threads; "
         f"{rows[0]['rows']:,} training rows, {rows[0]['parameters']:,} parameters, median of "
-        f"{repeats} fresh runs. Data loading by the library's batcher is inside the timing; "
-        f"parsing the CSV file once takes {rows[0]['load_seconds']:.1f} s and is not.",
+        f"{repeats} runs, each in a fresh process, alternating with a hand-fused reference loop "
+        "(the same MMoE as one flat PyTorch loop over in-memory tensors). Data loading by the "
+        "library's batcher is inside the timing; parsing the CSV file once takes "
+        f"{rows[0]['load_seconds']:.1f} s and is not.",
         "",
         *markdown_table(HEADER, table),
         "",
-        f"Targets: {TARGETS[256]:,} and {TARGETS[2048]:,} samples/s; met: "
-        + ", ".join(
-            f"batch {r['batch_size']}: {'yes' if r['meets_target'] else 'no'}" for r in rows
-        )
-        + ". The other rows are the issue's measurements of those libraries on this machine "
-        "(not re-run here). One epoch at batch 2048 is only 39 optimizer steps, hence its lower "
-        "AUC.",
+        f"Targets: {TARGETS[256]:,} and {TARGETS[2048]:,} samples/s: {verdict}. The "
+        "hand-fused loop here (one gate matmul for both tasks, one loss over stacked logits) "
+        "is leaner than the one the issue measured (its row), so the ratio to it is a stricter "
+        "check than the targets; the gap is the library's per-step work in Python (per-task "
+        "losses with masks and NaN checks, outputs and logging state). This shared machine's "
+        "speed drifts by up to a third over hours; both loops were timed alternately. The "
+        "torch-rechub and DeepCTR-Torch rows are the issue's measurements on this machine (not "
+        "re-run here). One epoch at batch 2048 is only 39 optimizer steps, hence its lower AUC.",
     ]
     write_results("tabular_throughput", {"meta": info, "rows": rows}, lines)
 
