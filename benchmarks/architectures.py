@@ -19,17 +19,16 @@ import json
 import os
 import platform
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 import polytask
+from common import results_dir
 from polytask.training import Trainer, TrainerConfig, build_optimizer
 from polytask.training.trainer import parameter_count
 
-RESULTS = Path(__file__).parent / "results"
 HEADS = {"left": 10, "right": 10}
 
 
@@ -134,8 +133,8 @@ def main() -> None:
         "python": platform.python_version(),
         "torch": torch.__version__,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "architectures.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    folder = results_dir()
+    (folder / "architectures.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     lines = [
         "# Architecture zoo: one epoch of MultiMNIST, equal weighting",
         "",
@@ -152,7 +151,7 @@ def main() -> None:
             f"{r['left_accuracy']:.4f} | {r['right_accuracy']:.4f} | {r['train_seconds']} |"
         )
     lines += ["", "ESMM is not run: its tasks (click, conversion) are one funnel, not two digits."]
-    (RESULTS / "architectures.md").write_text("\n".join(lines) + "\n")
+    (folder / "architectures.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

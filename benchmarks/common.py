@@ -1,7 +1,9 @@
 """What every benchmark script shares: the machine record and writing results.
 
-Each script writes ``benchmarks/results/<name>.json`` (raw numbers and ``meta``: command,
-machine, versions) and ``<name>.md`` (the table a reader sees, with the command on top).
+Each script writes ``<name>.json`` (raw numbers and ``meta``: command, machine, versions) and
+``<name>.md`` (the table a reader sees, with the command on top): a ``--full`` run into
+``benchmarks/results/`` (committed), a quick run into ``benchmarks/results/quick/`` (ignored by
+git), so that ``make bench`` never overwrites the committed full results.
 """
 
 from __future__ import annotations
@@ -15,6 +17,13 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
+
+
+def results_dir() -> Path:
+    """``results/`` for a ``--full`` run, ``results/quick/`` otherwise (created)."""
+    folder = RESULTS if "--full" in sys.argv else RESULTS / "quick"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def meta(script: str, **settings: Any) -> dict[str, Any]:
@@ -40,11 +49,14 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> l
     return lines
 
 
-def write_results(name: str, payload: dict[str, Any], lines: Sequence[str]) -> Path:
-    """Write ``<name>.json`` (``payload``) and ``<name>.md`` (``lines``); returns the .md."""
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    page = RESULTS / f"{name}.md"
+def write_results(
+    name: str, payload: dict[str, Any], lines: Sequence[str], folder: Path | None = None
+) -> Path:
+    """Write ``<name>.json`` (``payload``) and ``<name>.md`` (``lines``) into ``folder``
+    (default :func:`results_dir`); returns the .md."""
+    folder = folder or results_dir()
+    (folder / f"{name}.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    page = folder / f"{name}.md"
     page.write_text("\n".join(lines) + "\n")
     return page
 

@@ -23,9 +23,10 @@ import dataclasses
 import json
 import tempfile
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
-from common import RESULTS, comparison_rows, markdown_table, meta, write_results
+from common import RESULTS, comparison_rows, markdown_table, meta, results_dir, write_results
 from polytask.evaluation import plots
 from polytask.evaluation.pareto import pareto_front
 from polytask.evaluation.stats import summarize
@@ -111,11 +112,11 @@ def main() -> None:
         *markdown_table(HEADER, rows),
     ]
     payload = {"meta": info, "comparison": comparison.to_dict(), "single_task": single}
-    write_results("multi_mnist_balancers", payload, lines + plot_lines(payload))
+    write_results("multi_mnist_balancers", payload, lines + plot_lines(payload, results_dir()))
     print("\n".join(lines))
 
 
-def plot_lines(payload: dict[str, Any]) -> list[str]:
+def plot_lines(payload: dict[str, Any], folder: Path) -> list[str]:
     """Write the plot of each method's mean accuracies (the front of the means joined) and
     return the markdown that shows it; a note instead when matplotlib is missing."""
     methods = payload["comparison"]["methods"]
@@ -132,7 +133,7 @@ def plot_lines(payload: dict[str, Any]) -> list[str]:
         )  # fmt: skip
     except plots.MissingPlottingError:
         return ["", f"(no plot: {plots.PLOTS_HINT})"]
-    (RESULTS / "multi_mnist_balancers.png").write_bytes(png)
+    (folder / "multi_mnist_balancers.png").write_bytes(png)
     return ["", "![mean accuracies per method](multi_mnist_balancers.png)"]
 
 
@@ -145,7 +146,7 @@ def replot() -> None:
     ]
     while lines and not lines[-1].strip():
         lines.pop()
-    write_results("multi_mnist_balancers", payload, lines + plot_lines(payload))
+    write_results("multi_mnist_balancers", payload, lines + plot_lines(payload, RESULTS), RESULTS)
 
 
 if __name__ == "__main__":

@@ -289,7 +289,7 @@ def render(rows: list[dict], info: dict) -> list[str]:
 def rerender() -> None:
     """Redo the targets and the markdown from the committed JSON (no timing)."""
     payload = json.loads((RESULTS / "step_cost.json").read_text())
-    write_results("step_cost", payload, render(payload["rows"], payload["meta"]))
+    write_results("step_cost", payload, render(payload["rows"], payload["meta"]), RESULTS)
 
 
 if __name__ == "__main__":

@@ -22,16 +22,15 @@ import argparse
 import json
 import os
 import platform
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from common import results_dir
 from polytask.evaluation import plots, summarize
 from polytask.evaluation.plots import MissingPlottingError
 from polytask.training.experiment import ExperimentConfig, run_experiment
 
-RESULTS = Path(__file__).parent / "results"
 CORRELATIONS = (1.0, 0.5, 0.0)
 MODELS: dict[str, dict[str, Any]] = {
     "shared_bottom": {"trunk_dims": [128], "head_dims": [8]},
@@ -91,8 +90,8 @@ def main() -> None:
         "machine": platform.platform(),
         "torch": torch.__version__,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "synthetic_correlation.json").write_text(
+    folder = results_dir()
+    (folder / "synthetic_correlation.json").write_text(
         json.dumps({"meta": meta, "results": table}, indent=2)
     )
     lines = [
@@ -119,11 +118,11 @@ def main() -> None:
             xlabel="correlation",
             ylabel="mean test MSE",
         )
-        (RESULTS / "synthetic_correlation.png").write_bytes(png)
+        (folder / "synthetic_correlation.png").write_bytes(png)
         lines += ["", "![test MSE vs correlation](synthetic_correlation.png)"]
     except MissingPlottingError:
         lines += ["", f"(no plot: {plots.PLOTS_HINT})"]
-    (RESULTS / "synthetic_correlation.md").write_text("\n".join(lines) + "\n")
+    (folder / "synthetic_correlation.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
