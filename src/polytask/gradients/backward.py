@@ -247,15 +247,18 @@ def _head_leaves(
     """Per task, its head's leaves, when every loss reaches the features only through its
     branch and no leaf serves two tasks; ``None`` otherwise (the generic path is then used)."""
     plan = branches_exclusive(losses, branches, base)
-    if plan is None:
-        return None
+    return plan if plan is not None and _separate_heads(plan) else None
+
+
+def _separate_heads(plan: Sequence[Sequence[Tensor]]) -> bool:
+    """Whether no leaf tensor appears in two tasks' heads."""
     owner: set[int] = set()
     for task_leaves in plan:
         ids = {id(leaf) for leaf in task_leaves}
         if ids & owner:
-            return None
+            return False
         owner |= ids
-    return plan
+    return True
 
 
 def _representation_gramian(
@@ -350,14 +353,15 @@ def _parameter_fast_path(
     nothing is differentiated twice. ``None`` when that does not apply."""
     if not isinstance(features, Mapping) or method == "loop":
         return None
-    base, _ = check_chain(losses, names, features, params)
+    base, plan = check_chain(losses, names, features, params)
+    assert plan is not None  # per-task branches: check_chain raised otherwise
     branches = [features[n] for n in names]
-    plan = _head_leaves(losses, branches, base)
+    trunk = walk(base)
     shared = {id(p) for p in params}
-    if plan is None or any(id(leaf) not in shared for leaf in walk(base).leaves):
+    if not _separate_heads(plan) or any(id(leaf) not in shared for leaf in trunk.leaves):
         return None
     rows, head_grads = _through_heads(vector, branches, plan)
-    records = None if taps is None or method == "loop" else taps.covering(base, params)
+    records = None if taps is None else taps.covering(base, params, trunk.uses)
     if records is not None:
         deltas = output_gradients(base, records, rows)
         G = taps_gramian(records, deltas)

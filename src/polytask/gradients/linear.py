@@ -92,10 +92,13 @@ class LinearTaps:
             x = inputs[0].detach()
             self.records.append(Tap(module, x.reshape(-1, x.shape[-1]), output))
 
-    def covering(self, base: Tensor, params: Sequence[Tensor]) -> list[Tap] | None:
+    def covering(
+        self, base: Tensor, params: Sequence[Tensor], uses: dict[int, int] | None = None
+    ) -> list[Tap] | None:
         """The records, when their parameters are exactly ``params`` (all trained) and each
         parameter is used once in the graph of ``base`` (no layer called twice, no weight
-        read outside its layer); else ``None``."""
+        read outside its layer); else ``None``. ``uses`` are ``walk(base).uses`` when the
+        caller has already walked that graph."""
         modules = [tap.module for tap in self.records]
         if not modules or len({id(m) for m in modules}) != len(modules):
             return None
@@ -104,7 +107,7 @@ class LinearTaps:
             return None
         if {id(p) for p in owned} != {id(p) for p in params}:
             return None
-        uses = walk(base).uses
+        uses = walk(base).uses if uses is None else uses
         return self.records if all(uses.get(id(p)) == 1 for p in owned) else None
 
 
@@ -135,7 +138,10 @@ def output_gradients(base: Tensor, taps: Sequence[Tap], rows: Tensor) -> list[Te
 
 def layer_gramian(x: Tensor, deltas: Tensor, bias: bool) -> Tensor:
     """The Gramian ``(T, T)`` of one linear layer's per-task parameter gradients from its
-    input rows ``x`` ``(N, in)`` and output gradients ``deltas`` ``(T, N, out)``."""
+    input rows ``x`` ``(N, in)`` and output gradients ``deltas`` ``(T, N, out)``: by the
+    activation form ``<D_s, x x^T D_t>`` when ``N (in + T out) < T in out`` (its cost
+    ``N^2 (in + T out)`` below the weight gradients' ``T N in out``), else from the explicit
+    weight gradients ``D_t^T x``."""
     T, N, out = deltas.shape
     x = x.to(deltas.dtype)
     width = x.shape[1]
