@@ -25,7 +25,13 @@ import tempfile
 import warnings
 from typing import Any
 
-from common import comparison_rows, markdown_table, meta, write_results
+from common import (
+    comparison_rows,
+    markdown_table,
+    meta,
+    quiet_config,
+    write_results,
+)
 from polytask.evaluation.stats import summarize
 from polytask.studies.baselines import single_task_baselines
 from polytask.studies.compare import compare
@@ -43,18 +49,10 @@ DATASETS = {
 
 def config(dataset: str, epochs: int) -> ExperimentConfig:
     """The protocol's base configuration (the first model; compare adds the others)."""
-    return ExperimentConfig.from_dict(
-        {
-            "dataset": {"name": dataset, "options": DATASETS[dataset]},
-            "model": {"name": MODELS[0]},
-            "balancer": {"name": "equal"},
-            "optimizer": {"name": "adam", "lr": 1e-3},
-            "schedule": {"epochs": epochs, "batch_size": 256, "monitor": "loss"},
-            "progress": False,
-            "report": False,
-            "log_every": 10**9,
-        }
-    )
+    return quiet_config(
+        dataset, DATASETS[dataset], epochs=epochs,
+        model={"name": MODELS[0]}, balancer={"name": "equal"},
+    )  # fmt: skip
 
 
 def run(dataset: str, seeds: list[int], epochs: int, workers: int) -> dict[str, Any]:

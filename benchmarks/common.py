@@ -70,3 +70,48 @@ def comparison_rows(comparison: Any, columns: Sequence[tuple[str, str]], digits:
         cells = [result.metric(task, metric).format(digits) for task, metric in columns]
         rows.append([result.label, *cells, *comparison.headline(result, ranks)])
     return rows
+
+
+def quiet_config(
+    dataset: str, options: dict[str, Any], *, epochs: int, batch_size: int = 256, **sections: Any
+) -> Any:
+    """A benchmark run's :class:`~polytask.training.experiment.ExperimentConfig`: ``dataset``
+    with ``options``, Adam (lr 1e-3), selection on the mean validation loss, no run folder,
+    progress bar, report or logging; ``sections`` add or replace top-level keys (``model``,
+    ``balancer``, ``tasks``, ``seed``)."""
+    from polytask.training.experiment import ExperimentConfig
+
+    return ExperimentConfig.from_dict(
+        {
+            "dataset": {"name": dataset, "options": options},
+            "optimizer": {"name": "adam", "lr": 1e-3},
+            "schedule": {"epochs": epochs, "batch_size": batch_size, "monitor": "loss"},
+            "progress": False,
+            "report": False,
+            "log_every": 10**9,
+            **sections,
+        }
+    )
+
+
+def multi_mnist_config(epochs: int, train_size: int | None, balancer: str = "equal") -> Any:
+    """The packaged MultiMNIST configuration (LeNet shared bottom, Adam 1e-3, batch 256) with
+    this budget and ``balancer``, on the CPU, without run folder, progress bar or report."""
+    import dataclasses
+    from importlib import resources
+
+    from polytask.training.experiment import ExperimentConfig, NamedConfig
+
+    config = ExperimentConfig.from_yaml(
+        str(resources.files("polytask") / "configs" / "multi_mnist.yaml")
+    )
+    options = dict(config.dataset.options)
+    if train_size is not None:
+        options["train_size"] = train_size
+    return dataclasses.replace(
+        config,
+        dataset=NamedConfig(config.dataset.name, options),
+        balancer=NamedConfig(balancer),
+        schedule=dataclasses.replace(config.schedule, epochs=epochs),
+        output=None, progress=False, report=False, device="cpu", log_every=10**9,
+    )  # fmt: skip

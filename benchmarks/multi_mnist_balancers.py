@@ -19,20 +19,25 @@ Results: benchmarks/results/multi_mnist_balancers.json and .md
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import tempfile
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS, comparison_rows, markdown_table, meta, results_dir, write_results
+from common import (
+    RESULTS,
+    comparison_rows,
+    markdown_table,
+    meta,
+    multi_mnist_config,
+    results_dir,
+    write_results,
+)
 from polytask.evaluation import plots
 from polytask.evaluation.pareto import pareto_front
 from polytask.evaluation.stats import summarize
 from polytask.studies.baselines import single_task_baselines
 from polytask.studies.compare import compare
-from polytask.training.experiment import ExperimentConfig, NamedConfig
 
 BALANCERS = [
     "equal", "uncertainty", "gradnorm", "mgda_ub", "pcgrad", "cagrad", "nash_mtl", "imtl_g",
@@ -58,26 +63,6 @@ PAPER = {
 }
 
 
-def base_config(epochs: int, train_size: int | None) -> ExperimentConfig:
-    """The packaged MultiMNIST configuration with this benchmark's budget."""
-    path = resources.files("polytask") / "configs" / "multi_mnist.yaml"
-    config = ExperimentConfig.from_yaml(str(path))
-    options = dict(config.dataset.options)
-    if train_size is not None:
-        options["train_size"] = train_size
-    return dataclasses.replace(
-        config,
-        dataset=NamedConfig(config.dataset.name, options),
-        balancer=NamedConfig(BALANCERS[0]),
-        schedule=dataclasses.replace(config.schedule, epochs=epochs),
-        output=None,
-        progress=False,
-        report=False,
-        device="cpu",
-        log_every=10**9,
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--full", action="store_true")
@@ -88,7 +73,7 @@ def main() -> None:
         replot()
         return
     seeds, epochs, train_size = (list(range(5)), 5, None) if args.full else ([0, 1], 1, 10_000)
-    config = base_config(epochs, train_size)
+    config = multi_mnist_config(epochs, train_size, BALANCERS[0])
     with tempfile.TemporaryDirectory() as folder:
         comparison, _ = compare(config, BALANCERS, (), seeds, workers=args.workers, output=folder)
     single = single_task_baselines(config, [t for t, _ in COLUMNS], seeds, workers=args.workers)

@@ -29,13 +29,12 @@ from typing import Any
 import torch
 
 import polytask
-from common import markdown_table, meta, write_results
+from common import markdown_table, meta, quiet_config, write_results
 from polytask import Task, TaskLosses, TaskSet
 from polytask.data import IndexBatcher, TensorTaskDataset
 from polytask.evaluation.stats import summarize
 from polytask.studies.compare import compare
 from polytask.training import build_optimizer
-from polytask.training.experiment import ExperimentConfig
 
 CENSUS_METHODS = ["equal", "primary_auxiliary"]
 CENSUS_MODELS = ["shared_bottom", "mmoe"]
@@ -45,19 +44,11 @@ NOISY_METHODS = ["noisy only", "noisy + clean summed", "primary_auxiliary"]
 
 def census(seeds: list[int], epochs: int, workers: int) -> dict[str, Any]:
     """Census-income with income as the main task: rows per (model, method)."""
-    config = ExperimentConfig.from_dict(
-        {
-            "dataset": {"name": "census_income", "options": {"encoding": "embedding"}},
-            "model": {"name": CENSUS_MODELS[0]},
-            "balancer": {"name": "equal"},
-            "tasks": {"income": {"role": "main"}, "never_married": {"role": "auxiliary"}},
-            "optimizer": {"name": "adam", "lr": 1e-3},
-            "schedule": {"epochs": epochs, "batch_size": 256, "monitor": "loss"},
-            "progress": False,
-            "report": False,
-            "log_every": 10**9,
-        }
-    )
+    config = quiet_config(
+        "census_income", {"encoding": "embedding"}, epochs=epochs,
+        model={"name": CENSUS_MODELS[0]}, balancer={"name": "equal"},
+        tasks={"income": {"role": "main"}, "never_married": {"role": "auxiliary"}},
+    )  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
         comparison, _ = compare(
             config, CENSUS_METHODS, CENSUS_MODELS, seeds, workers=workers, output=folder, say=print

@@ -18,11 +18,10 @@ import argparse
 import dataclasses
 import os
 import warnings
-from importlib import resources
 from typing import Any
 
 import polytask
-from common import markdown_table, meta, write_results
+from common import markdown_table, meta, multi_mnist_config, quiet_config, write_results
 from polytask.evaluation.stats import summarize
 from polytask.models import FeatureSchema
 from polytask.studies.seeds import run_configs, with_seed
@@ -37,33 +36,7 @@ HEADERS = {
 
 def census_config(epochs: int) -> ExperimentConfig:
     """Census-income, both tasks, embedded inputs (the model is set per row)."""
-    return ExperimentConfig.from_dict(
-        {
-            "dataset": {"name": "census_income", "options": {"encoding": "embedding"}},
-            "optimizer": {"name": "adam", "lr": 1e-3},
-            "schedule": {"epochs": epochs, "batch_size": 256, "monitor": "loss"},
-            "progress": False,
-            "report": False,
-            "log_every": 10**9,
-        }
-    )
-
-
-def mnist_config(epochs: int, train_size: int | None) -> ExperimentConfig:
-    """The packaged MultiMNIST configuration with equal weighting and this budget."""
-    config = ExperimentConfig.from_yaml(
-        str(resources.files("polytask") / "configs" / "multi_mnist.yaml")
-    )
-    options = dict(config.dataset.options)
-    if train_size is not None:
-        options["train_size"] = train_size
-    return dataclasses.replace(
-        config,
-        dataset=NamedConfig("multi_mnist", options),
-        balancer=NamedConfig("equal"),
-        schedule=dataclasses.replace(config.schedule, epochs=epochs),
-        output=None, progress=False, report=False, device="cpu", log_every=10**9,
-    )  # fmt: skip
+    return quiet_config("census_income", {"encoding": "embedding"}, epochs=epochs)
 
 
 def wrapped(model: NamedConfig, gamma: float, feature_dim: int | None) -> NamedConfig:
@@ -103,7 +76,7 @@ def main() -> None:
          [("income", "auc"), ("never_married", "auc")]),
         ("census-income", "mmoe", census_config(census_epochs), census_mmoe_feature_dim(),
          [("income", "auc"), ("never_married", "auc")]),
-        ("MultiMNIST", "shared_bottom (LeNet)", mnist_config(mnist_epochs, train_size), None,
+        ("MultiMNIST", "shared_bottom (LeNet)", multi_mnist_config(mnist_epochs, train_size), None,
          [("left", "accuracy"), ("right", "accuracy")]),
     ]  # fmt: skip
     plan, configs = [], []

@@ -27,7 +27,7 @@ from argparse import SUPPRESS
 
 import torch
 
-from common import markdown_table, meta, write_results
+from common import markdown_table, meta, quiet_config, write_results
 from polytask.training.experiment import ExperimentConfig, prepare
 from polytask.training.trainer import parameter_count
 
@@ -49,25 +49,13 @@ OTHERS = {
 
 def config(batch_size: int, seed: int) -> ExperimentConfig:
     """The protocol's run: one epoch, no run folder, no progress bar."""
-    return ExperimentConfig.from_dict(
-        {
-            "dataset": {
-                "name": "census_income",
-                "options": {"encoding": "embedding", "embed_dim": 8, "fractions": [0.8, 0.1, 0.1]},
-            },
-            "model": {
-                "name": "mmoe",
-                "options": {"num_experts": 8, "expert_dims": [64], "tower_dims": [32]},
-            },
-            "balancer": {"name": "equal"},
-            "optimizer": {"name": "adam", "lr": 1e-3},
-            "schedule": {"epochs": 1, "batch_size": batch_size, "monitor": "loss"},
-            "seed": seed,
-            "progress": False,
-            "report": False,
-            "log_every": 10**9,
-        }
-    )
+    return quiet_config(
+        "census_income",
+        {"encoding": "embedding", "embed_dim": 8, "fractions": [0.8, 0.1, 0.1]},
+        epochs=1, batch_size=batch_size, seed=seed, balancer={"name": "equal"},
+        model={"name": "mmoe",
+               "options": {"num_experts": 8, "expert_dims": [64], "tower_dims": [32]}},
+    )  # fmt: skip
 
 
 def one_epoch(batch_size: int, seed: int) -> dict[str, float]:
