@@ -143,16 +143,34 @@ def test_jacobian_aggregation_writes_direction(level: str) -> None:
             torch.testing.assert_close(p.grad, head_expected[id(p)], rtol=1e-12, atol=1e-14)
 
 
-def test_backward_accumulates_like_tensor_backward() -> None:
-    model, tasks, x, y = regression_problem(T=2)
-    balancer = polytask.balancers.create("pcgrad")
-    out = model(x)
-    polytask.backward(tasks.losses(out, y), balancer, features=out.features)
+@pytest.mark.parametrize("level", ["representation", "parameter", "parameter-branches"])
+@pytest.mark.parametrize("preset", ["none", "some heads"])
+def test_backward_accumulates_like_tensor_backward(level: str, preset: str) -> None:
+    """A second call adds to ``.grad``: whether no head had a gradient before (the heads'
+    gradients are then weighted in place in ``.grad``) or only some had (they are added)."""
+    model, tasks, x, y = regression_problem(T=3)
+    balancer = polytask.balancers.create("upgrad")
+
+    def step() -> None:
+        out = model(x)
+        if level == "parameter-branches":
+            kwargs = {"features": out.features, "shared_params": model.shared_parameters()}
+        else:
+            kwargs = level_kwargs(level, model, out)
+        polytask.backward(tasks.losses(out, y), balancer, **kwargs)
+
+    step()
     once = _grads(model)
-    out = model(x)
-    polytask.backward(tasks.losses(out, y), balancer, features=out.features)
-    for got, first in zip(_grads(model), once, strict=True):
-        torch.testing.assert_close(got, 2 * first)
+    model.zero_grad(set_to_none=True)
+    if preset == "some heads":
+        head = next(iter(model.task_parameters(tasks.names[1])))
+        head.grad = torch.full_like(head, 0.5)
+    step()
+    step()
+    for p, first in zip(model.parameters(), once, strict=True):
+        assert p.grad is not None
+        preset_value = 0.5 if preset == "some heads" and p is head else 0.0
+        torch.testing.assert_close(p.grad, 2 * first + preset_value)
 
 
 def test_gradient_method_without_level_names_both_options() -> None:
@@ -332,3 +350,23 @@ def test_chain_refuses_a_head_that_uses_a_shared_parameter() -> None:
             features=out.features,
             shared_params=model.shared_parameters(),
         )
+
+
+@pytest.mark.parametrize(
+    ("rows", "other_rows", "columns"),
+    [(8, 8, 131072), (3, 5, 40000 + 17), (12, 12, 32768), (2, 2, 100), (16, 16, 50000)],
+)
+def test_row_products_match_float64(rows: int, other_rows: int, columns: int) -> None:
+    """The chunked CPU path (few long rows, with and without a remainder chunk) and the plain
+    path both give ``a @ b.T`` as computed in float64."""
+    from polytask.gradients.gramian import row_products
+
+    generator = torch.Generator().manual_seed(rows * 1000 + columns)
+    a = torch.randn(rows, columns, generator=generator)
+    b = torch.randn(other_rows, columns, generator=generator)
+    expected = a.double() @ b.double().T
+    got = row_products(a, b)
+    assert got.shape == (rows, other_rows) and got.dtype == torch.float32
+    # float32 sums of `columns` products of unit normals: error ~ 1e-7 * sqrt(columns) * ...
+    assert torch.allclose(got.double(), expected, atol=2e-3, rtol=1e-5)
+    assert torch.allclose(row_products(a.double(), b.double()), expected, atol=1e-9, rtol=1e-12)

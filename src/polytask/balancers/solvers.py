@@ -68,13 +68,9 @@ def min_norm_simplex(G: Tensor, max_iter: int = 250, tol: float = 1e-12) -> Tens
     """Weights ``w`` on the simplex minimising ``w^T G w``: the min-norm point of the convex
     hull of the task gradients, which MGDA needs (Sener & Koltun 2018 use Frank-Wolfe).
 
-    Solved exactly through non-negative least squares. With ``A^T A = G`` (scaled to a unit
-    largest diagonal), ``u = argmin_{u >= 0} ||A u||^2 + (1^T u - 1)^2`` is
-    ``u = w / (1 + w^T G w)`` for the min-norm weights ``w``: at that ``u`` the gradient
-    ``G u + (1^T u - 1) 1 = (G w - (w^T G w) 1) / (1 + w^T G w)`` vanishes on the support of
-    ``w`` and is non-negative elsewhere (the optimality condition of ``w``), so ``u``
-    satisfies the KKT conditions of the convex NNLS problem. Hence ``w = u / sum(u)``.
-    Lawson & Hanson's NNLS (scipy, compiled) is an exact active-set method; the result's
+    Solved exactly through non-negative least squares (:func:`_min_norm_nnls` with every
+    task on the simplex: with ``A^T A = G`` scaled to a unit largest diagonal,
+    ``u = argmin_{u >= 0} ||A u||^2 + (1^T u - 1)^2`` and ``w = u / sum(u)``); the result's
     optimality gap ``w^T G w - min_k (G w)_k`` is checked. Two tasks use the closed form of
     Sener & Koltun (Algorithm 1).
 
@@ -100,34 +96,44 @@ def min_norm_simplex(G: Tensor, max_iter: int = 250, tol: float = 1e-12) -> Tens
         denominator = H[0, 0] + H[1, 1] - 2 * H[0, 1]
         gamma = 0.5 if denominator <= 0 else min(1.0, max(0.0, (H[1, 1] - H[0, 1]) / denominator))
         return _out(np.array([gamma, 1 - gamma]), G)
-    E = np.vstack([_factor(H, 1.0), np.ones((1, T))])
+    return _out(_min_norm_nnls(H, np.ones(T), max_iter, tol, "min-norm solver (NNLS)"), G)
+
+
+def _min_norm_nnls(H: Array, a: Array, max_iter: int, tol: float, what: str) -> Array:
+    """``x = argmin x^T H x`` over ``x >= 0`` with ``a^T x = 1`` (``a`` a 0/1 mask, ``H`` at
+    unit scale), exactly, by one non-negative least-squares problem.
+
+    With ``A^T A = H``, every minimiser ``u`` of ``||A u||^2 + (a^T u - 1)^2`` over
+    ``u >= 0`` gives a minimiser ``x = u / a^T u``. For any feasible ``u`` with
+    ``s = a^T u > 0`` and ``q = (u/s)^T H (u/s)``, the objective is ``s^2 q + (s - 1)^2 >=
+    q / (1 + q)`` (equality at ``s = 1 / (1 + q)``), which increases with ``q``; so the least
+    objective is ``lam / (1 + lam)`` with ``lam`` the least ``q``, reached exactly by the
+    ``u`` whose ``x`` is a minimiser. (At the optimum ``(H x)_i >= lam a_i`` for every ``i``,
+    with equality where ``x_i > 0``: that optimality gap is checked.) Lawson & Hanson's
+    NNLS (scipy, compiled) is an exact active-set method.
+    """
+    T = H.shape[0]
+    E = np.vstack([_factor(H, 1.0), a[None, :]])
     f = np.zeros(T + 1)
     f[-1] = 1.0
     try:
         u, _ = scipy_nnls(E, f, maxiter=max_iter * T)
     except RuntimeError as error:
-        raise _not_converged("min-norm solver (NNLS)", max_iter, T) from error
-    if not u.sum() > 0:
-        raise RuntimeError("min-norm solver (NNLS) returned zero weights; check the Gramian")
-    w = u / u.sum()
-    Hw = H @ w
-    gap = float(w @ Hw) - float(Hw.min())
+        raise _not_converged(what, max_iter, T) from error
+    total = float(a @ u)
+    if not total > 0:
+        raise RuntimeError(f"{what} returned zero weights; check the Gramian")
+    x = u / total
+    Hx = H @ x
+    lam = float(x @ Hx)
+    gap = float((lam * a - Hx).max())
     if gap > max(tol, 1e-9):
         raise RuntimeError(
-            f"min-norm solver (NNLS): optimality gap {gap:.2e} after convergence (T={T}); "
+            f"{what}: optimality gap {gap:.2e} after convergence (T={T}); "
             "check the Gramian for NaN or a huge dynamic range"
         )
-    return _out(w, G)
-
-
-def _step_to_boundary(x: Array, z: Array, free: Array, tol: float) -> tuple[Array, Array]:
-    """Active-set step: move from the feasible ``x`` towards ``z`` until the first free
-    variable reaches 0, and release the variables that did."""
-    falling = free & (z <= tol)
-    alpha = float((x[falling] / (x[falling] - z[falling])).min())
-    x = x + alpha * (z - x)
-    free = free & (x > tol)
-    return np.where(free, x, 0.0), free
+    result: Array = x
+    return result
 
 
 def _not_converged(what: str, max_iter: int, T: int) -> RuntimeError:
@@ -255,68 +261,41 @@ def alpha_fair_weights(G: Tensor, alpha: float = 1.0, max_iter: int = 100) -> Te
 
 
 @single_threaded_blas
-def simplex_cone_min_norm(G: Tensor, on_simplex: Tensor, max_iter: int = 500) -> Tensor:
+def simplex_cone_min_norm(
+    G: Tensor, on_simplex: Tensor, max_iter: int = 500, tol: float = 1e-12
+) -> Tensor:
     """``x = argmin x^T G x`` over ``x >= 0`` with ``sum(x[on_simplex]) = 1``: the
     min-norm point of ``conv{g_i : on_simplex} + cone{g_j : not on_simplex}``.
 
     This is the dual of primary/auxiliary MTL (reference text 03): main tasks on the simplex
     (a convex combination), auxiliary tasks with any non-negative weight. With no auxiliary
     task it is MGDA's problem; with one main task it is ``min ||g_0 + sum_j l_j g_j||``.
-    Solved exactly by an active-set method whose inner systems carry the equality through a
-    Lagrange multiplier (least squares when singular). Float64 on the CPU.
+    Solved exactly by one non-negative least-squares problem (:func:`_min_norm_nnls`, the
+    reduction of :func:`min_norm_simplex` with ``1`` replaced by the main tasks' mask), the
+    Gramian scaled to a unit largest diagonal; the optimality gap is checked. Float64 on the
+    CPU.
 
     Args:
         G: Gramian ``(T, T)``.
         on_simplex: boolean ``(T,)``, at least one ``True``.
+        max_iter: NNLS iteration limit, times ``T``.
+        tol: accepted optimality gap, relative to the largest diagonal entry of ``G``.
 
     Returns:
         ``x`` ``(T,)`` on ``G``'s device and dtype.
 
     Raises:
-        RuntimeError: the iteration limit was reached.
+        RuntimeError: NNLS did not converge, or its result misses the optimality condition.
     """
     a = on_simplex.detach().cpu().numpy().astype(np.float64)
     if a.sum() < 1:
         raise ValueError("at least one task must be on the simplex (a main task)")
     H, scale = _prepare(G)
-    T = H.shape[0]
-    x = np.zeros(T)
-    mains = np.flatnonzero(a)
     if scale == 0.0:
-        x[mains] = 1.0 / len(mains)
+        x = a / a.sum()
         return _out(x, G)
-    H = H / scale + 1e-12 * np.eye(T)
-    start = int(mains[np.argmin(np.diag(H)[mains])])
-    x[start] = 1.0
-    free = np.zeros(T, dtype=bool)
-    free[start] = True
-    tol = 1e-12
-    for _ in range(max_iter):
-        Hx = H @ x
-        # Multiplier of the equality: on free main tasks, (H x)_i + mu = 0.
-        mu = -float(Hx[free & (a > 0)].mean())
-        grad = Hx + mu * a
-        candidates = np.where(~free, grad, 0.0)
-        j = int(np.argmin(candidates))
-        if candidates[j] >= -1e-10:
-            return _out(x, G)
-        free[j] = True
-        while True:
-            idx = np.flatnonzero(free)
-            k = len(idx)
-            A = np.zeros((k + 1, k + 1))
-            A[:k, :k] = H[np.ix_(idx, idx)]
-            A[:k, k] = a[idx]
-            A[k, :k] = a[idx]
-            rhs = np.zeros(k + 1)
-            rhs[k] = 1.0
-            z = np.zeros(T)
-            z[idx] = np.linalg.lstsq(A, rhs, rcond=None)[0][:k]
-            if (z[idx] > tol).all():
-                x = z
-                break
-            x, free = _step_to_boundary(x, z, free, tol)
-    raise _not_converged("primary/auxiliary QP", max_iter, T)
+    what = "primary/auxiliary QP (NNLS)"
+    return _out(_min_norm_nnls(H / scale, a, max_iter, tol, what), G)
 
 
 def project_simplex(v: Array) -> Array:

@@ -143,8 +143,9 @@ def backward(
 
     Note:
         Gradients that the engine computes itself (shared parameters at the parameter level,
-        heads at the representation level) are added to ``.grad`` directly, so hooks
-        registered with ``register_post_accumulate_grad_hook`` do not fire for them.
+        heads at the representation level) are added to ``.grad`` directly or weighted
+        there in place, so hooks registered with ``register_post_accumulate_grad_hook`` do
+        not see their final values (they fire, if at all, with the unweighted gradients).
     """
     items = as_loss_list(losses)
     level = resolve_level(features, shared_params)
@@ -202,31 +203,62 @@ def _accumulate(leaf: Tensor, grad: Tensor) -> None:
 
 def _through_heads(
     vector: Tensor, branches: Sequence[Tensor], plan: Sequence[Sequence[Tensor]]
-) -> tuple[Tensor, list[Tensor | None]]:
+) -> tuple[Tensor, list[Tensor | None] | None]:
     """One backward of ``sum_t L_t`` through the heads only: every task's gradient with
     respect to its branch (``(T, B, ...)``, branch ``t`` reaches only head ``t``) and the heads'
-    unweighted parameter gradients, in ``plan`` order. The graph is retained."""
+    unweighted parameter gradients. The graph is retained.
+
+    When no head leaf has a gradient yet (the usual step after ``zero_grad``), the heads'
+    gradients are accumulated straight into ``.grad`` (autograd's own buffers, scaled in
+    place later) and ``None`` is returned for them; otherwise they come back in ``plan``
+    order, to be added to the existing ``.grad``."""
     leaves = [leaf for task_leaves in plan for leaf in task_leaves]
-    grads = torch.autograd.grad(
-        vector.sum(), [*branches, *leaves], retain_graph=True, allow_unused=True
-    )
     T = len(branches)
+    if all(leaf.grad is None for leaf in leaves):
+        torch.autograd.backward(vector.sum(), inputs=[*branches, *leaves], retain_graph=True)
+        found: Sequence[Tensor | None] = [b.grad for b in branches]
+        for b in branches:
+            b.grad = None
+        head_grads: list[Tensor | None] | None = None
+    else:
+        grads = torch.autograd.grad(
+            vector.sum(), [*branches, *leaves], retain_graph=True, allow_unused=True
+        )
+        found, head_grads = grads[:T], list(grads[T:])
     rows = torch.stack(
-        [torch.zeros_like(b) if g is None else g for g, b in zip(grads[:T], branches, strict=True)]
+        [torch.zeros_like(b) if g is None else g for g, b in zip(found, branches, strict=True)]
     )
-    return rows, list(grads[T:])
+    return rows, head_grads
 
 
 def _scale_heads(
-    plan: Sequence[Sequence[Tensor]], grads: Sequence[Tensor | None], heads: Tensor
+    plan: Sequence[Sequence[Tensor]], grads: Sequence[Tensor | None] | None, heads: Tensor
 ) -> None:
-    """Add ``heads[t]`` times task ``t``'s unweighted head gradients to its head's leaves."""
+    """Weight task ``t``'s head gradients by ``heads[t]``: in place in ``.grad`` when
+    :func:`_through_heads` put them there (``grads is None``), else added to ``.grad`` from
+    ``grads``. One foreach call; ``heads`` stays on its device."""
+    targets: list[Tensor] = []
+    found: list[Tensor] = []
+    scales: list[Tensor] = []
     offset = 0
-    for t, task_leaves in enumerate(plan):
-        for leaf, grad in zip(task_leaves, grads[offset : offset + len(task_leaves)], strict=True):
-            if grad is not None:
-                _accumulate(leaf, heads[t].to(grad.dtype) * grad)
+    for scale, task_leaves in zip(heads.unbind(), plan, strict=True):
+        for i, leaf in enumerate(task_leaves):
+            grad = leaf.grad if grads is None else grads[offset + i]
+            if grad is None:
+                continue
+            if grads is not None and leaf.grad is None:
+                leaf.grad = torch.zeros_like(leaf)
+            assert leaf.grad is not None
+            targets.append(leaf.grad)
+            found.append(grad)
+            scales.append(scale if scale.dtype == grad.dtype else scale.to(grad.dtype))
         offset += len(task_leaves)
+    if not targets:
+        return
+    if grads is None:
+        torch._foreach_mul_(targets, scales)
+    else:
+        torch._foreach_addcmul_(targets, found, scales)
 
 
 def _combine_into(params: Sequence[Tensor], blocks: Sequence[Tensor], weights: Tensor) -> None:

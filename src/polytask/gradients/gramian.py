@@ -29,10 +29,44 @@ def gramian(blocks: Sequence[Tensor]) -> Tensor:
         flat = block.reshape(block.shape[0], -1)
         if flat.dtype in (torch.float16, torch.bfloat16):
             flat = flat.float()
-        part = flat @ flat.T
+        part = row_products(flat, flat)
         total = part if total is None else total + part
     assert total is not None
     return (total + total.T) / 2
+
+
+# On CPU, ``a @ b.T`` for a few rows of tens of thousands of columns runs far below the
+# machine's memory bandwidth (T = 8, K = 131072: 0.8-1.0 ms on 2 threads); cutting the columns
+# into chunks and taking one batched product per chunk runs 3-4x faster there (0.27 ms), and
+# slower for many rows or short rows (torch 2.13, 2-core x86 machine, float32).
+_CHUNK = 1024
+_CHUNKED_ROWS = 12
+_CHUNKED_COLUMNS = 32768
+
+
+def row_products(a: Tensor, b: Tensor) -> Tensor:
+    """All inner products of the rows of ``a`` and ``b``: ``a @ b.T``, ``(T, K) x (S, K) ->
+    (T, S)``.
+
+    On CPU with few rows (``T, S <= 12``) and long rows (``K >= 32768``) it is computed as
+    a sum of ``K / 1024`` chunk products in one batched matmul, which is several times
+    faster there than one matmul (and sums in smaller pieces); elsewhere it is ``a @ b.T``.
+    """
+    rows, columns = a.shape
+    if (
+        a.device.type != "cpu"
+        or max(rows, b.shape[0]) > _CHUNKED_ROWS
+        or columns < _CHUNKED_COLUMNS
+    ):
+        return a @ b.T
+    chunks = columns // _CHUNK
+    whole = chunks * _CHUNK
+    left = a[:, :whole].reshape(rows, chunks, _CHUNK).transpose(0, 1)  # (chunks, T, c)
+    right = b[:, :whole].reshape(b.shape[0], chunks, _CHUNK).permute(1, 2, 0)  # (chunks, c, S)
+    products = torch.bmm(left, right).sum(dim=0)
+    if whole < columns:
+        products = products + a[:, whole:] @ b[:, whole:].T
+    return products
 
 
 def flatten_jacobian(blocks: Sequence[Tensor]) -> Tensor:

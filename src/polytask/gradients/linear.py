@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from polytask.gradients.gramian import row_products
 from polytask.gradients.graph import walk
 
 
@@ -148,10 +149,10 @@ def layer_gramian(x: Tensor, deltas: Tensor, bias: bool) -> Tensor:
     flat = deltas.reshape(T, -1)
     if N * (width + T * out) < T * width * out:
         kernel = x @ x.T  # (N, N)
-        G = flat @ torch.matmul(kernel, deltas).reshape(T, -1).T
+        G = row_products(flat, torch.matmul(kernel, deltas).reshape(T, -1))
     else:
         weights = torch.matmul(deltas.transpose(1, 2), x).reshape(T, -1)  # (T, out * in)
-        G = weights @ weights.T
+        G = row_products(weights, weights)
     if bias:
         sums = deltas.sum(dim=1)
         G = G + sums @ sums.T
