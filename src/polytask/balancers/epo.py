@@ -11,23 +11,16 @@ from torch import Tensor
 
 from polytask.balancers.base import GramianWeighting
 from polytask.balancers.registry import register
+from polytask.balancers.simplex_lp import simplex_max
 from polytask.balancers.solvers import single_threaded_blas
 
 
 @single_threaded_blas
 def _linprog(c: np.ndarray, A_ub: np.ndarray, b_ub: np.ndarray, T: int) -> np.ndarray | None:
-    """``max c^T a`` over the simplex subject to ``A_ub a <= b_ub`` (HiGHS, through scipy's
-    ``milp`` with no integer variables: the same solver as ``linprog`` with less argument
-    processing, about 1.5 ms instead of 2 ms at T = 8); ``None`` if infeasible."""
-    try:
-        from scipy.optimize import Bounds, LinearConstraint, milp
-    except ImportError as error:  # pragma: no cover - scipy is a dependency
-        raise ImportError("EPO needs scipy (pip install scipy)") from error
-    A = np.vstack([A_ub.reshape(-1, T), np.ones((1, T))])
-    low = np.concatenate([np.full(len(b_ub), -np.inf), [1.0]])
-    high = np.concatenate([np.asarray(b_ub, dtype=np.float64), [1.0]])
-    result = milp(-c, constraints=LinearConstraint(A, low, high), bounds=Bounds(0.0, np.inf))
-    return result.x if result.status == 0 else None
+    """``max c^T a`` over the simplex subject to ``A_ub a <= b_ub``, by the dense simplex
+    method of :mod:`polytask.balancers.simplex_lp` (0.1 ms at T = 8 where HiGHS through
+    scipy takes 1.7 ms; checked against HiGHS in the tests); ``None`` if infeasible."""
+    return simplex_max(c, np.asarray(A_ub, dtype=np.float64).reshape(-1, T), b_ub)
 
 
 @register("epo")
@@ -45,7 +38,8 @@ class EPO(GramianWeighting):
       (controlled ascent towards the ray);
     - descent mode: ``max 1^T G w`` s.t. ``G w >= 0`` and ``w^T Ca >= min(max Ca, 0)``.
 
-    Both are linear programmes over ``T`` weights (solved with HiGHS through scipy). If the
+    Both are linear programmes over ``T`` weights, solved exactly by a dense two-phase
+    simplex method (:mod:`polytask.balancers.simplex_lp`). If the
     balance programme is infeasible, a warning is given and the relaxed descent programme
     (``G w >= 0``, always feasible: MGDA's point satisfies it) is used. The weights sum to 1.
 

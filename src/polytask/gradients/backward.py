@@ -396,9 +396,9 @@ def _parameter_fast_path(
     records = None if taps is None else taps.covering(base, params, trunk.uses)
     if records is not None:
         deltas = output_gradients(base, records, rows)
-        G = taps_gramian(records, deltas)
+        G, explicit = taps_gramian(records, deltas)
         weights = _weights(balancer, G, vector)
-        for param, grad in combined_gradients(records, deltas, weights):
+        for param, grad in combined_gradients(records, deltas, weights, explicit):
             _accumulate(param, grad)
     else:
         blocks = trunk_jacobian(base, params, rows, method)

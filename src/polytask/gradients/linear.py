@@ -137,49 +137,72 @@ def output_gradients(base: Tensor, taps: Sequence[Tap], rows: Tensor) -> list[Te
     ]
 
 
-def layer_gramian(x: Tensor, deltas: Tensor, bias: bool) -> Tensor:
+def layer_gramian(x: Tensor, deltas: Tensor, bias: bool) -> tuple[Tensor, Tensor | None]:
     """The Gramian ``(T, T)`` of one linear layer's per-task parameter gradients from its
     input rows ``x`` ``(N, in)`` and output gradients ``deltas`` ``(T, N, out)``: by the
     activation form ``<D_s, x x^T D_t>`` when ``N (in + T out) < T in out`` (its cost
     ``N^2 (in + T out)`` below the weight gradients' ``T N in out``), else from the explicit
-    weight gradients ``D_t^T x``."""
+    weight gradients ``D_t^T x``.
+
+    Returns:
+        The Gramian and, when the explicit form was used, the per-task weight gradients
+        ``(T, out, in)`` (so the combined gradient is a weighted sum of them, not another
+        product), else ``None``.
+    """
     T, N, out = deltas.shape
     x = x.to(deltas.dtype)
     width = x.shape[1]
     flat = deltas.reshape(T, -1)
+    blocks = None
     if N * (width + T * out) < T * width * out:
         kernel = x @ x.T  # (N, N)
         G = row_products(flat, torch.matmul(kernel, deltas).reshape(T, -1))
     else:
-        weights = torch.matmul(deltas.transpose(1, 2), x).reshape(T, -1)  # (T, out * in)
+        blocks = torch.matmul(deltas.transpose(1, 2), x)  # (T, out, in)
+        weights = blocks.reshape(T, -1)
         G = row_products(weights, weights)
     if bias:
         sums = deltas.sum(dim=1)
         G = G + sums @ sums.T
-    return G
+    return G, blocks
 
 
-def taps_gramian(taps: Sequence[Tap], deltas: Sequence[Tensor]) -> Tensor:
+def taps_gramian(
+    taps: Sequence[Tap], deltas: Sequence[Tensor]
+) -> tuple[Tensor, list[Tensor | None]]:
     """The shared parameters' Gramian ``(T, T)``: the sum of :func:`layer_gramian` over
-    the layers."""
-    total = sum(
-        layer_gramian(tap.inputs, d, tap.module.bias is not None)
-        for tap, d in zip(taps, deltas, strict=True)
-    )
-    assert isinstance(total, Tensor)
-    return (total + total.T) / 2
+    the layers; with each layer's explicit weight gradients (or ``None``) for
+    :func:`combined_gradients`."""
+    total: Tensor | None = None
+    blocks: list[Tensor | None] = []
+    for tap, d in zip(taps, deltas, strict=True):
+        part, block = layer_gramian(tap.inputs, d, tap.module.bias is not None)
+        total = part if total is None else total + part
+        blocks.append(block)
+    assert total is not None
+    return (total + total.T) / 2, blocks
 
 
 def combined_gradients(
-    taps: Sequence[Tap], deltas: Sequence[Tensor], weights: Tensor
+    taps: Sequence[Tap],
+    deltas: Sequence[Tensor],
+    weights: Tensor,
+    blocks: Sequence[Tensor | None] | None = None,
 ) -> list[tuple[Tensor, Tensor]]:
     """``(parameter, gradient)`` pairs of ``sum_t w_t L_t`` for every recorded layer:
-    ``(sum_t w_t D_t)^T x`` for the weight and ``1^T sum_t w_t D_t`` for the bias."""
+    ``(sum_t w_t D_t)^T x`` for the weight (``sum_t w_t J_t`` where the layer's per-task
+    weight gradients ``J_t`` are given in ``blocks``) and ``1^T sum_t w_t D_t`` for the
+    bias."""
     pairs = []
-    for tap, d in zip(taps, deltas, strict=True):
+    blocks = [None] * len(taps) if blocks is None else blocks
+    for tap, d, block in zip(taps, deltas, blocks, strict=True):
         mixed = torch.tensordot(weights.to(d.dtype), d, dims=1)  # (N, out)
         weight = tap.module.weight
-        pairs.append((weight, (mixed.T @ tap.inputs.to(mixed.dtype)).to(weight.dtype)))
+        if block is None:
+            grad = mixed.T @ tap.inputs.to(mixed.dtype)
+        else:
+            grad = torch.tensordot(weights.to(block.dtype), block, dims=1)
+        pairs.append((weight, grad.to(weight.dtype)))
         if tap.module.bias is not None:
             pairs.append((tap.module.bias, mixed.sum(dim=0).to(tap.module.bias.dtype)))
     return pairs
