@@ -3,8 +3,11 @@
 Rows ``plain`` (one backward of the summed losses) and ``separate`` (T separate
 ``loss_t.backward()`` calls) are the references. Model (issue 3's protocol): shared-bottom
 MLP, input 256, trunk 3 x 512 with ReLU, heads 512-64-1, MSE, batch 256, Adam, 2 threads.
-For T in (2, 8, 32) and each level, each configuration runs in a fresh process; time per step
-is the median over repeats, and peak resident memory is the process's maximum RSS.
+For T in (2, 8, 32) and each level, each configuration runs in fresh processes (three in
+``--full``): in each, the method and its references are timed in alternating blocks whose
+order rotates from repeat to repeat, and a row's ratio is the median of the block-by-block
+ratios pooled over its processes (one process alone can sit 10% off: memory layout, which
+core). Peak resident memory is the processes' largest maximum RSS.
 
     python benchmarks/step_cost.py            # quick: T = 2, 8; fewer steps
     python benchmarks/step_cost.py --full     # T = 2, 8, 32
@@ -59,9 +62,11 @@ def balancer_options(name: str, T: int) -> dict[str, object]:
     return result
 
 
-def measure(balancer: str, level: str, T: int, steps: int, repeats: int) -> dict[str, float]:
-    """Run in this process: seconds per step of ``balancer`` and of the plain step, timed in
-    alternating blocks (so machine drift cancels in the ratio), and peak RSS in MiB."""
+def measure(balancer: str, level: str, T: int, steps: int, repeats: int) -> dict[str, object]:
+    """Run in this process: seconds per step of ``balancer`` and of the plain step (and of T
+    separate backward calls at the parameter level), timed in alternating blocks whose order
+    rotates every repeat (so drift cancels in the ratios and no kind always follows the same
+    other), the block-by-block ratios, and peak RSS in MiB."""
     import contextlib
 
     import torch
@@ -137,25 +142,50 @@ def measure(balancer: str, level: str, T: int, steps: int, repeats: int) -> dict
         for _ in range(3):
             step(kind)
     times: dict[str, list[float]] = {kind: [] for kind in kinds}
-    for _ in range(repeats):
-        for kind in kinds:
+    for repeat in range(repeats):
+        shift = repeat % len(kinds)
+        for kind in kinds[shift:] + kinds[:shift]:
             times[kind].append(block(kind))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result = {
-        "seconds": statistics.median(times[balancer]),
-        "plain_seconds": statistics.median(times["plain"]),
-        "ratio": paired_ratio(times[balancer], times["plain"]),
+    result: dict[str, object] = {
+        "seconds": times[balancer],
+        "plain_seconds": times["plain"],
+        "ratios": paired_ratios(times[balancer], times["plain"]),
         "peak_rss_mib": peak,
     }
     if level == "parameter":
-        result["separate_seconds"] = statistics.median(times["separate"])
-        result["ratio_to_separate"] = paired_ratio(times[balancer], times["separate"])
+        result["separate_seconds"] = times["separate"]
+        result["ratios_to_separate"] = paired_ratios(times[balancer], times["separate"])
     return result
 
 
-def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
-    """Median over repeats of the ratio of blocks timed back to back (drift cancels)."""
-    return statistics.median(a / b for a, b in zip(numerator, denominator, strict=True))
+def paired_ratios(numerator: list[float], denominator: list[float]) -> list[float]:
+    """The ratios of blocks timed in the same repeat (drift cancels)."""
+    return [a / b for a, b in zip(numerator, denominator, strict=True)]
+
+
+def summarise(runs: list[dict]) -> dict[str, object]:
+    """One row from the runs of a configuration in several processes: medians of the pooled
+    block times and block ratios, the quartiles of the ratios, and the largest peak RSS."""
+
+    def pooled(key: str) -> list[float]:
+        return [value for run in runs for value in run[key]]
+
+    row: dict[str, object] = {
+        "seconds": statistics.median(pooled("seconds")),
+        "plain_seconds": statistics.median(pooled("plain_seconds")),
+        "peak_rss_mib": max(run["peak_rss_mib"] for run in runs),
+        "processes": len(runs),
+    }
+    for key, name in (("ratios", "ratio"), ("ratios_to_separate", "ratio_to_separate")):
+        if key in runs[0]:
+            ratios = pooled(key)
+            row[name] = statistics.median(ratios)
+            quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+            row[f"{name}_quartiles"] = [quartiles[0], quartiles[2]]
+    if "separate_seconds" in runs[0]:
+        row["separate_seconds"] = statistics.median(pooled("separate_seconds"))
+    return row
 
 
 def target(name: str, level: str, T: int) -> tuple[str, float] | None:
@@ -185,7 +215,7 @@ def main() -> None:
     if args.render:
         rerender()
         return
-    steps, repeats = (10, 9) if args.full else (10, 3)
+    steps, repeats, processes = (10, 3, 3) if args.full else (10, 3, 1)
     if args.one:
         name, level, T = args.one
         print(json.dumps(measure(name, level, int(T), steps, repeats)))
@@ -209,32 +239,43 @@ def main() -> None:
             )
         ]
         for name, level in configs:
-            out = subprocess.run(
-                [sys.executable, __file__, "--one", name, level, str(T)]
-                + (["--full"] if args.full else []),
-                capture_output=True,
-                text=True,
-            )
-            if out.returncode != 0:
-                error = (out.stderr.strip().splitlines() or ["failed"])[-1]
-                rows.append({"T": T, "balancer": name, "level": level, "error": error})
-                print(f"T={T:<3} {name:<20} {level:<15} FAILED: {error}", flush=True)
+            row = run_configuration(name, level, T, args.full, processes)
+            rows.append({"T": T, "balancer": name, "level": level, **row})
+            if "error" in row:
+                print(f"T={T:<3} {name:<20} {level:<15} FAILED: {row['error']}", flush=True)
                 continue
-            result = json.loads(out.stdout.strip().splitlines()[-1])
-            rows.append({"T": T, "balancer": name, "level": level, **result})
             print(
-                f"T={T:<3} {name:<20} {level:<15} {result['seconds'] * 1e3:8.2f} ms  "
-                f"x{result['ratio']:5.2f}  {result['peak_rss_mib']:.0f} MiB",
+                f"T={T:<3} {name:<20} {level:<15} {row['seconds'] * 1e3:8.2f} ms  "
+                f"x{row['ratio']:5.2f}  {row['peak_rss_mib']:.0f} MiB",
                 flush=True,
             )
     info = meta("step_cost.py", mode="full" if args.full else "quick", steps=steps,
-                repeats=repeats)  # fmt: skip
+                repeats=repeats, processes=processes)  # fmt: skip
     write_results("step_cost", {"meta": info, "rows": rows}, render(rows, info))
+
+
+def run_configuration(
+    name: str, level: str, T: int, full: bool, processes: int
+) -> dict[str, object]:
+    """Measure one configuration in ``processes`` fresh processes and pool the runs
+    (:func:`summarise`); ``{"error": message}`` if a run fails."""
+    runs = []
+    for _ in range(processes):
+        out = subprocess.run(
+            [sys.executable, __file__, "--one", name, level, str(T)] + (["--full"] if full else []),
+            capture_output=True,
+            text=True,
+        )
+        if out.returncode != 0:
+            return {"error": (out.stderr.strip().splitlines() or ["failed"])[-1]}
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return summarise(runs)
 
 
 def render(rows: list[dict], info: dict) -> list[str]:
     """Mark each row's target and write the markdown lines of the table."""
     steps, repeats = info["steps"], info["repeats"]
+    processes = info.get("processes", 1)
     for row in rows:
         row.pop("target", None)
         goal = None if "error" in row else target(row["balancer"], row["level"], row["T"])
@@ -249,10 +290,12 @@ def render(rows: list[dict], info: dict) -> list[str]:
         f"`{info['command']}` on {info['machine']}, torch {info['torch']}, 2 threads. Model: "
         "shared-bottom MLP 256-512-512-512, heads 512-64-1, MSE, batch 256, Adam.",
         "",
-        "Each configuration runs in a fresh process; the method, the plain step and (at the "
-        "parameter level) T separate `loss_t.backward()` calls are timed in alternating blocks "
-        f"of {steps} steps, {repeats} times, and a ratio is the median of the block-by-block "
-        "ratios. Targets (issue 3, at T = 8 and 32): loss weighting <= 1.05x plain; Gramian "
+        f"Each configuration runs in {processes} fresh process(es); in each, the method, the "
+        "plain step and (at the parameter level) T separate `loss_t.backward()` calls are "
+        f"timed in alternating blocks of {steps} steps, {repeats} times, the order of the "
+        "blocks rotating from repeat to repeat, and a ratio is the median of the "
+        "block-by-block ratios pooled over the processes (quartiles in the JSON). "
+        "Targets (issue 3, at T = 8 and 32): loss weighting <= 1.05x plain; Gramian "
         "methods <= 1.3x plain at the representation level and <= 1.15x separate at the "
         "parameter level. "
         "Timing noise on this shared 2-core machine is about +-10%.",
