@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -185,6 +186,35 @@ def test_famo_weights_and_logit_update() -> None:
     step_weights(b, [0.5, 2.0, 8.0])
     logits = b.logits.detach()
     assert logits[2] > logits[1] > logits[0]
+
+
+def test_famo_logits_follow_torch_adam() -> None:
+    """The written-out Adam step on the logits equals torch.optim.Adam (with weight decay)
+    driven by autograd through the softmax, as in the paper's code."""
+    b = bound("famo", beta=0.05, gamma=0.01)
+    logits = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    adam = torch.optim.Adam([logits], lr=0.05, weight_decay=0.01)
+    g = torch.Generator().manual_seed(3)
+    sequence = [torch.rand(3, generator=g, dtype=torch.float64) + 0.1 for _ in range(12)]
+    for previous, current in itertools.pairwise(sequence):
+        if previous is sequence[0]:
+            b.loss_weights(previous)
+        weights = b.loss_weights(current)
+        delta = (previous + 1e-8).log() - (current + 1e-8).log()
+        adam.zero_grad()
+        torch.softmax(logits, dim=0).backward(delta)
+        adam.step()
+        torch.testing.assert_close(b.logits, logits.detach(), rtol=1e-10, atol=1e-12)
+        z = torch.softmax(logits.detach(), dim=0) / (current + 1e-8)
+        torch.testing.assert_close(weights, z / z.sum())
+    # A checkpoint of the older format (torch.optim.Adam's state) continues identically.
+    old = create("famo", beta=0.05, gamma=0.01)
+    old.set_extra_state(
+        {"task_names": ["a", "b", "c"], "logits": logits.detach().clone(),
+         "adam": adam.state_dict(), "previous": sequence[-1] + 1e-8}
+    )  # fmt: skip
+    following = torch.tensor([0.3, 0.9, 0.5], dtype=torch.float64)
+    torch.testing.assert_close(old.loss_weights(following), b.loss_weights(following))
 
 
 def test_gradnorm_hand_step() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import torch
@@ -46,7 +45,11 @@ class FAMO(LossWeighting):
         self.beta, self.gamma, self.eps = beta, gamma, eps
         self.min_losses = min_losses
         self.logits: Tensor | None = None
-        self.adam: torch.optim.Adam | None = None
+        # Adam's moments of the logits and its step count (the paper's code uses
+        # torch.optim.Adam; the same update is written out here: five tensor operations
+        # instead of an optimizer's per-step overhead, on the losses' device).
+        self.moments: tuple[Tensor, Tensor] | None = None
+        self.steps = 0
         self.previous: Tensor | None = None
 
     def on_bind(self) -> None:
@@ -54,43 +57,64 @@ class FAMO(LossWeighting):
             raise ValueError(
                 f"min_losses has {len(self.min_losses)} entries for {self.num_tasks} tasks"
             )
-        self.logits = torch.zeros(self.num_tasks, dtype=torch.float64, requires_grad=True)
-        self.adam = torch.optim.Adam([self.logits], lr=self.beta, weight_decay=self.gamma)
+        self.logits = None
+        self.moments = None
+        self.steps = 0
+        self.previous = None
 
     def _shifted(self, losses: Tensor) -> Tensor:
-        values = losses.detach().to("cpu", torch.float64)
+        values = losses.detach().to(torch.float64)
         if self.min_losses is not None:
-            values = values - torch.tensor(self.min_losses, dtype=torch.float64)
+            values = values - torch.tensor(self.min_losses, dtype=torch.float64).to(values.device)
         return values.clamp_min(0) + self.eps
 
     def _update_logits(self, shifted: Tensor) -> None:
-        assert self.logits is not None and self.adam is not None
+        """One Adam step (Kingma & Ba 2015, with torch's L2 weight decay ``gamma``) on the
+        logits along ``(grad_xi z)^T delta = z * (delta - z^T delta)``."""
+        assert self.logits is not None and self.moments is not None
         if self.previous is None:
             return
         delta = self.previous.log() - shifted.log()
-        self.adam.zero_grad()
         z = torch.softmax(self.logits, dim=0)
-        (grad,) = torch.autograd.grad(z, self.logits, grad_outputs=delta)
-        self.logits.grad = grad
-        self.adam.step()
+        grad = z * (delta - (z * delta).sum()) + self.gamma * self.logits
+        beta1, beta2 = 0.9, 0.999
+        self.steps += 1
+        first, second = self.moments
+        first.mul_(beta1).add_(grad, alpha=1 - beta1)
+        second.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        denominator = (second / (1 - beta2**self.steps)).sqrt_().add_(1e-8)
+        self.logits.addcdiv_(first, denominator, value=-self.beta / (1 - beta1**self.steps))
 
     def loss_weights(self, losses: Tensor) -> Tensor:
         shifted = self._shifted(losses)
-        with torch.enable_grad():
-            self._update_logits(shifted)
+        if self.logits is None or self.logits.device != shifted.device:
+            self._place(shifted.device)
+        self._update_logits(shifted)
         self.previous = shifted
         assert self.logits is not None
-        z = torch.softmax(self.logits.detach(), dim=0)
+        z = torch.softmax(self.logits, dim=0)
         c = 1.0 / (z / shifted).sum()
-        return (c * z / shifted).to(losses.device, losses.dtype)
+        return (c * z / shifted).to(losses.dtype)
+
+    def _place(self, device: torch.device) -> None:
+        """Create the logits and Adam's moments (zeros), or move them, to ``device``."""
+        if self.logits is None:
+            zeros = torch.zeros(self.num_tasks, dtype=torch.float64, device=device)
+            self.logits, self.moments = zeros, (zeros.clone(), zeros.clone())
+        else:
+            assert self.moments is not None
+            self.logits = self.logits.to(device)
+            self.moments = (self.moments[0].to(device), self.moments[1].to(device))
+        if self.previous is not None:
+            self.previous = self.previous.to(device)
 
     def get_extra_state(self) -> dict[str, Any]:
         state = super().get_extra_state()
-        if self.logits is not None and self.adam is not None:
+        if self.logits is not None and self.moments is not None:
             state.update(
-                logits=self.logits.detach().clone(),
-                # A deep copy: the live optimizer keeps updating its moment tensors in place.
-                adam=copy.deepcopy(self.adam.state_dict()),
+                logits=self.logits.clone(),
+                moments=[m.clone() for m in self.moments],
+                steps=self.steps,
                 previous=self.previous,
             )
         return state
@@ -98,9 +122,14 @@ class FAMO(LossWeighting):
     def set_extra_state(self, state: dict[str, Any]) -> None:
         super().set_extra_state(state)
         if "logits" in state:
-            self.on_bind()
-            assert self.logits is not None and self.adam is not None
-            with torch.no_grad():
-                self.logits.copy_(state["logits"])
-            self.adam.load_state_dict(state["adam"])
+            self.logits = state["logits"].clone()
+            if "adam" in state:  # older checkpoints: a torch.optim.Adam state_dict
+                adam = state["adam"]["state"].get(0, {})
+                zeros = torch.zeros_like(self.logits)
+                moments = [adam.get("exp_avg", zeros), adam.get("exp_avg_sq", zeros)]
+                steps = adam.get("step", 0)
+            else:
+                moments, steps = state["moments"], state["steps"]
+            self.moments = (moments[0].clone(), moments[1].clone())
+            self.steps = int(steps)
             self.previous = state["previous"]
