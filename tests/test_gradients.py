@@ -370,3 +370,36 @@ def test_row_products_match_float64(rows: int, other_rows: int, columns: int) ->
     # float32 sums of `columns` products of unit normals: error ~ 1e-7 * sqrt(columns) * ...
     assert torch.allclose(got.double(), expected, atol=2e-3, rtol=1e-5)
     assert torch.allclose(row_products(a.double(), b.double()), expected, atol=1e-9, rtol=1e-12)
+
+
+@pytest.mark.parametrize("level", ["representation", "parameter-branches"])
+@pytest.mark.parametrize("preset", [False, True])
+def test_failed_weights_raise_and_leave_gradients_untouched(level: str, preset: bool) -> None:
+    """Non-finite weights raise BalancerError naming the method, and no gradient is left
+    behind: not the heads' unweighted ones, not the shared parameters'."""
+    from polytask.balancers import GramianWeighting
+    from polytask.gradients import BalancerError
+
+    class Broken(GramianWeighting):
+        """Returns NaN weights."""
+
+        def gramian_weights(self, gramian: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+            return torch.full_like(losses, float("nan"))
+
+    model, tasks, x, y = regression_problem(T=3)
+    model.zero_grad(set_to_none=True)
+    if preset:
+        for p in model.parameters():
+            p.grad = torch.full_like(p, 0.25)
+    before = [None if p.grad is None else p.grad.clone() for p in model.parameters()]
+    out = model(x)
+    kwargs = {"features": out.features}
+    if level == "parameter-branches":
+        kwargs["shared_params"] = model.shared_parameters()
+    with pytest.raises(BalancerError, match="Broken produced non-finite weights"):
+        polytask.backward(tasks.losses(out, y), Broken(), **kwargs)
+    for p, old in zip(model.parameters(), before, strict=True):
+        if old is None:
+            assert p.grad is None
+        else:
+            torch.testing.assert_close(p.grad, old)

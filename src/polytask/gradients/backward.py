@@ -24,7 +24,8 @@ like ``Tensor.backward``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -231,6 +232,23 @@ def _through_heads(
     return rows, head_grads
 
 
+@contextmanager
+def _heads_pending(
+    plan: Sequence[Sequence[Tensor]], grads: Sequence[Tensor | None] | None
+) -> Iterator[None]:
+    """Until the heads are weighted: on an error (a solver failing, non-finite weights), take
+    back the unweighted head gradients that :func:`_through_heads` left in ``.grad`` (they
+    were ``None`` before), so a failed call leaves every gradient as it found it."""
+    try:
+        yield
+    except BaseException:
+        if grads is None:
+            for task_leaves in plan:
+                for leaf in task_leaves:
+                    leaf.grad = None
+        raise
+
+
 def _scale_heads(
     plan: Sequence[Sequence[Tensor]], grads: Sequence[Tensor | None] | None, heads: Tensor
 ) -> None:
@@ -328,9 +346,10 @@ def _representation_gramian(
         return BackwardResult(weights, G, "representation")
 
     rows, head_grads = _through_heads(vector, branches, plan)
-    G = gramian([rows])
-    weights = _weights(balancer, G, vector)
-    heads = balancer.head_task_weights(weights).detach()
+    with _heads_pending(plan, head_grads):
+        G = gramian([rows])
+        weights = _weights(balancer, G, vector)
+        heads = balancer.head_task_weights(weights).detach()
     _scale_heads(plan, head_grads, heads)
     direction = torch.tensordot(weights.to(rows.dtype), rows, dims=1)
     torch.autograd.backward(base, grad_tensors=direction.to(base.dtype), retain_graph=retain_graph)
@@ -394,18 +413,20 @@ def _parameter_fast_path(
         return None
     rows, head_grads = _through_heads(vector, branches, plan)
     records = None if taps is None else taps.covering(base, params, trunk.uses)
-    if records is not None:
-        deltas = output_gradients(base, records, rows)
-        G, explicit = taps_gramian(records, deltas)
+    with _heads_pending(plan, head_grads):
+        if records is not None:
+            deltas = output_gradients(base, records, rows)
+            G, explicit = taps_gramian(records, deltas)
+        else:
+            blocks = trunk_jacobian(base, params, rows, method)
+            G = gramian(blocks)
         weights = _weights(balancer, G, vector)
+        heads = balancer.head_task_weights(weights).detach()
+    if records is not None:
         for param, grad in combined_gradients(records, deltas, weights, explicit):
             _accumulate(param, grad)
     else:
-        blocks = trunk_jacobian(base, params, rows, method)
-        G = gramian(blocks)
-        weights = _weights(balancer, G, vector)
         _combine_into(params, blocks, weights)
-    heads = balancer.head_task_weights(weights).detach()
     _scale_heads(plan, head_grads, heads)
     return BackwardResult(weights, G, "parameter")
 
