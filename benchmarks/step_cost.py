@@ -211,6 +211,12 @@ def main() -> None:
         "--one", nargs=3, metavar=("BALANCER", "LEVEL", "T"), help=argparse.SUPPRESS
     )
     parser.add_argument("--render", action="store_true", help="redo the table from the JSON")
+    parser.add_argument(
+        "--malloc-tuned",
+        action="store_true",
+        help="run the configurations with glibc's malloc keeping freed memory (results in "
+        "step_cost_malloc_tuned.*)",
+    )
     args = parser.parse_args()
     if args.render:
         rerender()
@@ -239,7 +245,7 @@ def main() -> None:
             )
         ]
         for name, level in configs:
-            row = run_configuration(name, level, T, args.full, processes)
+            row = run_configuration(name, level, T, args.full, processes, args.malloc_tuned)
             rows.append({"T": T, "balancer": name, "level": level, **row})
             if "error" in row:
                 print(f"T={T:<3} {name:<20} {level:<15} FAILED: {row['error']}", flush=True)
@@ -250,21 +256,34 @@ def main() -> None:
                 flush=True,
             )
     info = meta("step_cost.py", mode="full" if args.full else "quick", steps=steps,
-                repeats=repeats, processes=processes)  # fmt: skip
-    write_results("step_cost", {"meta": info, "rows": rows}, render(rows, info))
+                repeats=repeats, processes=processes,
+                malloc=MALLOC_TUNED if args.malloc_tuned else "default")  # fmt: skip
+    name = "step_cost_malloc_tuned" if args.malloc_tuned else "step_cost"
+    write_results(name, {"meta": info, "rows": rows}, render(rows, info))
+
+
+# glibc returns freed blocks above its mmap/trim thresholds to the OS, so a step's large
+# temporaries are page-faulted in again at every step; these settings keep them (PyTorch's
+# CPU tuning guide recommends jemalloc or tcmalloc for the same reason).
+MALLOC_TUNED = {"MALLOC_MMAP_THRESHOLD_": "4000000000", "MALLOC_TRIM_THRESHOLD_": "4000000000"}
 
 
 def run_configuration(
-    name: str, level: str, T: int, full: bool, processes: int
+    name: str, level: str, T: int, full: bool, processes: int, malloc_tuned: bool = False
 ) -> dict[str, object]:
     """Measure one configuration in ``processes`` fresh processes and pool the runs
-    (:func:`summarise`); ``{"error": message}`` if a run fails."""
+    (:func:`summarise`); ``{"error": message}`` if a run fails. ``malloc_tuned`` runs them
+    with :data:`MALLOC_TUNED` in the environment."""
+    import os
+
+    env = {**os.environ, **MALLOC_TUNED} if malloc_tuned else None
     runs = []
     for _ in range(processes):
         out = subprocess.run(
             [sys.executable, __file__, "--one", name, level, str(T)] + (["--full"] if full else []),
             capture_output=True,
             text=True,
+            env=env,
         )
         if out.returncode != 0:
             return {"error": (out.stderr.strip().splitlines() or ["failed"])[-1]}
@@ -288,7 +307,10 @@ def render(rows: list[dict], info: dict) -> list[str]:
         "# Step cost (ratio to a plain sum(losses).backward() step)",
         "",
         f"`{info['command']}` on {info['machine']}, torch {info['torch']}, 2 threads. Model: "
-        "shared-bottom MLP 256-512-512-512, heads 512-64-1, MSE, batch 256, Adam.",
+        "shared-bottom MLP 256-512-512-512, heads 512-64-1, MSE, batch 256, Adam."
+        + ("" if info.get("malloc", "default") == "default" else
+           f" glibc malloc settings: {info['malloc']} (freed memory kept, not returned to "
+           "the OS every step)."),
         "",
         f"Each configuration runs in {processes} fresh process(es); in each, the method, the "
         "plain step and (at the parameter level) T separate `loss_t.backward()` calls are "
