@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -218,8 +219,9 @@ def main() -> None:
         "step_cost_malloc_tuned.*)",
     )
     args = parser.parse_args()
+    results_name = "step_cost_malloc_tuned" if args.malloc_tuned else "step_cost"
     if args.render:
-        rerender()
+        rerender(results_name)
         return
     steps, repeats, processes = (10, 3, 3) if args.full else (10, 3, 1)
     if args.one:
@@ -258,8 +260,7 @@ def main() -> None:
     info = meta("step_cost.py", mode="full" if args.full else "quick", steps=steps,
                 repeats=repeats, processes=processes,
                 malloc=MALLOC_TUNED if args.malloc_tuned else "default")  # fmt: skip
-    name = "step_cost_malloc_tuned" if args.malloc_tuned else "step_cost"
-    write_results(name, {"meta": info, "rows": rows}, render(rows, info))
+    write_results(results_name, {"meta": info, "rows": rows}, render(rows, info))
 
 
 # glibc returns freed blocks above its mmap/trim thresholds to the OS, so a step's large
@@ -274,8 +275,6 @@ def run_configuration(
     """Measure one configuration in ``processes`` fresh processes and pool the runs
     (:func:`summarise`); ``{"error": message}`` if a run fails. ``malloc_tuned`` runs them
     with :data:`MALLOC_TUNED` in the environment."""
-    import os
-
     env = {**os.environ, **MALLOC_TUNED} if malloc_tuned else None
     runs = []
     for _ in range(processes):
@@ -351,10 +350,11 @@ def render(rows: list[dict], info: dict) -> list[str]:
     return lines
 
 
-def rerender() -> None:
-    """Redo the targets and the markdown from the committed JSON (no timing)."""
-    payload = json.loads((RESULTS / "step_cost.json").read_text())
-    write_results("step_cost", payload, render(payload["rows"], payload["meta"]), RESULTS)
+def rerender(name: str) -> None:
+    """Redo the targets and the markdown of results ``name`` from its committed JSON (no
+    timing)."""
+    payload = json.loads((RESULTS / f"{name}.json").read_text())
+    write_results(name, payload, render(payload["rows"], payload["meta"]), RESULTS)
 
 
 if __name__ == "__main__":

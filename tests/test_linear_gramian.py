@@ -39,7 +39,8 @@ def step(model, x, y, balancer, taps):
 # batch 4: the activation form (N (in + T out) < T in out); batch 64: explicit weight blocks
 @pytest.mark.parametrize("batch", [4, 64])
 @pytest.mark.parametrize("method", ["mgda", "upgrad", "imtl_g"])
-def test_taps_give_the_same_update_as_the_jacobian(monkeypatch, batch, method) -> None:
+@pytest.mark.parametrize("bias", [True, False])
+def test_taps_give_the_same_update_as_the_jacobian(monkeypatch, batch, method, bias) -> None:
     engine = sys.modules[
         "polytask.gradients.backward"
     ]  # the package exports a function of that name
@@ -48,6 +49,11 @@ def test_taps_give_the_same_update_as_the_jacobian(monkeypatch, batch, method) -
     monkeypatch.setattr(engine, "taps_gramian", lambda *a: calls.append(1) or real(*a))
     T = 3
     model = mlp_model(T)
+    if not bias:  # trunk layers without bias: the weight's gradient alone
+        for module in model.shared_modules():
+            for layer in module.modules():
+                if isinstance(layer, nn.Linear):
+                    layer.register_parameter("bias", None)
     x = torch.randn(batch, 16)
     y = {n: torch.randn(batch) for n in model.task_names}
     taps = LinearTaps(model.shared_modules())

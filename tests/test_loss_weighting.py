@@ -188,6 +188,13 @@ def test_famo_weights_and_logit_update() -> None:
     assert logits[2] > logits[1] > logits[0]
 
 
+def test_famo_shifts_losses_by_their_lower_bounds() -> None:
+    b = bound("famo", min_losses=[0.5, 0.0, 1.0])
+    (w,) = step_weights(b, [1.0, 2.0, 4.0])
+    inv = 1 / torch.tensor([0.5, 2.0, 3.0], dtype=torch.float64)  # 1 / (L - m), z uniform
+    torch.testing.assert_close(w, inv / inv.sum())
+
+
 def test_famo_logits_follow_torch_adam() -> None:
     """The written-out Adam step on the logits equals torch.optim.Adam (with weight decay)
     driven by autograd through the softmax, as in the paper's code."""

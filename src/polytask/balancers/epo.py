@@ -16,11 +16,11 @@ from polytask.balancers.solvers import single_threaded_blas
 
 
 @single_threaded_blas
-def _linprog(c: np.ndarray, A_ub: np.ndarray, b_ub: np.ndarray, T: int) -> np.ndarray | None:
+def _linprog(c: np.ndarray, A_ub: np.ndarray, b_ub: np.ndarray) -> np.ndarray | None:
     """``max c^T a`` over the simplex subject to ``A_ub a <= b_ub``, by the dense simplex
     method of :mod:`polytask.balancers.simplex_lp` (0.1 ms at T = 8 where HiGHS through
     scipy takes 1.7 ms; checked against HiGHS in the tests); ``None`` if infeasible."""
-    return simplex_max(c, np.asarray(A_ub, dtype=np.float64).reshape(-1, T), b_ub)
+    return simplex_max(c, A_ub, b_ub)
 
 
 @register("epo")
@@ -84,7 +84,7 @@ class EPO(GramianWeighting):
                 for top in np.flatnonzero(rl == rl.max()):  # (G w)_top >= 0
                     rows.append(-G[top])
                     bounds.append(0.0)
-            weights = _linprog(Ca, np.array(rows).reshape(-1, T), np.array(bounds), T)
+            weights = _linprog(Ca, np.array(rows), np.array(bounds))
             self.last_mode = "balance"
             if weights is None:
                 warnings.warn(
@@ -99,9 +99,9 @@ class EPO(GramianWeighting):
             if mu <= self.eps:
                 rows.append(-Ca)
                 bounds.append(-min(float(Ca.max()), 0.0))
-            weights = _linprog(G.sum(0), np.array(rows), np.array(bounds), T)
+            weights = _linprog(G.sum(0), np.array(rows), np.array(bounds))
             if weights is None:  # numerically infeasible: drop the restriction on Ca
-                weights = _linprog(G.sum(0), -G, np.zeros(T), T)
+                weights = _linprog(G.sum(0), -G, np.zeros(T))
             self.last_mode = "descent"
         if weights is None:
             raise RuntimeError("EPO's linear programmes are infeasible; check the Gramian")

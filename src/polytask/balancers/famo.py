@@ -51,21 +51,20 @@ class FAMO(LossWeighting):
         self.moments: tuple[Tensor, Tensor] | None = None
         self.steps = 0
         self.previous: Tensor | None = None
+        self._floors: Tensor | None = None  # min_losses on the losses' device, made once
 
     def on_bind(self) -> None:
         if self.min_losses is not None and len(self.min_losses) != self.num_tasks:
             raise ValueError(
                 f"min_losses has {len(self.min_losses)} entries for {self.num_tasks} tasks"
             )
-        self.logits = None
-        self.moments = None
-        self.steps = 0
-        self.previous = None
 
     def _shifted(self, losses: Tensor) -> Tensor:
         values = losses.detach().to(torch.float64)
         if self.min_losses is not None:
-            values = values - torch.tensor(self.min_losses, dtype=torch.float64).to(values.device)
+            if self._floors is None or self._floors.device != values.device:
+                self._floors = torch.tensor(self.min_losses, dtype=torch.float64).to(values.device)
+            values = values - self._floors
         return values.clamp_min(0) + self.eps
 
     def _update_logits(self, shifted: Tensor) -> None:

@@ -67,8 +67,8 @@ def simplex_max(
     tableau[:m, : n + m_ub] = rows
     tableau[artificial_rows, n + m_ub + np.arange(k)] = 1.0
     tableau[:m, -1] = rhs
-    basis = np.where(needs_artificial, 0, n + np.arange(m))
-    basis[artificial_rows] = n + m_ub + np.arange(k)
+    basis = n + np.arange(m)  # row i's slack ...
+    basis[artificial_rows] = n + m_ub + np.arange(k)  # ... or its artificial variable
 
     # Phase 1: minimise the sum of the artificial variables.
     costs = np.zeros(width)

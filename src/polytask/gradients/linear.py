@@ -196,13 +196,17 @@ def combined_gradients(
     pairs = []
     blocks = [None] * len(taps) if blocks is None else blocks
     for tap, d, block in zip(taps, deltas, blocks, strict=True):
-        mixed = torch.tensordot(weights.to(d.dtype), d, dims=1)  # (N, out)
-        weight = tap.module.weight
+        weight, bias = tap.module.weight, tap.module.bias
+        mixed = None
+        if block is None or bias is not None:
+            mixed = torch.tensordot(weights.to(d.dtype), d, dims=1)  # (N, out)
         if block is None:
+            assert mixed is not None
             grad = mixed.T @ tap.inputs.to(mixed.dtype)
         else:
             grad = torch.tensordot(weights.to(block.dtype), block, dims=1)
         pairs.append((weight, grad.to(weight.dtype)))
-        if tap.module.bias is not None:
-            pairs.append((tap.module.bias, mixed.sum(dim=0).to(tap.module.bias.dtype)))
+        if bias is not None:
+            assert mixed is not None
+            pairs.append((bias, mixed.sum(dim=0).to(bias.dtype)))
     return pairs
