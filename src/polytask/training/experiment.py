@@ -33,6 +33,7 @@ from polytask.gradients.protocol import Level
 from polytask.models.base import MultiTaskModel
 from polytask.tasks.task import Task
 from polytask.tasks.taskset import TaskSet
+from polytask.training.allocator import glibc_version, keep_freed_memory
 from polytask.training.config import from_dict, load_yaml, merge, parse_overrides, to_dict
 from polytask.training.optim import build_optimizer, build_scheduler
 from polytask.training.trainer import Trainer, TrainerConfig, parameter_count
@@ -106,7 +107,9 @@ class ExperimentConfig:
     baseline, same model with one head and the same budget). ``report`` writes
     ``report.md``/``report.html`` into the run folder; ``baselines_dir`` is the single-task
     baseline cache it reads (default ``$POLYTASK_CACHE/baselines`` or
-    ``~/.cache/polytask/baselines``)."""
+    ``~/.cache/polytask/baselines``). ``keep_freed_memory`` (on glibc, i.e. Linux) makes the
+    process keep freed host memory for the next step instead of page-faulting it in again
+    (:func:`polytask.training.allocator.keep_freed_memory`; process-wide)."""
 
     dataset: NamedConfig
     model: NamedConfig = field(default_factory=lambda: NamedConfig("shared_bottom"))
@@ -127,6 +130,7 @@ class ExperimentConfig:
     tensorboard: bool = False
     report: bool = True
     baselines_dir: str | None = None
+    keep_freed_memory: bool = True
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
@@ -271,6 +275,8 @@ def prepare(
     ``wrap_balancer`` may wrap the configured balancer (the diagnosis records through it);
     ``write=False`` leaves the run folder alone (no config copy, no log).
     """
+    if config.keep_freed_memory and glibc_version() is not None:
+        keep_freed_memory()
     torch.manual_seed(config.seed)
     loaded = data_registry.load(config.dataset.name, **config.dataset.options)
     assert isinstance(loaded, DataSplits)
