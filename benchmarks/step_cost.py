@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -213,19 +212,23 @@ def main() -> None:
     )
     parser.add_argument("--render", action="store_true", help="redo the table from the JSON")
     parser.add_argument(
-        "--malloc-tuned",
+        "--keep-freed-memory",
         action="store_true",
-        help="run the configurations with glibc's malloc keeping freed memory (results in "
-        "step_cost_malloc_tuned.*)",
+        help="measure with polytask.training.allocator.keep_freed_memory() applied in each "
+        "process, as the CLI's experiments do (results in step_cost_keep_freed_memory.*)",
     )
     args = parser.parse_args()
-    results_name = "step_cost_malloc_tuned" if args.malloc_tuned else "step_cost"
+    results_name = "step_cost_keep_freed_memory" if args.keep_freed_memory else "step_cost"
     if args.render:
         rerender(results_name)
         return
     steps, repeats, processes = (10, 3, 3) if args.full else (10, 3, 1)
     if args.one:
         name, level, T = args.one
+        if args.keep_freed_memory:
+            from polytask.training.allocator import keep_freed_memory
+
+            keep_freed_memory()
         print(json.dumps(measure(name, level, int(T), steps, repeats)))
         return
 
@@ -247,7 +250,7 @@ def main() -> None:
             )
         ]
         for name, level in configs:
-            row = run_configuration(name, level, T, args.full, processes, args.malloc_tuned)
+            row = run_configuration(name, level, T, args.full, processes, args.keep_freed_memory)
             rows.append({"T": T, "balancer": name, "level": level, **row})
             if "error" in row:
                 print(f"T={T:<3} {name:<20} {level:<15} FAILED: {row['error']}", flush=True)
@@ -259,30 +262,27 @@ def main() -> None:
             )
     info = meta("step_cost.py", mode="full" if args.full else "quick", steps=steps,
                 repeats=repeats, processes=processes,
-                malloc=MALLOC_TUNED if args.malloc_tuned else "default")  # fmt: skip
+                malloc=KEPT if args.keep_freed_memory else "default")  # fmt: skip
     write_results(results_name, {"meta": info, "rows": rows}, render(rows, info))
 
 
-# glibc returns freed blocks above its mmap/trim thresholds to the OS, so a step's large
-# temporaries are page-faulted in again at every step; these settings keep them (PyTorch's
-# CPU tuning guide recommends jemalloc or tcmalloc for the same reason).
-MALLOC_TUNED = {"MALLOC_MMAP_THRESHOLD_": "4000000000", "MALLOC_TRIM_THRESHOLD_": "4000000000"}
+# What the JSON's meta records for --keep-freed-memory runs.
+KEPT = "polytask.training.allocator.keep_freed_memory()"
 
 
 def run_configuration(
-    name: str, level: str, T: int, full: bool, processes: int, malloc_tuned: bool = False
+    name: str, level: str, T: int, full: bool, processes: int, keep_memory: bool = False
 ) -> dict[str, object]:
     """Measure one configuration in ``processes`` fresh processes and pool the runs
-    (:func:`summarise`); ``{"error": message}`` if a run fails. ``malloc_tuned`` runs them
-    with :data:`MALLOC_TUNED` in the environment."""
-    env = {**os.environ, **MALLOC_TUNED} if malloc_tuned else None
+    (:func:`summarise`); ``{"error": message}`` if a run fails. ``keep_memory`` applies
+    :func:`polytask.training.allocator.keep_freed_memory` in them."""
+    flags = (["--full"] if full else []) + (["--keep-freed-memory"] if keep_memory else [])
     runs = []
     for _ in range(processes):
         out = subprocess.run(
-            [sys.executable, __file__, "--one", name, level, str(T)] + (["--full"] if full else []),
+            [sys.executable, __file__, "--one", name, level, str(T), *flags],
             capture_output=True,
             text=True,
-            env=env,
         )
         if out.returncode != 0:
             return {"error": (out.stderr.strip().splitlines() or ["failed"])[-1]}
@@ -308,8 +308,8 @@ def render(rows: list[dict], info: dict) -> list[str]:
         f"`{info['command']}` on {info['machine']}, torch {info['torch']}, 2 threads. Model: "
         "shared-bottom MLP 256-512-512-512, heads 512-64-1, MSE, batch 256, Adam."
         + ("" if info.get("malloc", "default") == "default" else
-           f" glibc malloc settings: {info['malloc']} (freed memory kept, not returned to "
-           "the OS every step)."),
+           f" Each process first calls `{info['malloc']}` (glibc's malloc keeps freed memory "
+           "instead of returning it to the OS every step, as the CLI's experiments do)."),
         "",
         f"Each configuration runs in {processes} fresh process(es); in each, the method, the "
         "plain step and (at the parameter level) T separate `loss_t.backward()` calls are "
