@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
 import torch
 
 import polytask
 from polytask.balancers import MGDA, FixedWeights, PCGrad
+from polytask.balancers.pcgrad import projection_coefficients
 from polytask.balancers.solvers import min_norm_simplex
 
 
@@ -102,6 +104,19 @@ def test_pcgrad_three_tasks_matches_sequential_definition() -> None:
                 g = g - dot / (J[j] @ J[j]) * J[j]
         projected.append(g)
     torch.testing.assert_close(J.T @ w, torch.stack(projected).mean(0), rtol=1e-10, atol=1e-12)
+
+
+def test_pcgrad_loop_is_the_same_in_torch_and_numpy() -> None:
+    """The torch form (GPU Gramians) and the NumPy form (CPU) of the projection loop agree,
+    on a Gramian with conflicts (some projections happen, some do not)."""
+    J = random_jacobian(7, 9, 7, seed=5)
+    G = J @ J.T
+    assert (G < 0).any() and (G > 0).sum() > 7
+    order = PCGrad(seed=4).orders(7)
+    from_numpy = projection_coefficients(G.numpy(), order.numpy(), np)
+    from_torch = projection_coefficients(G, order, torch)
+    assert not np.allclose(from_numpy, np.eye(7))
+    torch.testing.assert_close(torch.from_numpy(from_numpy), from_torch, rtol=1e-12, atol=1e-12)
 
 
 def test_pcgrad_state_dict_continues_identically() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -45,22 +46,16 @@ class PCGrad(GramianWeighting):
 
     def gramian_weights(self, gramian: Tensor, losses: Tensor) -> Tensor:
         T = gramian.shape[0]
-        G = gramian.to(torch.float64 if gramian.dtype == torch.float64 else torch.float32)
-        C = torch.eye(T, dtype=G.dtype, device=G.device)
-        if T > 1:
-            order = self.orders(T).to(G.device, non_blocking=True)
-            rows = torch.arange(T, device=G.device)
-            sq_norms = G.diagonal()
-            for k in range(T - 1):
-                j = order[:, k]
-                dots = (C * G[:, j].T).sum(dim=1)  # <g_i^PC, g_j> for each i
-                norm_j = sq_norms[j]
-                coeff = torch.where(
-                    (dots < 0) & (norm_j > 0),
-                    dots / torch.where(norm_j > 0, norm_j, torch.ones_like(norm_j)),
-                    torch.zeros_like(dots),
-                )
-                C = C.index_put((rows, j), -coeff, accumulate=True)
+        if T == 1:
+            return torch.ones_like(gramian[0])
+        order = self.orders(T)
+        if gramian.device.type == "cpu":
+            # NumPy views of the CPU tensors (no copy): its per-operation cost on T-vectors
+            # is a fraction of torch's, and the loop below is T - 1 small steps.
+            C = projection_coefficients(gramian.detach().double().numpy(), order.numpy(), np)
+            return torch.from_numpy(C.sum(axis=0) / T).to(gramian.dtype)
+        G = gramian.detach().to(torch.float64 if gramian.dtype == torch.float64 else torch.float32)
+        C = projection_coefficients(G, order.to(G.device, non_blocking=True), torch)
         return (C.sum(dim=0) / T).to(gramian.dtype)
 
     def get_extra_state(self) -> dict[str, Any]:
@@ -71,3 +66,36 @@ class PCGrad(GramianWeighting):
     def set_extra_state(self, state: dict[str, Any]) -> None:
         super().set_extra_state(state)
         self.generator.set_state(state["generator"])
+
+
+def projection_coefficients(G: Any, order: Any, xp: Any) -> Any:
+    """PCGrad's projections in Gramian space: ``C`` ``(T, T)`` with ``g_i^PC = sum_k C_ik g_k``.
+
+    Step ``k`` projects every ``g_i^PC`` away from ``g_j``, ``j = order[i, k]``, where they
+    conflict: ``C[i, j] -= min(<g_i^PC, g_j>, 0) / ||g_j||^2``. The inner products
+    ``M = C G`` are kept up to date by the same rank-one change per row
+    (``M[i] -= c_i G[j]``), so a step costs ``O(T^2)``.
+
+    Args:
+        G: the Gramian ``(T, T)``, a NumPy array (``xp = numpy``) or a tensor (``xp = torch``).
+        order: ``(T, T - 1)`` integer visiting orders (row ``i`` excludes ``i``).
+        xp: ``numpy`` or ``torch``: the code is the same for both.
+
+    Returns:
+        ``C`` of the same kind as ``G``.
+    """
+    T = G.shape[0]
+    rows = xp.arange(T) if xp is np else torch.arange(T, device=G.device)
+    C = xp.zeros_like(G)
+    C[rows, rows] = 1
+    M = G + C  # a copy: C G with C = I
+    sq_norms = G[rows, rows]
+    for k in range(T - 1):
+        j = order[:, k]
+        dots = M[rows, j]  # <g_i^PC, g_j> for every i
+        norm_j = sq_norms[j]
+        positive = norm_j > 0
+        coeff = xp.where((dots < 0) & positive, dots / xp.where(positive, norm_j, 1.0), 0.0)
+        C[rows, j] -= coeff
+        M -= coeff[:, None] * G[j]
+    return C
