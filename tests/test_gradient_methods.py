@@ -338,6 +338,7 @@ def test_gradvac_vectorised_equals_the_pairwise_reference() -> None:
     import numpy as np
 
     from polytask.balancers.gradvac import GradVac
+    from polytask.balancers.pcgrad import visiting_orders
 
     for T in (3, 9):
         method = GradVac(beta=0.4, seed=2)
@@ -348,10 +349,7 @@ def test_gradvac_vectorised_equals_the_pairwise_reference() -> None:
         for _ in range(4):
             J = torch.randn(T, 12, generator=g, dtype=torch.float64)
             G = (J @ J.T).numpy()
-            orders = [
-                [j for j in torch.randperm(T, generator=replay).tolist() if j != i]
-                for i in range(T)
-            ]
+            orders = visiting_orders(replay, T).tolist()
             expected = _gradvac_sequential(G, targets, orders, 0.4)
             got = method.gramian_weights(torch.from_numpy(G), torch.ones(T)).numpy()
             np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)

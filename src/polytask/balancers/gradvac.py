@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from polytask.balancers.base import GramianWeighting
+from polytask.balancers.pcgrad import visiting_orders
 from polytask.balancers.registry import register
 
 
@@ -48,29 +49,27 @@ class GradVac(GramianWeighting):
             self.targets = torch.zeros(T, T, dtype=torch.float64)
         targets = self.targets.numpy()  # updated in place (shares memory)
         C = np.eye(T)
+        M = G.copy()  # C G, kept up to date: M[i] += c_i G[j] when C[i, j] += c_i
         norms = np.sqrt(np.clip(np.diag(G), 0, None))
         # Each task i visits the others in its own random order; the T visits of step k
         # (one per task) are independent, so they run together.
-        orders = np.array(
-            [
-                [j for j in torch.randperm(T, generator=self.generator).tolist() if j != i]
-                for i in range(T)
-            ]
-        ).reshape(T, T - 1)
+        orders = visiting_orders(self.generator, T).numpy()
         rows = np.arange(T)
         for k in range(T - 1):
             js = orders[:, k]
-            M = C @ G
-            gi_norm = np.sqrt(np.clip((M * C).sum(1), 0.0, None))
-            valid = (gi_norm > self.eps) & (norms[js] > self.eps)
-            denom = np.where(valid, gi_norm * norms[js], 1.0)
-            phi = np.clip(M[rows, js] / denom, -1.0, 1.0)  # rounding can step outside [-1, 1]
+            norm_j = norms[js]
+            gi_norm = np.sqrt(np.maximum(np.einsum("ij,ij->i", M, C), 0.0))
+            valid = (gi_norm > self.eps) & (norm_j > self.eps)
+            # Rounding can step outside [-1, 1].
+            phi = np.clip(M[rows, js] / np.where(valid, gi_norm * norm_j, 1.0), -1.0, 1.0)
             target = targets[rows, js]
             adjust = valid & (phi < target)
-            root = np.sqrt(np.maximum(1 - target**2, self.eps))
-            coeff = gi_norm * (target * np.sqrt(np.clip(1 - phi**2, 0.0, None)) - phi * root)
-            C[rows, js] += np.where(adjust, coeff / np.where(adjust, norms[js] * root, 1.0), 0.0)
-            targets[rows, js] = np.where(valid, (1 - self.beta) * target + self.beta * phi, target)
+            root = np.sqrt(np.maximum(1 - target * target, self.eps))
+            coeff = gi_norm * (target * np.sqrt(np.maximum(1 - phi * phi, 0.0)) - phi * root)
+            step = np.where(adjust, coeff / np.where(adjust, norm_j * root, 1.0), 0.0)
+            C[rows, js] += step
+            M += step[:, None] * G[js]
+            targets[rows, js] = np.where(valid, target + self.beta * (phi - target), target)
         weights = torch.from_numpy(C.sum(0) / T)
         return weights.to(gramian.device, gramian.dtype)
 

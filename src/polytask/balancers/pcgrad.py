@@ -40,9 +40,7 @@ class PCGrad(GramianWeighting):
 
     def orders(self, T: int) -> Tensor:
         """``(T, T-1)``: row ``i`` is a random order of the tasks other than ``i``."""
-        keys = torch.rand(T, T, generator=self.generator)
-        keys.fill_diagonal_(2.0)  # self goes last, then is dropped
-        return keys.argsort(dim=1)[:, : T - 1]
+        return visiting_orders(self.generator, T)
 
     def gramian_weights(self, gramian: Tensor, losses: Tensor) -> Tensor:
         T = gramian.shape[0]
@@ -66,6 +64,14 @@ class PCGrad(GramianWeighting):
     def set_extra_state(self, state: dict[str, Any]) -> None:
         super().set_extra_state(state)
         self.generator.set_state(state["generator"])
+
+
+def visiting_orders(generator: torch.Generator, T: int) -> Tensor:
+    """``(T, T - 1)`` (int64, CPU): row ``i`` is a uniformly random order of the tasks other
+    than ``i``, drawn from ``generator`` (one ``T x T`` draw of sort keys)."""
+    keys = torch.rand(T, T, generator=generator)
+    keys.fill_diagonal_(2.0)  # self goes last, then is dropped
+    return keys.argsort(dim=1)[:, : T - 1]
 
 
 def projection_coefficients(G: Any, order: Any, xp: Any) -> Any:
