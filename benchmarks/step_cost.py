@@ -215,7 +215,7 @@ def main() -> None:
         "--keep-freed-memory",
         action="store_true",
         help="measure with polytask.training.allocator.keep_freed_memory() applied in each "
-        "process, as the CLI's experiments do (results in step_cost_keep_freed_memory.*)",
+        "process, as Trainer.fit does on the CPU (results in step_cost_keep_freed_memory.*)",
     )
     args = parser.parse_args()
     results_name = "step_cost_keep_freed_memory" if args.keep_freed_memory else "step_cost"
@@ -309,7 +309,7 @@ def render(rows: list[dict], info: dict) -> list[str]:
         "shared-bottom MLP 256-512-512-512, heads 512-64-1, MSE, batch 256, Adam."
         + ("" if info.get("malloc", "default") == "default" else
            f" Each process first calls `{info['malloc']}` (glibc's malloc keeps freed memory "
-           "instead of returning it to the OS every step, as the CLI's experiments do)."),
+           "instead of returning it to the OS every step, as `Trainer.fit` does on the CPU)."),
         "",
         f"Each configuration runs in {processes} fresh process(es); in each, the method, the "
         "plain step and (at the parameter level) T separate `loss_t.backward()` calls are "

@@ -11,6 +11,7 @@ import pytest
 
 from polytask.training import allocator
 from polytask.training.experiment import ExperimentConfig, NamedConfig, prepare
+from tests.test_training import make_data, make_trainer
 
 # Allocate and touch six 4 MiB tensors, free them all, nine rounds; report the minor page
 # faults of rounds 2-9 (after the first round the memory could be reused). Run in a fresh
@@ -65,16 +66,20 @@ def test_other_c_libraries_warn_and_change_nothing(monkeypatch: pytest.MonkeyPat
 
 
 @pytest.mark.parametrize("keep", [True, False])
-def test_experiments_apply_it_as_configured(keep: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_trainer_applies_it_as_configured(keep: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[bool] = []
-    monkeypatch.setattr(
-        "polytask.training.experiment.keep_freed_memory", lambda: calls.append(True)
-    )
+    monkeypatch.setattr("polytask.training.trainer.keep_freed_memory", lambda: calls.append(True))
+    trainer = make_trainer(None, "equal", epochs=1, device="cpu", keep_freed_memory=keep)
+    trainer.fit(make_data())
+    assert calls == ([True] if keep and allocator.glibc_version() else [])
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_experiments_pass_it_to_the_trainer(keep: bool) -> None:
     config = ExperimentConfig(
         dataset=NamedConfig("synthetic_correlation", {"num_samples": 64}),
         keep_freed_memory=keep,
         progress=False,
         report=False,
     )
-    prepare(config, write=False)
-    assert calls == ([True] if keep and allocator.glibc_version() else [])
+    assert prepare(config, write=False).trainer.config.keep_freed_memory is keep

@@ -50,8 +50,8 @@ def keep_freed_memory(
     """Make glibc's ``malloc`` keep freed memory for reuse instead of returning it to the
     operating system after every step (see the module docstring for why).
 
-    Call it once, early in a CPU training process (the CLI's experiments call it unless
-    ``keep_freed_memory: false`` is configured). It changes nothing on the GPU.
+    Call it once, early in a CPU training process (``Trainer.fit`` calls it on the CPU unless
+    ``TrainerConfig.keep_freed_memory`` is false). It changes nothing on the GPU.
 
     Args:
         mmap_threshold: bytes; smaller allocations come from the reusable heap

@@ -33,7 +33,6 @@ from polytask.gradients.protocol import Level
 from polytask.models.base import MultiTaskModel
 from polytask.tasks.task import Task
 from polytask.tasks.taskset import TaskSet
-from polytask.training.allocator import glibc_version, keep_freed_memory
 from polytask.training.config import from_dict, load_yaml, merge, parse_overrides, to_dict
 from polytask.training.optim import build_optimizer, build_scheduler
 from polytask.training.trainer import Trainer, TrainerConfig, parameter_count
@@ -107,9 +106,9 @@ class ExperimentConfig:
     baseline, same model with one head and the same budget). ``report`` writes
     ``report.md``/``report.html`` into the run folder; ``baselines_dir`` is the single-task
     baseline cache it reads (default ``$POLYTASK_CACHE/baselines`` or
-    ``~/.cache/polytask/baselines``). ``keep_freed_memory`` (on glibc, i.e. Linux) makes the
-    process keep freed host memory for the next step instead of page-faulting it in again
-    (:func:`polytask.training.allocator.keep_freed_memory`; process-wide)."""
+    ``~/.cache/polytask/baselines``). ``keep_freed_memory`` is passed to
+    :class:`~polytask.training.TrainerConfig` (on the CPU with glibc, the process keeps freed
+    memory for the next step instead of page-faulting it in again; process-wide)."""
 
     dataset: NamedConfig
     model: NamedConfig = field(default_factory=lambda: NamedConfig("shared_bottom"))
@@ -275,8 +274,6 @@ def prepare(
     ``wrap_balancer`` may wrap the configured balancer (the diagnosis records through it);
     ``write=False`` leaves the run folder alone (no config copy, no log).
     """
-    if config.keep_freed_memory and glibc_version() is not None:
-        keep_freed_memory()
     torch.manual_seed(config.seed)
     loaded = data_registry.load(config.dataset.name, **config.dataset.options)
     assert isinstance(loaded, DataSplits)
@@ -336,6 +333,7 @@ def prepare(
             seed=config.seed,
             tensorboard=config.tensorboard,
             run_dir=str(out) if out else None,
+            keep_freed_memory=config.keep_freed_memory,
         ),
     )
     return Prepared(config, loaded, tasks, model, trainer, out)

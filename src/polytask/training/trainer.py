@@ -28,6 +28,7 @@ from polytask.models.base import MultiTaskModel
 from polytask.outputs import features_unused
 from polytask.tasks.taskset import TaskSet
 from polytask.training import checkpoint as ckpt
+from polytask.training.allocator import glibc_version, keep_freed_memory
 from polytask.training.logger import JsonlLogger, TensorBoardLogger
 
 
@@ -57,6 +58,10 @@ class TrainerConfig:
         run_dir: folder for ``metrics.jsonl`` and ``checkpoints/`` (``None``: write nothing).
         tensorboard: also write TensorBoard scalars to ``run_dir/tensorboard`` (needs the
             ``tensorboard`` extra).
+        keep_freed_memory: on the CPU with glibc (Linux), :meth:`Trainer.fit` first makes
+            ``malloc`` keep freed memory for the next step instead of returning it to the OS
+            (:func:`~polytask.training.allocator.keep_freed_memory`; process-wide; a Gramian
+            step's large temporaries are then not page-faulted in again every step).
     """
 
     epochs: int = 10
@@ -76,6 +81,7 @@ class TrainerConfig:
     seed: int = 0
     run_dir: str | None = None
     tensorboard: bool = False
+    keep_freed_memory: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -477,6 +483,8 @@ class Trainer:
             raise KeyError(f"training data has no targets for task(s) {missing}")
         if batcher is None:
             batcher = IndexBatcher(train, cfg.batch_size, shuffle=True, seed=cfg.seed)
+        if cfg.keep_freed_memory and self.device.type == "cpu" and glibc_version() is not None:
+            keep_freed_memory()
         torch.manual_seed(cfg.seed)
         resume_path = (
             self.checkpoint_path() if resume is True else (Path(resume) if resume else None)
