@@ -1,5 +1,6 @@
 """Training: the Trainer, checkpoints, logs, optimizers (``polytask.training``)."""
 
+from polytask.training.allocator import keep_freed_memory
 from polytask.training.checkpoint import load as load_checkpoint
 from polytask.training.checkpoint import save_atomic
 from polytask.training.logger import JsonlLogger, read_jsonl
@@ -21,6 +22,7 @@ __all__ = [
     "TrainerConfig",
     "build_optimizer",
     "build_scheduler",
+    "keep_freed_memory",
     "load_checkpoint",
     "parameter_count",
     "read_jsonl",
