@@ -7,7 +7,8 @@ For T in (2, 8, 32) and each level, each configuration runs in fresh processes (
 ``--full``): in each, the method and its references are timed in alternating blocks whose
 order rotates from repeat to repeat, and a row's ratio is the median of the block-by-block
 ratios pooled over its processes (one process alone can sit 10% off: memory layout, which
-core). Peak resident memory is the processes' largest maximum RSS.
+core). Peak resident memory is the processes' largest maximum RSS; minor page faults per
+step (median per kind) show what the allocator costs (see ``--keep-freed-memory``).
 
     python benchmarks/step_cost.py            # quick: T = 2, 8; fewer steps
     python benchmarks/step_cost.py --full     # T = 2, 8, 32
@@ -66,7 +67,7 @@ def measure(balancer: str, level: str, T: int, steps: int, repeats: int) -> dict
     """Run in this process: seconds per step of ``balancer`` and of the plain step (and of T
     separate backward calls at the parameter level), timed in alternating blocks whose order
     rotates every repeat (so drift cancels in the ratios and no kind always follows the same
-    other), the block-by-block ratios, and peak RSS in MiB."""
+    other), the block-by-block ratios, peak RSS in MiB and minor page faults per step."""
     import contextlib
 
     import torch
@@ -128,10 +129,15 @@ def measure(balancer: str, level: str, T: int, steps: int, repeats: int) -> dict
         optimizer.step()
 
     def block(kind: str) -> float:
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         start = time.perf_counter()
         for _ in range(steps):
             step(kind)
-        return (time.perf_counter() - start) / steps
+        seconds = (time.perf_counter() - start) / steps
+        page_faults[kind].append(
+            (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / steps
+        )
+        return seconds
 
     # Parameter-level rows are also timed against T separate backward calls, in the same
     # alternating blocks, since that is their target's reference.
@@ -142,6 +148,7 @@ def measure(balancer: str, level: str, T: int, steps: int, repeats: int) -> dict
         for _ in range(3):
             step(kind)
     times: dict[str, list[float]] = {kind: [] for kind in kinds}
+    page_faults: dict[str, list[float]] = {kind: [] for kind in kinds}  # minor, per step
     for repeat in range(repeats):
         shift = repeat % len(kinds)
         for kind in kinds[shift:] + kinds[:shift]:
@@ -152,6 +159,7 @@ def measure(balancer: str, level: str, T: int, steps: int, repeats: int) -> dict
         "plain_seconds": times["plain"],
         "ratios": paired_ratios(times[balancer], times["plain"]),
         "peak_rss_mib": peak,
+        "page_faults_per_step": {kind: statistics.median(v) for kind, v in page_faults.items()},
     }
     if level == "parameter":
         result["separate_seconds"] = times["separate"]
@@ -185,6 +193,11 @@ def summarise(runs: list[dict]) -> dict[str, object]:
             row[f"{name}_quartiles"] = [quartiles[0], quartiles[2]]
     if "separate_seconds" in runs[0]:
         row["separate_seconds"] = statistics.median(pooled("separate_seconds"))
+    if "page_faults_per_step" in runs[0]:
+        row["page_faults_per_step"] = {
+            kind: statistics.median(run["page_faults_per_step"][kind] for run in runs)
+            for kind in runs[0]["page_faults_per_step"]
+        }
     return row
 
 
