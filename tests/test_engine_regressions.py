@@ -188,10 +188,10 @@ def test_cagrad_large_c_never_conflicts() -> None:
     J = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
     for c in (1.0, 2.0, 5.0):
         d = engine_direction("cagrad", J, c=c)
-        assert (J @ d >= -1e-12).all(), (c, J @ d)
+        assert (J @ d >= -1e-9 * float((J**2).sum())).all(), (c, J @ d)
     J2 = torch.tensor([[2.0, 0.0], [-1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
     d = engine_direction("cagrad", J2, c=1.0)
-    assert (J2 @ d >= -1e-12).all(), J2 @ d
+    assert (J2 @ d >= -1e-9 * float((J2**2).sum())).all(), J2 @ d
 
 
 def test_cagrad_invariant_to_task_order_when_degenerate() -> None:
@@ -221,9 +221,7 @@ def test_upgrad_zero_rows_without_conflict_is_the_mean() -> None:
 # ---------------------------------------------------------------- 7. IMTL-G parallel rows
 def test_imtl_g_parallel_gradients_order_invariant() -> None:
     J = torch.tensor([[1.0], [2.0]], dtype=torch.float64)
-    torch.testing.assert_close(
-        engine_direction("imtl_g", J), engine_direction("imtl_g", J.flip(0))
-    )
+    torch.testing.assert_close(engine_direction("imtl_g", J), engine_direction("imtl_g", J.flip(0)))
 
 
 # ---------------------------------------------------------------- 8. evaluation losses

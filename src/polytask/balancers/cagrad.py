@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, ClassVar
 
-import torch
+import numpy as np
+from scipy.optimize import brentq
 from torch import Tensor
 
 from polytask.balancers.base import GramianWeighting
 from polytask.balancers.registry import register
-from polytask.balancers.solvers import cagrad_weights
+from polytask.balancers.solvers import (
+    _factor,
+    _nnls_shifted,
+    _out,
+    _prepare,
+    input_precision,
+    min_norm_from_factor,
+    single_threaded_blas,
+)
 
 
 @register("cagrad")
@@ -20,39 +30,88 @@ class CAGrad(GramianWeighting):
     ``g_0 = J^T b`` (``b = 1/T``): ``max_d min_i <g_i, d>`` s.t. ``||d - g_0|| <= c ||g_0||``.
     Its dual gives ``w = argmin_{w in simplex} g_w^T g_0 + c ||g_0|| ||g_w||`` and
     ``d = (g_0 + c ||g_0|| g_w / ||g_w||) / (1 + c^2)`` (the paper code's ``rescale=1``), all
-    on the Gramian. ``c = 0`` is the mean gradient; for ``c`` large enough the update does not
-    conflict with any task (it tends to MGDA's direction).
+    on the Gramian (:func:`cagrad_weights`). ``c = 0`` is the mean gradient; for ``c >= 1``
+    the update never conflicts with any task.
+
+    When the dual's optimum has ``g_w = 0`` (the convex hull of the gradients holds 0, and
+    no hull point points far enough against ``g_0``) the primal optimum is not unique and
+    the formula's ``g_w / ||g_w||`` is undefined; the update is then the optimal direction
+    closest to ``g_0``: its projection on the dual cone ``{d : J d >= 0}``, divided by
+    ``1 + c^2``.
 
     Args:
         c: radius of the ball relative to ``||g_0||`` (0.4, the paper's MultiMNIST/NYUv2
             value).
     """
 
+    properties: ClassVar[frozenset[str]] = frozenset(
+        {"order_invariant", "linear", "mean_when_equal"}
+    )
+
     def __init__(self, c: float = 0.4) -> None:
         super().__init__()
         if c < 0:
             raise ValueError(f"c must be >= 0, got {c}")
         self.c = c
-        self.previous: Tensor | None = None
 
     def gramian_weights(self, gramian: Tensor, losses: Tensor) -> Tensor:
-        T = gramian.shape[0]
-        b = torch.full((T,), 1.0 / T, dtype=torch.float64)
-        if self.c == 0:
-            return b.to(gramian.device, gramian.dtype)
-        G = gramian.detach().to("cpu", torch.float64)
-        start = self.previous if self.previous is not None and self.previous.numel() == T else None
-        w = cagrad_weights(G, self.c, start)
-        self.previous = w
-        g0_norm = float((b @ G @ b).clamp_min(0).sqrt())
-        gw_norm = float((w @ G @ w).clamp_min(0).sqrt())
-        coeff = self.c * g0_norm / gw_norm if gw_norm > 0 else 0.0
-        weights = (b + coeff * w) / (1 + self.c**2)
-        return weights.to(gramian.device, gramian.dtype)
-
-    def get_extra_state(self) -> dict[str, Any]:
-        return {**super().get_extra_state(), "previous": self.previous}
+        return cagrad_weights(gramian, self.c)
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
+        # Checkpoints from before the exact solver carry a warm start ("previous"); unused.
         super().set_extra_state(state)
-        self.previous = state["previous"]
+
+
+@single_threaded_blas
+def cagrad_weights(G: Tensor, c: float, max_iter: int = 500) -> Tensor:
+    """CAGrad's weights ``v`` (the update is ``J^T v``) from the Gramian ``(T, T)``.
+
+    The dual ``min_{w in simplex} <g_w, g_0> + R ||g_w||`` (``R = c ||g_0||``) is solved
+    exactly through ``R ||x|| = min_{lam > 0} (R/2) (||x||^2 / lam + lam)``: for a fixed
+    ``lam`` the problem in ``w`` is the min-norm point of the shifted hull
+    ``conv{g_i + (lam / R) g_0}`` (one non-negative least-squares problem, exact), and the
+    optimal ``lam`` is the root of ``||g_w(lam)|| = lam`` (the derivative of the convex outer
+    function), found by Brent's method. If ``||g_w||`` at the optimum is below the Gramian's
+    rounding (the degenerate case of :class:`CAGrad`), ``v`` is the dual-cone projection of
+    ``g_0``: ``argmin_{v >= b} v^T G v``. Float64 on the CPU.
+
+    Returns:
+        ``v`` ``(T,)`` on ``G``'s device (float32 unless ``G`` is float64).
+
+    Raises:
+        RuntimeError: an inner NNLS did not converge.
+    """
+    T = G.shape[0]
+    b = np.full(T, 1.0 / T)
+    if c == 0:
+        return _out(b, G)
+    H, scale = _prepare(G)
+    floor = 16.0 * T * input_precision(G)  # squared norms (unit scale) below this are noise
+    if scale == 0.0:
+        return _out(b / (1 + c * c), G)
+    H = H / scale
+    A = _factor(H, 1.0)
+    Ab = A @ b
+    g0 = float(Ab @ Ab)
+    if g0 <= floor:  # g_0 = 0: the ball is a point
+        return _out(b / (1 + c * c), G)
+    R = c * math.sqrt(g0)
+    ones = np.ones(T)
+
+    def inner(lam: float) -> tuple[np.ndarray, float]:
+        shifted = A + (lam / R) * np.outer(Ab, ones)
+        w = min_norm_from_factor(shifted, ones, max_iter, 1e-9, "CAGrad's inner problem (NNLS)")
+        # ||g_w||^2 from the Gramian itself: the factor carries a ridge of 1e-12.
+        return w, max(float(w @ H @ w), 0.0)
+
+    def slope(lam: float) -> float:  # the outer derivative, up to a positive factor
+        return 1.0 - inner(lam)[1] / (lam * lam)
+
+    low = math.sqrt(floor)
+    if slope(low) >= 0:  # optimum at ||g_w|| ~ 0: the degenerate case
+        v = _nnls_shifted(A, b, max_iter)
+        return _out(v / (1 + c * c), G)
+    lam = brentq(slope, low, 2.0, xtol=1e-14, rtol=1e-14, maxiter=200)
+    w, gw_sq = inner(lam)
+    v = b + (R / math.sqrt(gw_sq)) * w
+    return _out(v / (1 + c * c), G)

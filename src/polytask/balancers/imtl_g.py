@@ -7,6 +7,7 @@ from torch import Tensor
 
 from polytask.balancers.base import GramianWeighting
 from polytask.balancers.registry import register
+from polytask.balancers.solvers import input_precision
 
 
 @register("imtl_g")
@@ -17,8 +18,9 @@ class IMTLG(GramianWeighting):
     ``alpha_{2:T} = g_1 U^T (D U^T)^{-1}`` with ``D`` the rows ``g_1 - g_t`` and ``U`` the rows
     ``u_1 - u_t`` is written on the Gramian (no coordinates needed).
 
-    The weights sum to 1 (mean scale). A task with a zero gradient is left out (weight 0);
-    if ``D U^T`` is singular the least-squares solution is used.
+    The weights sum to 1 (mean scale). A task with a zero gradient is left out (weight 0).
+    When the equations are singular (parallel gradients), the solution closest to the mean
+    weights ``1/T`` is used, so the result does not depend on task order.
 
     Args:
         eps: gradients with norm below ``eps`` times the largest count as zero (1e-12).
@@ -41,11 +43,27 @@ class IMTLG(GramianWeighting):
             weights[idx] = 1.0
             return weights.to(gramian.device, gramian.dtype)
         H, n = G[idx][:, idx], norms[idx]
-        # <g_i, u_j> = H_ij / n_j.
-        P = H / n[None, :]
-        first = P[0, 0] - P[0, 1:]  # g_1 . (u_1 - u_j)
-        # (g_1 - g_i) . (u_1 - u_j) for i, j >= 2
-        M = P[0, 0] - P[0, 1:][None, :] - P[1:, 0][:, None] + P[1:, 1:]
-        alpha_rest = torch.linalg.lstsq(M.T, first.unsqueeze(1)).solution.squeeze(1)
-        weights[idx] = torch.cat([(1 - alpha_rest.sum()).reshape(1), alpha_rest])
+        weights[idx] = _equal_projection_weights(H, n, input_precision(gramian))
         return weights.to(gramian.device, gramian.dtype)
+
+
+def _equal_projection_weights(H: Tensor, n: Tensor, precision: float) -> Tensor:
+    """``alpha`` with ``sum(alpha) = 1`` and ``<d, u_1> = <d, u_t>`` for every ``t``
+    (``d = sum_s alpha_s g_s``), from the Gramian ``H`` of non-zero gradients with norms ``n``.
+
+    The paper's closed form solves the same equations with ``alpha_1 = 1 - sum(alpha_rest)``;
+    it fails when they are singular (parallel gradients: every ``d`` on their line has equal
+    projections) and its least-squares fallback then depends on task order. Here the
+    equations are solved for the offset from the uniform ``1/T`` with the least norm
+    (pseudo-inverse, singular values below the input's precision dropped): the unique
+    solution when there is one, and otherwise the solution closest to the mean, which does
+    not depend on task order (the solution set does not)."""
+    T = H.shape[0]
+    P = H / n[None, :]  # <g_s, u_t> = H_st / n_t
+    # Row t-1: sum_s alpha_s (<g_s, u_1> - <g_s, u_t>) = 0, for t = 2..T; last row: sum = 1.
+    system = torch.cat([(P[:, :1] - P[:, 1:]).T, torch.ones(1, T, dtype=H.dtype)])
+    uniform = torch.full((T,), 1.0 / T, dtype=H.dtype)
+    residual = -system @ uniform
+    residual[-1] = 0.0
+    rtol = max(T * precision * 16, 1e-12)
+    return uniform + torch.linalg.pinv(system, rtol=rtol) @ residual

@@ -16,7 +16,6 @@ from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
-from scipy.optimize import minimize as scipy_minimize
 from scipy.optimize import nnls as scipy_nnls
 from torch import Tensor
 
@@ -30,6 +29,14 @@ def _prepare(G: Tensor) -> tuple[Array, float]:
     if not math.isfinite(scale) or not np.isfinite(H).all():
         raise ValueError("the Gramian is not finite; a task gradient is NaN or infinite")
     return H, scale
+
+
+def input_precision(G: Tensor) -> float:
+    """The relative rounding error of the Gramian's own dtype (``eps`` of float32 for a
+    float32 or lower-precision Gramian). A Gramian computed in float32 is only positive
+    semi-definite up to a few of these, relative to its largest entry, whatever precision
+    a solver then works in; tolerances and degeneracy tests follow it."""
+    return float(torch.finfo(G.dtype if G.dtype == torch.float64 else torch.float32).eps)
 
 
 def _out(x: Array, G: Tensor) -> Tensor:
@@ -112,8 +119,14 @@ def _min_norm_nnls(H: Array, a: Array, max_iter: int, tol: float, what: str) -> 
     with equality where ``x_i > 0``: that optimality gap is checked.) Lawson & Hanson's
     NNLS (scipy, compiled) is an exact active-set method.
     """
-    T = H.shape[0]
-    E = np.vstack([_factor(H, 1.0), a[None, :]])
+    return min_norm_from_factor(_factor(H, 1.0), a, max_iter, tol, what)
+
+
+def min_norm_from_factor(A: Array, a: Array, max_iter: int, tol: float, what: str) -> Array:
+    """:func:`_min_norm_nnls` given a factor ``A`` (``A^T A`` the Gramian at unit scale)
+    instead of the Gramian (for callers that change the factor cheaply between calls)."""
+    T = A.shape[1]
+    E = np.vstack([A, a[None, :]])
     f = np.zeros(T + 1)
     f[-1] = 1.0
     try:
@@ -124,7 +137,10 @@ def _min_norm_nnls(H: Array, a: Array, max_iter: int, tol: float, what: str) -> 
     if not total > 0:
         raise RuntimeError(f"{what} returned zero weights; check the Gramian")
     x = u / total
-    Hx = H @ x
+    # Optimality is checked on the matrix NNLS solved, A^T A: the positive semi-definite part
+    # of H (a float32 Gramian is indefinite by its rounding; that difference is the input's
+    # precision, not the solver's error).
+    Hx = E[:T].T @ (E[:T] @ x)
     lam = float(x @ Hx)
     gap = float((lam * a - Hx).max())
     if gap > max(tol, 1e-9):
@@ -179,6 +195,14 @@ def lower_bounded_min_norm_many(G: Tensor, lowers: Tensor, max_iter: int = 500) 
     return _out(np.stack([_nnls_shifted(A, u, max_iter) for u in bounds]), G)
 
 
+def _psd(H: Array) -> Array:
+    """The nearest positive semi-definite matrix to the symmetric ``H`` (negative eigenvalues
+    set to zero)."""
+    lam, V = torch.linalg.eigh(torch.from_numpy((H + H.T) / 2))
+    out: Array = ((V * lam.clamp_min(0.0)) @ V.T).numpy()
+    return out
+
+
 def _factor(H: Array, scale: float) -> Array:
     """``A`` with ``A^T A = H / scale + 1e-12 I`` (from the eigendecomposition, so a Gramian
     that is only positive semi-definite up to rounding factors too)."""
@@ -193,11 +217,18 @@ def _factor(H: Array, scale: float) -> Array:
 def _nnls_shifted(A: Array, u: Array, max_iter: int) -> Array:
     """``v = u + x`` with ``x = argmin ||A (u + x)||^2, x >= 0`` (Lawson & Hanson's NNLS,
     an exact active-set method, compiled in scipy)."""
+    r = A @ u
+    size = float(np.linalg.norm(r))
+    if size == 0.0:
+        return u.copy()
+    # The cone x >= 0 is scale-free, so the right-hand side is brought to unit norm: scipy's
+    # NNLS has absolute tolerances, and a tiny one (a zero task gradient whose bound is met
+    # at the ridge's scale, 1e-6) gave a wrong answer (weights 0.02-0.07 off).
     try:
-        x, _ = scipy_nnls(A, -A @ u, maxiter=max_iter * A.shape[0])
+        y, _ = scipy_nnls(A, -r / size, maxiter=max_iter * A.shape[0])
     except RuntimeError as error:
         raise _not_converged("lower-bounded QP (NNLS)", max_iter, A.shape[0]) from error
-    result: Array = u + x
+    result: Array = u + size * y
     return result
 
 
@@ -215,7 +246,8 @@ def alpha_fair_weights(G: Tensor, alpha: float = 1.0, max_iter: int = 100) -> Te
 
     Solved by Newton's method with backtracking on the strictly convex
     ``f(w) = 1/2 w^T G w - sum_i h(w_i)``, ``h' (w) = w^(-1/alpha)``, whose stationary point is
-    the solution. The Gramian is scaled to unit diagonal maximum and given a ridge of
+    the solution. The Gramian is scaled to unit diagonal maximum, replaced by its positive
+    semi-definite part (a float32 Gramian is indefinite by rounding) and given a ridge of
     ``1e-10``, so exactly opposed gradients (no bargaining solution) give large but finite
     weights whose direction is ~0. Float64 on the CPU.
 
@@ -228,7 +260,9 @@ def alpha_fair_weights(G: Tensor, alpha: float = 1.0, max_iter: int = 100) -> Te
     T = H.shape[0]
     if scale == 0.0:
         return _out(np.full(T, 1.0 / T), G)
-    H = H / scale + 1e-10 * np.eye(T)
+    # The positive semi-definite part (a float32 Gramian is indefinite by its rounding, and
+    # f is then not convex), plus the ridge.
+    H = _psd(H / scale) + 1e-10 * np.eye(T)
     p = 1.0 / alpha
 
     def f(w: Array) -> float:
@@ -306,49 +340,3 @@ def project_simplex(v: Array) -> Array:
     k = np.arange(1, v.size + 1)
     rho = int(np.flatnonzero(u - css / k > 0).max())
     return np.clip(v - css[rho] / (rho + 1), 0, None)
-
-
-@single_threaded_blas
-def cagrad_weights(
-    G: Tensor, c: float, start: Tensor | None = None, max_iter: int = 500, tol: float = 1e-12
-) -> Tensor:
-    """``w = argmin_{w in simplex} w^T G b + r sqrt(w^T G w)`` with ``b = 1/T`` and
-    ``r = c ||g_0||`` (``g_0`` the mean gradient): CAGrad's inner problem (Liu et al. 2021).
-
-    Solved, as in the authors' code, by sequential quadratic programming (scipy's SLSQP)
-    with the exact gradient, the Gramian at unit scale, started from ``start`` (the previous
-    step's solution) when given. A failure to converge raises.
-
-    Returns:
-        ``w`` ``(T,)`` in float64 on the CPU.
-
-    Raises:
-        RuntimeError: SLSQP did not converge (its message is included).
-    """
-    H, scale = _prepare(G)
-    T = H.shape[0]
-    if scale == 0.0:
-        return torch.full((T,), 1.0 / T, dtype=torch.float64)
-    H = H / scale
-    b = np.full(T, 1.0 / T)
-    Hb = H @ b
-    r = c * math.sqrt(max(float(b @ Hb), 0.0))
-
-    def value_and_grad(w: Array) -> tuple[float, Array]:
-        Hw = H @ w
-        norm = math.sqrt(max(float(w @ Hw), 1e-30))
-        return float(w @ Hb) + r * norm, Hb + r * Hw / norm
-
-    w0 = b.copy() if start is None else project_simplex(start.double().numpy())
-    result = scipy_minimize(
-        value_and_grad,
-        w0,
-        jac=True,
-        method="SLSQP",
-        bounds=[(0.0, 1.0)] * T,
-        constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1.0, "jac": lambda w: np.ones(T)}],
-        options={"ftol": tol, "maxiter": max_iter},
-    )
-    if not result.success:
-        raise RuntimeError(f"CAGrad's solver (SLSQP) failed (T={T}): {result.message}")
-    return torch.from_numpy(project_simplex(result.x))
