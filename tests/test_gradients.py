@@ -90,18 +90,34 @@ def test_equal_weighting_backward_equals_mean_backward(level: str) -> None:
     torch.testing.assert_close(result.weights, torch.full((3,), 1 / 3, dtype=torch.float64))
 
 
+def _expected_grads(model, tasks, x, y, weights, shared) -> list[torch.Tensor | None]:
+    """The engine's rule, by two plain backward passes: the shared parameters get
+    grad(sum_t w_t L_t), every other parameter grad((1/T) sum_t L_t) (heads on the mean)."""
+    shared_ids = {id(p) for p in shared}
+    model.zero_grad()
+    (weights * tasks.losses(model(x), y).stack()).sum().backward()
+    weighted = [None if p.grad is None else p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    tasks.losses(model(x), y).stack().mean().backward()
+    mean = [None if p.grad is None else p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    return [
+        w if id(p) in shared_ids else m
+        for p, w, m in zip(model.parameters(), weighted, mean, strict=True)
+    ]
+
+
 @pytest.mark.parametrize("level", ["representation", "parameter"])
 def test_gramian_method_gives_gradient_of_weighted_sum(level: str) -> None:
-    """A Gramian method's update is exactly grad(sum_t w_t L_t), heads included."""
+    """A Gramian method's update is exactly grad(sum_t w_t L_t) for the shared part, and the
+    mean loss's gradient for the heads."""
     model, tasks, x, y = regression_problem(T=3, seed=5)
     out = model(x)
     kwargs = level_kwargs(level, model, out)
     result = polytask.backward(tasks.losses(out, y), polytask.balancers.create("mgda"), **kwargs)
     got = _grads(model)
-    model.zero_grad()
-    out = model(x)
-    (result.weights * tasks.losses(out, y).stack()).sum().backward()
-    for g, want in zip(got, _grads(model), strict=True):
+    expected = _expected_grads(model, tasks, x, y, result.weights, model.shared_parameters())
+    for g, want in zip(got, expected, strict=True):
         torch.testing.assert_close(g, want, rtol=1e-12, atol=1e-14)
     J = reference_parameter_jacobian(model, tasks, x, y)
     if level == "parameter":
@@ -268,17 +284,17 @@ class TiedHeads(polytask.models.MultiTaskModel):
         return polytask.TaskOutputs(predictions, branches)
 
 
-def _check_weighted_sum(model, tasks, x, y, **kwargs) -> None:
-    """backward's update equals grad(sum_t w_t L_t) for every parameter (fresh forward)."""
+def _check_weighted_sum(model, tasks, x, y, shared, **kwargs) -> None:
+    """backward's update equals grad(sum_t w_t L_t) for the parameters ``shared`` and the
+    mean loss's gradient for the others (fresh forward)."""
     model.zero_grad()
     out = model(x)
     chosen = {k: (v(out) if callable(v) else v) for k, v in kwargs.items()}
     result = polytask.backward(tasks.losses(out, y), polytask.balancers.create("mgda"), **chosen)
     got = [None if p.grad is None else p.grad.clone() for p in model.parameters()]
-    model.zero_grad()
-    (result.weights * tasks.losses(model(x), y).stack()).sum().backward()
-    for g, p in zip(got, model.parameters(), strict=True):
-        torch.testing.assert_close(g, p.grad, rtol=1e-10, atol=1e-12)
+    expected = _expected_grads(model, tasks, x, y, result.weights, shared)
+    for g, want in zip(got, expected, strict=True):
+        torch.testing.assert_close(g, want, rtol=1e-10, atol=1e-12)
     model.zero_grad()
 
 
@@ -288,21 +304,23 @@ def test_fast_paths_detect_tied_heads_and_direct_feature_use() -> None:
     tasks = polytask.TaskSet([polytask.Task(n, "mse") for n in model.task_names])
     x = torch.randn(9, 6, dtype=torch.float64)
     y = {n: torch.randn(9, dtype=torch.float64) for n in model.task_names}
-    _check_weighted_sum(model, tasks, x, y, features=lambda out: out.features)
-    _check_weighted_sum(model, tasks, x, y, shared_params=list(model.trunk.parameters()))
+    trunk = list(model.trunk.parameters())
+    _check_weighted_sum(model, tasks, x, y, trunk, features=lambda out: out.features)
+    _check_weighted_sum(model, tasks, x, y, trunk, shared_params=trunk)
 
 
 def test_parameter_level_with_part_of_the_trunk() -> None:
-    """Only the last trunk layer is 'shared' (GradNorm-style): the rest still gets
-    grad(sum_t w_t L_t)."""
+    """Only the last trunk layer is 'shared' (GradNorm-style): it gets grad(sum_t w_t L_t),
+    the rest of the trunk is trained like the heads, on the mean loss."""
     model, tasks, x, y = regression_problem(T=3, seed=9)
     last = list(model.trunk[-2].parameters())
-    _check_weighted_sum(model, tasks, x, y, shared_params=last)
+    _check_weighted_sum(model, tasks, x, y, last, shared_params=last)
     _check_weighted_sum(
         model,
         tasks,
         x,
         y,
+        list(model.shared_parameters()),
         shared_params=list(model.shared_parameters()),
         features=lambda out: out.features,
     )
@@ -327,14 +345,21 @@ def test_gramian_counts_direct_feature_use() -> None:
         tasks.losses(out, y), polytask.balancers.create("mgda"), features=out.features
     )
     torch.testing.assert_close(result.gramian, J @ J.T, rtol=1e-10, atol=1e-12)
-    out = model(x)
-    with pytest.raises(ValueError, match="other than through its branch"):
-        polytask.backward(
-            tasks.losses(out, y),
-            polytask.balancers.create("mgda"),
-            features=out.features,
-            shared_params=list(model.trunk.parameters()),
+    # At the parameter level the chain through the shared tensor stays exact: the same
+    # Gramian with the features given as without them.
+    grams = []
+    for features in (True, False):
+        out = model(x)
+        extra = {"features": out.features} if features else {}
+        grams.append(
+            polytask.backward(
+                tasks.losses(out, y),
+                polytask.balancers.create("mgda"),
+                shared_params=list(model.trunk.parameters()),
+                **extra,
+            ).gramian
         )
+    torch.testing.assert_close(grams[0], grams[1], rtol=1e-10, atol=1e-12)
 
 
 def test_chain_refuses_a_head_that_uses_a_shared_parameter() -> None:

@@ -9,19 +9,34 @@ Semantics shared by every method (stated once, here):
 - Weights are on the scale of the **mean**: equal weighting is ``w_t = 1/T``, and a method whose
   paper sums task gradients (PCGrad, for one) is divided by ``T``, so that every method gives
   the mean gradient when the tasks agree and learning rates carry over between methods.
-- A Jacobian aggregation (GradDrop) returns a direction for the shared part; the heads then
-  receive the gradient of ``sum_t h_t L_t`` with the aggregation's head weights (``1/T`` by
-  default).
+- **Heads.** A loss weighting's weights scale the heads too (the objective is one weighted
+  sum). A gradient method's weights are for the *shared* part only: under a Gramian weighting
+  or a Jacobian aggregation, head ``t`` receives ``(1/T) dL_t/dtheta_t``, the gradient of the
+  mean loss, whatever the shared weights are (huge, zero or negative weights, which
+  degenerate Gramians produce, never reach a head). This is the papers' own rule (MGDA,
+  PCGrad and CAGrad update task-specific parameters by their own task's gradient) on the
+  mean scale. A method overrides :meth:`Balancer.head_task_weights` only where its paper
+  trains heads differently, and then still with weights that do not depend on the shared
+  ones.
+- **Absent tasks.** A task with no labelled sample in the batch is absent from the step
+  (:attr:`polytask.TaskLosses.present`): :func:`polytask.backward` runs the method on the
+  present tasks only (``T`` above is then their number), gives absent tasks weight 0, and
+  leaves their entries of the method's state untouched. Each method declares its per-task
+  state in :attr:`Balancer.task_state` for this (:mod:`polytask.balancers._restrict`). A
+  *present* task whose gradient happens to be zero is not absent: the method's own
+  mathematics applies to it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from polytask.balancers._restrict import PerTask, restricted
 from polytask.gradients.protocol import LEVELS, Level, Need
 from polytask.tasks.task import Role
 
@@ -33,6 +48,13 @@ class Balancer(nn.Module):
         needs: ``"losses"``, ``"gramian"`` or ``"jacobian"``.
         levels: gradient levels at which the method is defined (gradient methods only).
         uses_roles: whether the method reads ``Task.role`` (main/auxiliary).
+        task_state: ``{attribute path: PerTask}``: every attribute indexed by task (histories,
+            learnt weights, per-task options given as sequences), so that a step with absent
+            tasks leaves their entries untouched (:meth:`restricted`).
+        properties: the properties the method guarantees, by name
+            (:data:`polytask.testing.PROPERTIES` says what each means); the shared checks
+            (:func:`polytask.testing.check_balancer`) test every registered method on exactly
+            these, and ``docs/balancers.md`` lists them.
 
     A balancer is an ``nn.Module`` so that learnable weights (uncertainty weighting) and
     histories live in its ``state_dict``; it binds to the task names on its first call and
@@ -42,10 +64,14 @@ class Balancer(nn.Module):
     needs: ClassVar[Need] = "losses"
     levels: ClassVar[tuple[Level, ...]] = LEVELS
     uses_roles: ClassVar[bool] = False
+    task_state: ClassVar[Mapping[str, PerTask]] = {}
+    properties: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self) -> None:
         super().__init__()
         self.task_names: list[str] = []
+        # While restricted to the present tasks: every bound task name (else None).
+        self.bound_task_names: list[str] | None = None
         self.roles: dict[str, Role] = {}
         self.prior_weights: dict[str, float] = {}
 
@@ -75,6 +101,16 @@ class Balancer(nn.Module):
 
     def on_bind(self) -> None:
         """Hook for subclasses that size their state by the number of tasks."""
+
+    @contextmanager
+    def restricted(self, present: Sequence[int]) -> Iterator[None]:
+        """A block in which the balancer sees only the tasks at positions ``present`` of its
+        bound task order: ``task_names`` and every attribute in :attr:`task_state` are
+        sliced to them, and written back afterwards (absent tasks' entries unchanged; all of
+        the state restored if the block raises). Used by :func:`polytask.backward` for a
+        batch in which some tasks have no label."""
+        with restricted(self, present):
+            yield
 
     def check_level(self, level: Level | None) -> None:
         """Raise if the method is not defined at ``level``."""
@@ -111,14 +147,16 @@ class Balancer(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} is not a Jacobian aggregation")
 
     def head_weights(self, losses: Tensor) -> Tensor:
-        """Weights of the task losses for the task-specific parameters (Jacobian methods)."""
+        """Weights of the task losses for the task-specific parameters (Jacobian methods):
+        ``1/T`` each (the head rule in this module's docstring)."""
         return torch.full_like(losses, 1.0 / losses.numel())
 
     def head_task_weights(self, weights: Tensor) -> Tensor:
         """Weights of the task losses for the task-specific parameters of a Gramian method,
-        given its weights for the shared part. The same weights by default (every head gets
-        ``w_t``); a method overrides this only where its paper trains heads differently."""
-        return weights
+        given its weights ``(T,)`` for the shared part: ``1/T`` each, whatever the shared
+        weights (the head rule in this module's docstring). A method overrides this only
+        where its paper trains heads differently, with weights that stay bounded."""
+        return torch.full_like(weights, 1.0 / weights.numel())
 
     def epoch_end(self) -> None:
         """Called by the trainer after every epoch (methods with per-epoch state, e.g. DWA)."""

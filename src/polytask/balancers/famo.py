@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
+from polytask.balancers._restrict import PerTask
 from polytask.balancers.base import LossWeighting
 from polytask.balancers.registry import register
 
@@ -27,6 +29,10 @@ class FAMO(LossWeighting):
     Adam with weight decay ``gamma`` as in the paper's code. Here ``l(t+1)`` is the next step's
     loss (on the next batch), which avoids the extra forward pass the paper's code makes.
 
+    Absent tasks (no label in the batch) keep their logit, moments and previous loss; the
+    softmax and the logits' step run over the present tasks, and a task's ``delta`` is taken
+    between its last two present steps (0 for a task's first one).
+
     Args:
         beta: learning rate of the logits (0.025).
         gamma: weight decay of the logits (0.01).
@@ -45,13 +51,23 @@ class FAMO(LossWeighting):
         self.beta, self.gamma, self.eps = beta, gamma, eps
         self.min_losses = min_losses
         self.logits: Tensor | None = None
-        # Adam's moments of the logits and its step count (the paper's code uses
-        # torch.optim.Adam; the same update is written out here: five tensor operations
-        # instead of an optimizer's per-step overhead, on the losses' device).
-        self.moments: tuple[Tensor, Tensor] | None = None
+        # Adam's moments of the logits ((2, T): first and second) and its step count (the
+        # paper's code uses torch.optim.Adam; the same update is written out here: five
+        # tensor operations instead of an optimizer's per-step overhead, on the losses'
+        # device).
+        self.moments: Tensor | None = None
         self.steps = 0
         self.previous: Tensor | None = None
-        self._floors: Tensor | None = None  # min_losses on the losses' device, made once
+        # min_losses as a tensor, moved to the losses' device once.
+        self.floors = None if min_losses is None else torch.tensor(min_losses, dtype=torch.float64)
+
+    task_state: ClassVar[Mapping[str, PerTask]] = {
+        "logits": PerTask(fill=0.0),
+        "moments": PerTask(axes=(1,), fill=0.0),
+        "previous": PerTask(),
+        "floors": PerTask(),
+    }
+    properties: ClassVar[frozenset[str]] = frozenset({"weights_sum_to_one"})
 
     def on_bind(self) -> None:
         if self.min_losses is not None and len(self.min_losses) != self.num_tasks:
@@ -61,10 +77,10 @@ class FAMO(LossWeighting):
 
     def _shifted(self, losses: Tensor) -> Tensor:
         values = losses.detach().to(torch.float64)
-        if self.min_losses is not None:
-            if self._floors is None or self._floors.device != values.device:
-                self._floors = torch.tensor(self.min_losses, dtype=torch.float64).to(values.device)
-            values = values - self._floors
+        if self.floors is not None:
+            if self.floors.device != values.device:
+                self.floors = self.floors.to(values.device)
+            values = values - self.floors
         return values.clamp_min(0) + self.eps
 
     def _update_logits(self, shifted: Tensor) -> None:
@@ -73,12 +89,13 @@ class FAMO(LossWeighting):
         assert self.logits is not None and self.moments is not None
         if self.previous is None:
             return
-        delta = self.previous.log() - shifted.log()
+        # A task seen for the first time has no previous loss (NaN): no change for it.
+        delta = torch.nan_to_num(self.previous.log() - shifted.log(), nan=0.0)
         z = torch.softmax(self.logits, dim=0)
         grad = z * (delta - (z * delta).sum()) + self.gamma * self.logits
         beta1, beta2 = 0.9, 0.999
         self.steps += 1
-        first, second = self.moments
+        first, second = self.moments[0], self.moments[1]
         first.mul_(beta1).add_(grad, alpha=1 - beta1)
         second.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         denominator = (second / (1 - beta2**self.steps)).sqrt_().add_(1e-8)
@@ -98,12 +115,12 @@ class FAMO(LossWeighting):
     def _place(self, device: torch.device) -> None:
         """Create the logits and Adam's moments (zeros), or move them, to ``device``."""
         if self.logits is None:
-            zeros = torch.zeros(self.num_tasks, dtype=torch.float64, device=device)
-            self.logits, self.moments = zeros, (zeros.clone(), zeros.clone())
+            self.logits = torch.zeros(self.num_tasks, dtype=torch.float64, device=device)
+            self.moments = torch.zeros(2, self.num_tasks, dtype=torch.float64, device=device)
         else:
             assert self.moments is not None
             self.logits = self.logits.to(device)
-            self.moments = (self.moments[0].to(device), self.moments[1].to(device))
+            self.moments = self.moments.to(device)
         if self.previous is not None:
             self.previous = self.previous.to(device)
 
@@ -112,7 +129,7 @@ class FAMO(LossWeighting):
         if self.logits is not None and self.moments is not None:
             state.update(
                 logits=self.logits.clone(),
-                moments=[m.clone() for m in self.moments],
+                moments=self.moments.clone(),
                 steps=self.steps,
                 previous=self.previous,
             )
@@ -129,6 +146,6 @@ class FAMO(LossWeighting):
                 steps = adam.get("step", 0)
             else:
                 moments, steps = state["moments"], state["steps"]
-            self.moments = (moments[0].clone(), moments[1].clone())
+            self.moments = torch.stack([torch.as_tensor(m) for m in moments]).clone()
             self.steps = int(steps)
             self.previous = state["previous"]

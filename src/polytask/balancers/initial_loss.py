@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
+from polytask.balancers._restrict import PerTask
 from polytask.balancers._state import RunningLosses
 from polytask.balancers.base import LossWeighting
 from polytask.balancers.registry import register
@@ -34,9 +36,11 @@ class InitialLossNormalization(LossWeighting):
         self.eps = eps
         self.history = RunningLosses()
 
+    task_state: ClassVar[Mapping[str, PerTask]] = RunningLosses.task_state("history")
+    properties: ClassVar[frozenset[str]] = frozenset({"loss_scale_invariant"})
+
     def loss_weights(self, losses: Tensor) -> Tensor:
-        if self.history.count < self.warmup_steps:
-            self.history.update(losses)
+        self.history.update(losses, limit=self.warmup_steps)
         initial = self.history.mean()
         assert initial is not None
         return 1.0 / (losses.numel() * initial.clamp_min(self.eps))

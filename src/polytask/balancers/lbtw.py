@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from torch import Tensor
 
+from polytask.balancers._restrict import PerTask
 from polytask.balancers._state import RunningLosses
 from polytask.balancers.base import LossWeighting
 from polytask.balancers.registry import register
@@ -31,9 +33,10 @@ class LBTW(LossWeighting):
         self.eps = eps
         self.history = RunningLosses()
 
+    task_state: ClassVar[Mapping[str, PerTask]] = RunningLosses.task_state("history")
+
     def loss_weights(self, losses: Tensor) -> Tensor:
-        if self.history.first is None:
-            self.history.update(losses)
+        self.history.update(losses, limit=1)
         assert self.history.first is not None
         ratio = losses / self.history.first.clamp_min(self.eps)
         return ratio.clamp_min(0) ** self.alpha / losses.numel()

@@ -49,7 +49,7 @@ from polytask.gradients.linear import (
     output_gradients,
     taps_gramian,
 )
-from polytask.gradients.losses import LossesLike, as_loss_list
+from polytask.gradients.losses import LossesLike, LossList, as_loss_list
 from polytask.gradients.protocol import BalancerProtocol, Level
 
 
@@ -66,13 +66,16 @@ class BackwardResult:
             ``None`` when the step was skipped.
         gramian: the Gramian ``(T, T)`` for Gramian methods, else ``None``.
         level: ``"representation"``, ``"parameter"`` or ``None`` (losses only).
-        skipped: ``True`` when a non-finite loss made the step a no-op.
+        skipped: ``True`` when the step was a no-op: a non-finite loss (under
+            ``on_nonfinite="skip"``), or no task with a label in the batch.
+        present: per task, whether it took part in the step (had a label in the batch).
     """
 
     weights: Tensor | None
     gramian: Tensor | None
     level: Level | None
     skipped: bool = False
+    present: list[bool] | None = None
 
 
 def resolve_level(features: Features | None, shared_params: object | None) -> Level | None:
@@ -135,6 +138,13 @@ def backward(
             output gradients without forming the Jacobian (same result, less work); otherwise
             they are ignored.
 
+    Absent tasks: a task that :class:`~polytask.tasks.TaskLosses` marks absent (no labelled
+    sample in the batch; ``TaskSet.losses`` finds this out) takes no part in the step. The
+    balancer runs on the present tasks only, as if the task set had only those (its state
+    for the absent ones untouched, :meth:`~polytask.balancers.Balancer.restricted`); absent
+    tasks get weight 0 and their Gramian rows are 0 in the result. With no task present the
+    step is skipped. Losses given as a dict, a sequence or a tensor are all present.
+
     Returns:
         :class:`BackwardResult` with the weights used (and the Gramian for Gramian methods).
 
@@ -152,9 +162,49 @@ def backward(
     level = resolve_level(features, shared_params)
     balancer.check_level(level)
     balancer.bind(items.names, items.roles, items.prior_weights)
-    name = type(balancer).__name__
     if items.skip:
-        return BackwardResult(None, None, level, skipped=True)
+        return BackwardResult(None, None, level, skipped=True, present=items.present)
+    params = None if shared_params is None else [p for p in shared_params if p.requires_grad]
+    if all(items.present):
+        return _step(items, balancer, level, features, params, method, retain_graph, taps)
+    index = [i for i, here in enumerate(items.present) if here]
+    if not index:
+        return BackwardResult(None, None, level, skipped=True, present=items.present)
+    sub = items.subset(index)
+    if isinstance(features, Mapping):
+        features = {n: features[n] for n in sub.names}
+    with balancer.restricted(index):
+        result = _step(sub, balancer, level, features, params, method, retain_graph, taps)
+    return _widen(result, index, items.present)
+
+
+def _widen(result: BackwardResult, index: list[int], present: list[bool]) -> BackwardResult:
+    """The result of a step on the present tasks, in the full task order (absent tasks:
+    weight 0, Gramian rows 0 - an absent task's loss is the constant 0)."""
+    T = len(present)
+    weights = gramian = None
+    if result.weights is not None:
+        rows = torch.as_tensor(index, device=result.weights.device)
+        weights = result.weights.new_zeros(T).index_copy_(0, rows, result.weights)
+    if result.gramian is not None:
+        rows = torch.as_tensor(index, device=result.gramian.device)
+        gramian = result.gramian.new_zeros(T, T)
+        gramian[rows[:, None], rows[None, :]] = result.gramian
+    return BackwardResult(weights, gramian, result.level, result.skipped, present)
+
+
+def _step(
+    items: LossList,
+    balancer: BalancerProtocol,
+    level: Level | None,
+    features: Features | None,
+    params: list[Tensor] | None,
+    method: Method,
+    retain_graph: bool,
+    taps: LinearTaps | None,
+) -> BackwardResult:
+    """One step of ``balancer`` on the tasks of ``items`` (all present)."""
+    name = type(balancer).__name__
     vector = items.stack()
 
     if balancer.needs == "losses":
@@ -163,7 +213,6 @@ def backward(
         balancer.objective(vector, weights).backward(retain_graph=retain_graph)
         return BackwardResult(weights, None, level)
 
-    params = None if shared_params is None else [p for p in shared_params if p.requires_grad]
     if balancer.needs == "gramian":
         if level == "representation":
             assert features is not None
@@ -405,7 +454,8 @@ def _parameter_fast_path(
     if not isinstance(features, Mapping) or method == "loop":
         return None
     base, plan = check_chain(losses, names, features, params)
-    assert plan is not None  # per-task branches: check_chain raised otherwise
+    if plan is None:  # a loss reads the features other than through its own branch
+        return None
     branches = [features[n] for n in names]
     trunk = walk(base)
     shared = {id(p) for p in params}

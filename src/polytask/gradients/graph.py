@@ -24,11 +24,13 @@ class Walk:
             (the shared features' own node, meaning the loss depends on the features other
             than through its branch).
         uses: ``{id(leaf): number of operations that read it}`` among the visited nodes.
+        stopped_at: ids of the ``stops`` nodes the walk reached.
     """
 
     leaves: list[Tensor] = field(default_factory=list)
     reached_blocked: bool = False
     uses: dict[int, int] = field(default_factory=dict)
+    stopped_at: set[int] = field(default_factory=set)
 
 
 def walk(root: Tensor, stops: Iterable[Any] = (), blocked: Iterable[Any] = ()) -> Walk:
@@ -59,6 +61,7 @@ def walk(root: Tensor, stops: Iterable[Any] = (), blocked: Iterable[Any] = ()) -
             result.reached_blocked = True
             continue
         if id(node) in stop_ids:
+            result.stopped_at.add(id(node))
             continue
         variable = getattr(node, "variable", None)
         if variable is not None:

@@ -70,15 +70,17 @@ def branches_exclusive(
 
     Returns:
         Per task, the leaf tensors between its loss and the branches (its head's parameters),
-        or ``None`` when some loss also reads the shared tensor directly (then per-branch
-        gradients would miss that path).
+        or ``None`` when some loss also reads the shared tensor directly, or reads another
+        task's branch (a loss built on another task's head, as ESMM's
+        ``ctcvr = ctr * cvr``): then the gradient of ``sum_t L_t`` with respect to branch
+        ``t`` is not ``dL_t/dfeatures``, and per-task gradients must be taken one by one.
     """
     stops = [b.grad_fn for b in branches]
     blocked = [base.grad_fn] if base.grad_fn is not None else []
     plan = []
-    for loss in losses:
+    for loss, own in zip(losses, stops, strict=True):
         found = walk(loss, stops=stops, blocked=blocked)
-        if found.reached_blocked:
+        if found.reached_blocked or found.stopped_at - {id(own)}:
             return None
         plan.append(found.leaves)
     return plan
@@ -195,25 +197,26 @@ def check_chain(
     """Check that the shared-parameter Jacobian may be taken through ``features``.
 
     Returns:
-        The shared tensor and, for per-task branches, each task's head leaves.
+        The shared tensor and, for per-task branches that each loss reads alone, each task's
+        head leaves (``None`` when a loss reads the features other than through its own
+        branch: the chain through the shared tensor is still exact, with per-task gradients
+        taken with respect to it).
 
     Raises:
-        ValueError: a loss reads the features other than through its branch, or a head uses
-            a shared parameter directly (then the chain through the features would miss a
-            path).
+        ValueError: a head uses a shared parameter directly (then the chain through the
+            features would miss a path).
     """
     if not isinstance(features, Mapping):
         return features, None
     base = branch_base(features, names)
     plan = branches_exclusive(losses, [features[n] for n in names], base)
     if plan is None:
-        raise ValueError(
-            "a task loss reads the shared features other than through its branch, so the "
-            "parameter Jacobian cannot be taken through the features; leave features out at "
-            "the parameter level"
-        )
+        stop = [base.grad_fn] if base.grad_fn is not None else []
+        heads = [walk(loss, stops=stop).leaves for loss in losses]
+    else:
+        heads = plan
     shared = {id(p) for p in params}
-    if any(id(leaf) in shared for leaves in plan for leaf in leaves):
+    if any(id(leaf) in shared for leaves in heads for leaf in leaves):
         raise ValueError(
             "a task head uses a shared parameter directly, so the parameter Jacobian cannot be "
             "taken through the features; leave features out at the parameter level"

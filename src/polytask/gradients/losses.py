@@ -24,6 +24,8 @@ class LossList:
         roles: ``{task: role}``.
         prior_weights: ``{task: weight}``.
         skip: ``True`` when the step must be skipped (a non-finite loss under ``"skip"``).
+        present: per task, whether the batch had a label for it (all ``True`` unless the
+            losses came from ``TaskSet.losses`` or a :class:`TaskLosses` that says otherwise).
     """
 
     names: list[str]
@@ -31,10 +33,26 @@ class LossList:
     roles: dict[str, Role] = field(default_factory=dict)
     prior_weights: dict[str, float] = field(default_factory=dict)
     skip: bool = False
+    present: list[bool] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.present:
+            self.present = [True] * len(self.values)
 
     def stack(self) -> Tensor:
         """The loss vector ``(T,)`` (a new autograd node)."""
         return torch.stack(self.values)
+
+    def subset(self, index: list[int]) -> LossList:
+        """The tasks at positions ``index`` only (all present)."""
+        names = [self.names[i] for i in index]
+        return LossList(
+            names,
+            [self.values[i] for i in index],
+            {n: self.roles[n] for n in names if n in self.roles},
+            {n: self.prior_weights[n] for n in names if n in self.prior_weights},
+            self.skip,
+        )
 
 
 def as_loss_list(losses: LossesLike) -> LossList:
@@ -50,6 +68,7 @@ def as_loss_list(losses: LossesLike) -> LossList:
             dict(losses.roles),
             dict(losses.prior_weights),
             losses.skip,
+            list(losses.present) if losses.present is not None else [],
         )
     if isinstance(losses, Tensor):
         if losses.dim() != 1 or losses.numel() == 0:

@@ -7,6 +7,7 @@ it in the layering.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Literal, Protocol, runtime_checkable
 
 from torch import Tensor
@@ -42,6 +43,11 @@ class BalancerProtocol(Protocol):
         prior_weights: dict[str, float] | None = None,
     ) -> None:
         """Bind to (or check) the task names, roles and prior weights."""
+
+    def restricted(self, present: Sequence[int]) -> AbstractContextManager[None]:
+        """A block in which the balancer sees only the tasks at positions ``present`` (the
+        tasks with a label in the batch); absent tasks' state is left untouched."""
+        ...
 
     def loss_weights(self, losses: Tensor) -> Tensor:
         """Weights ``(T,)`` from the detached losses ``(T,)``; called once per step (a

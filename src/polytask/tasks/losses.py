@@ -141,13 +141,19 @@ def masked_mean(element_loss: Tensor, mask: Tensor) -> Tensor:
     Returns:
         A scalar tensor; ``0`` (with zero gradient) when nothing is labelled.
     """
+    total, count = masked_sum(element_loss, mask)
+    return total / count.clamp_min(1.0)
+
+
+def masked_sum(element_loss: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """The sum of ``element_loss`` over the labelled elements and their number (two scalar
+    tensors, the count in the loss's dtype); ``mask`` as in :func:`masked_mean`."""
     while mask.dim() < element_loss.dim():
         mask = mask.unsqueeze(-1)
     mask = mask.expand_as(element_loss)
-    weights = mask.to(element_loss.dtype)
     # where() keeps NaN/inf from unlabelled elements out of the sum and out of the gradient.
     total = torch.where(mask, element_loss, torch.zeros_like(element_loss)).sum()
-    return total / weights.sum().clamp_min(1.0)
+    return total, mask.sum().to(element_loss.dtype)
 
 
 def sanitize_target(target: Tensor) -> Tensor:

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from polytask._registry import unknown_name_message
 from polytask.outputs import TaskOutputs
-from polytask.tasks.losses import align, label_mask, masked_mean, sanitize_target
+from polytask.tasks.losses import align, label_mask, masked_mean, masked_sum, sanitize_target
 from polytask.tasks.metrics import higher_is_better, make_metric, metric_inputs
 from polytask.tasks.task import Role, Task
 
@@ -34,6 +34,13 @@ class TaskLosses(Mapping[str, Tensor]):
         prior_weights: ``{task: Task.weight}``.
         skip: ``True`` when a loss was not finite and the policy was ``"skip"``: then
             :func:`polytask.backward` leaves every gradient untouched.
+        present: per task in order, whether the batch had at least one labelled element
+            for it. An absent task (``False``) takes no part in the step: the balancer
+            decides among the present tasks and leaves the absent ones' state alone.
+            ``None`` (the default when built by hand): every task is present.
+        counts: labelled elements per task ``(T,)`` on the losses' device (``None`` when
+            built by hand); ``loss * count`` is the task's summed loss, for exact means over
+            several batches.
     """
 
     def __init__(
@@ -42,6 +49,8 @@ class TaskLosses(Mapping[str, Tensor]):
         roles: Mapping[str, Role] | None = None,
         prior_weights: Mapping[str, float] | None = None,
         skip: bool = False,
+        present: Sequence[bool] | None = None,
+        counts: Tensor | None = None,
     ) -> None:
         if not losses:
             raise ValueError("TaskLosses needs at least one task loss")
@@ -54,6 +63,10 @@ class TaskLosses(Mapping[str, Tensor]):
         self.roles: dict[str, Role] = dict(roles or dict.fromkeys(self._losses, "main"))
         self.prior_weights = dict(prior_weights or dict.fromkeys(self._losses, 1.0))
         self.skip = skip
+        if present is not None and len(present) != len(self._losses):
+            raise ValueError(f"present has {len(present)} entries for {len(self._losses)} tasks")
+        self.present: list[bool] | None = None if present is None else [bool(p) for p in present]
+        self.counts = counts
         self._detached: Tensor | None = None
 
     def __getitem__(self, name: str) -> Tensor:
@@ -102,7 +115,8 @@ class TaskSet(Sequence[Task]):
             ``"skip"`` warns, naming the task, and marks the step skipped so that
             :func:`polytask.backward` and the trainer leave the parameters unchanged.
 
-    Checking costs one device synchronisation per step (one boolean read).
+    Checking costs one device synchronisation per step (one read of ``2T`` booleans: which
+    losses are finite, and which tasks have a label in the batch).
 
     Example:
         >>> tasks = TaskSet([Task("left", "ce", num_classes=10), Task("right", "mse")])
@@ -187,6 +201,7 @@ class TaskSet(Sequence[Task]):
         if masks is not None:
             self._check_keys("masks", masks, required=False)
         values: dict[str, Tensor] = {}
+        counts: list[Tensor] = []
         for task in self._tasks:
             pred, target = align(
                 task.name, task.task_kind, predictions[task.name], targets[task.name]
@@ -203,16 +218,26 @@ class TaskSet(Sequence[Task]):
                     given = given.unsqueeze(-1)
                 mask = mask & given.to(torch.bool)
             clean = sanitize_target(target)
-            loss = masked_mean(task.element_loss(pred, clean), mask)
+            total, count = masked_sum(task.element_loss(pred, clean), mask)
+            loss = total / count.clamp_min(1.0)
             for extra, weight in companions.get(task.name, ()):
                 extra, _ = align(task.name, task.task_kind, extra, targets[task.name])
                 loss = loss + weight * masked_mean(task.element_loss(extra, clean), mask)
             values[task.name] = loss
+            counts.append(count.detach())
         result = TaskLosses(
-            values, self.roles(), {t.name: t.weight for t in self._tasks}, skip=False
+            values,
+            self.roles(),
+            {t.name: t.weight for t in self._tasks},
+            counts=torch.stack(counts),
         )
         vector = result.detached()
-        if not bool(torch.isfinite(vector).all()):
+        assert result.counts is not None
+        # One read from the device for both checks: finiteness and presence.
+        flags = torch.cat([torch.isfinite(vector), result.counts > 0]).tolist()
+        T = len(self._tasks)
+        result.present = [bool(f) for f in flags[T:]]
+        if not all(flags[:T]):
             bad = nonfinite_tasks(result.names, vector)
             message = (
                 f"non-finite loss for task(s) {bad} "

@@ -328,18 +328,22 @@ class Trainer:
             for t, per in self.tasks.make_metrics().items()
         }
         batcher = IndexBatcher(dataset, batch_size or self.config.eval_batch_size, shuffle=False)
+        # Summed losses and labelled counts per task: a batch's masked mean weighs by its
+        # labelled elements, not its rows (labels of per-task data come in clumps).
         totals = torch.zeros(len(self.tasks), device=self.device, dtype=torch.float64)
-        rows = 0
+        counts = torch.zeros_like(totals)
         for batch in batcher:
             batch = batch.to(self.device)
             with self._autocast():
                 outputs = self.model(batch.inputs)
             predictions = {k: v.float() for k, v in outputs.predictions.items()}
             losses = self.tasks.losses(predictions, batch.targets, batch.masks)
-            totals += losses.detached().double() * len(batch)
-            rows += len(batch)
+            assert losses.counts is not None
+            totals += losses.detached().double() * losses.counts.double()
+            counts += losses.counts.double()
             self.tasks.update_metrics(metrics, predictions, batch.targets, batch.masks)
-        mean = (totals / rows).tolist()
+        # A task with no label in the whole split has no loss (NaN), not 0.
+        mean = torch.where(counts > 0, totals / counts.clamp_min(1), torch.nan).tolist()
         return {
             "loss": dict(zip(self.tasks.names, mean, strict=True)),
             "metrics": {
@@ -350,8 +354,9 @@ class Trainer:
     def score(self, evaluation: dict[str, Any]) -> float:
         """The ``monitor`` value of an :meth:`evaluate` result."""
         if self.config.monitor == "loss":
-            values = list(evaluation["loss"].values())
-            return float(sum(values) / len(values))
+            # Mean over the tasks that have labels in the split (the others' loss is NaN).
+            values = [v for v in evaluation["loss"].values() if not math.isnan(v)]
+            return float(sum(values) / len(values)) if values else math.nan
         task, _, metric = self.config.monitor.partition("/")
         return float(evaluation["metrics"][task][metric])
 
