@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
 
 from polytask._registry import unknown_name_message
+from polytask.balancers._restrict import PerTask
 from polytask.balancers.base import LossWeighting
 from polytask.balancers.registry import register
 
@@ -53,6 +54,8 @@ class DTP(LossWeighting):
         self.alpha, self.gamma, self.eps = alpha, gamma, eps
         self.smoothed: Tensor | None = None
 
+    task_state: ClassVar[Mapping[str, PerTask]] = {"smoothed": PerTask()}
+
     def on_bind(self) -> None:
         for task in self.metrics:
             if task not in self.task_names:
@@ -67,7 +70,10 @@ class DTP(LossWeighting):
         if self.smoothed is None:
             self.smoothed = kpi
         else:
-            self.smoothed = self.alpha * kpi + (1 - self.alpha) * self.smoothed.to(kpi)
+            previous = self.smoothed.to(kpi)
+            moved = self.alpha * kpi + (1 - self.alpha) * previous
+            # A task seen for the first time (NaN) starts from its KPI.
+            self.smoothed = torch.where(torch.isnan(previous), kpi, moved)
 
     def loss_weights(self, losses: Tensor) -> Tensor:
         if self.kpi == "loss":

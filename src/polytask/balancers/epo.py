@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from polytask.balancers._restrict import PerTask
 from polytask.balancers.base import GramianWeighting
 from polytask.balancers.registry import register
 from polytask.balancers.simplex_lp import simplex_max
@@ -55,6 +57,8 @@ class EPO(GramianWeighting):
         self.preference = list(map(float, preference)) if preference is not None else None
         self.eps = eps
         self.last_mode = ""
+
+    task_state: ClassVar[Mapping[str, PerTask]] = {"preference": PerTask()}
 
     def on_bind(self) -> None:
         if self.preference is not None and len(self.preference) != self.num_tasks:

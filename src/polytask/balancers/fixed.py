@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
 from polytask.balancers._options import check_per_task, per_task_values
+from polytask.balancers._restrict import PerTask
 from polytask.balancers.base import LossWeighting
 from polytask.balancers.registry import register
 
@@ -32,6 +34,8 @@ class FixedWeights(LossWeighting):
             if any(not (w >= 0) for w in values):
                 raise ValueError(f"fixed weights must be >= 0, got {values}")
         self.given = weights
+
+    task_state: ClassVar[Mapping[str, PerTask]] = {"given": PerTask()}  # a sequence in task order
 
     def on_bind(self) -> None:
         if self.given is not None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
+from polytask.balancers._restrict import PerTask
 from polytask.balancers.base import GramianWeighting
 from polytask.balancers.registry import register
 
@@ -37,6 +39,11 @@ class GradNorm(GramianWeighting):
         self.weights: Tensor | None = None
         self.initial: Tensor | None = None
 
+    task_state: ClassVar[Mapping[str, PerTask]] = {
+        "weights": PerTask(fill=1.0),
+        "initial": PerTask(),
+    }
+
     def gramian_weights(self, gramian: Tensor, losses: Tensor) -> Tensor:
         T = gramian.shape[0]
         dtype = gramian.dtype if gramian.dtype == torch.float64 else torch.float32
@@ -45,8 +52,12 @@ class GradNorm(GramianWeighting):
         if self.weights is None or self.initial is None:
             self.weights = torch.ones(T, dtype=dtype, device=gramian.device)
             self.initial = losses.clamp_min(1e-12)
+        # A task seen for the first time (NaN: absent until now) starts from this loss.
+        self.initial = torch.where(
+            torch.isnan(self.initial), losses.clamp_min(1e-12), self.initial.to(losses)
+        )
         w = self.weights.to(gramian.device, dtype)
-        used = w / T
+        used = w / w.sum()  # w / T when w sums to T (not so among the present tasks only)
         G = w * norms
         ratio = losses / self.initial.to(losses)
         target = G.mean() * (ratio / ratio.mean()) ** self.alpha

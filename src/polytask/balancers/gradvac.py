@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from polytask.balancers._restrict import PerTask
 from polytask.balancers.base import GramianWeighting
 from polytask.balancers.pcgrad import visiting_orders
 from polytask.balancers.registry import register
@@ -41,6 +43,8 @@ class GradVac(GramianWeighting):
         self.beta, self.eps = beta, eps
         self.generator = torch.Generator().manual_seed(seed)
         self.targets: Tensor | None = None
+
+    task_state: ClassVar[Mapping[str, PerTask]] = {"targets": PerTask(axes=(0, 1), fill=0.0)}
 
     def gramian_weights(self, gramian: Tensor, losses: Tensor) -> Tensor:
         G = gramian.detach().to("cpu", torch.float64).numpy()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 import torch
 from torch import Tensor, nn
 
+from polytask.balancers._restrict import PerTask
 from polytask.balancers.base import LossWeighting
 from polytask.balancers.registry import register
 
@@ -29,6 +33,8 @@ class IMTLL(LossWeighting):
         if num_tasks < 1:
             raise ValueError(f"num_tasks must be >= 1, got {num_tasks}")
         self.log_scale = nn.Parameter(torch.zeros(num_tasks))
+
+    task_state: ClassVar[Mapping[str, PerTask]] = {"log_scale": PerTask()}
 
     def on_bind(self) -> None:
         if self.num_tasks != self.log_scale.numel():

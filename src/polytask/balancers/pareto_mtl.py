@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
+from polytask.balancers._restrict import PerTask
 from polytask.balancers.base import GramianWeighting
 from polytask.balancers.registry import register
 from polytask.balancers.solvers import min_norm_simplex
@@ -62,6 +63,8 @@ class ParetoMTL(GramianWeighting):
         self.init_steps = init_steps
         self.eps = eps
         self.steps = 0
+
+    task_state: ClassVar[Mapping[str, PerTask]] = {"preferences": PerTask(axes=(1,))}
 
     def on_bind(self) -> None:
         if self.preferences is None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
 from polytask.balancers._options import check_per_task, per_task_values
+from polytask.balancers._restrict import PerTask
 from polytask.balancers.base import GramianWeighting
 from polytask.balancers.registry import register
 from polytask.balancers.solvers import min_norm_simplex
@@ -43,6 +45,10 @@ class PELTR(GramianWeighting):
             if any(v < 0 for v in values) or sum(values) > 1 + 1e-12:
                 raise ValueError(f"lower bounds must be >= 0 and sum to at most 1, got {values}")
         self.lower_bounds = lower_bounds
+
+    task_state: ClassVar[Mapping[str, PerTask]] = {
+        "lower_bounds": PerTask()
+    }  # a sequence in task order
 
     def on_bind(self) -> None:
         if self.lower_bounds is not None:

@@ -28,14 +28,19 @@ class PrimaryAuxiliary(GramianWeighting):
     ``Task.role``.
 
     When no auxiliary task conflicts, the update is the main gradient (weights ``1`` on a
-    single main task, ``0`` on the auxiliaries). An auxiliary task's own head touches only its
-    own loss, so it is trained on that loss with weight ``auxiliary_head_weight`` whatever
-    ``l`` is (the trunk follows ``l`` exactly).
+    single main task, ``0`` on the auxiliaries). Heads (the head rule of
+    :mod:`polytask.balancers.base`, on this method's scale where one main task has weight 1):
+    each main task's head is trained on its own loss with weight ``1 / (number of main
+    tasks)``, each auxiliary task's head with ``auxiliary_head_weight``, whatever ``a`` and
+    ``l`` are (``l`` is unbounded when an auxiliary gradient is tiny; the trunk follows ``a``
+    and ``l`` exactly).
+
+    A batch with no label for any main task (only auxiliary tasks present) gives no shared
+    update (weights 0); the auxiliary heads still train.
 
     Args:
         auxiliary_head_weight: weight of an auxiliary task's loss for its own head's
-            parameters (1.0; 0 follows the formulation literally and leaves those heads
-            untrained when ``l = 0``).
+            parameters (1.0; 0 leaves those heads untrained).
     """
 
     uses_roles: ClassVar[bool] = True
@@ -47,22 +52,31 @@ class PrimaryAuxiliary(GramianWeighting):
         self.auxiliary_head_weight = auxiliary_head_weight
 
     def main_mask(self, device: torch.device | None = None) -> Tensor:
-        """``True`` for main tasks, in task order."""
+        """``True`` for main tasks, in task order (of the present tasks during a step with
+        absent tasks)."""
         mask = torch.tensor([self.roles.get(n, "main") == "main" for n in self.task_names])
-        if not bool(mask.any()):
-            raise ValueError(
-                "primary_auxiliary needs at least one task with role='main'; all tasks are "
-                "auxiliary"
-            )
         return mask if device is None else mask.to(device)
 
     def gramian_weights(self, gramian: Tensor, losses: Tensor) -> Tensor:
-        return simplex_cone_min_norm(gramian, self.main_mask())
+        main = self.main_mask()
+        if not bool(main.any()):
+            if self.bound_task_names is None:
+                raise ValueError(
+                    "primary_auxiliary needs at least one task with role='main'; all tasks "
+                    "are auxiliary"
+                )
+            # Only auxiliary tasks have labels in this batch: nothing to serve.
+            return torch.zeros(gramian.shape[0], dtype=gramian.dtype, device=gramian.device)
+        return simplex_cone_min_norm(gramian, main)
 
     def head_task_weights(self, weights: Tensor) -> Tensor:
-        auxiliary = ~self.main_mask(weights.device)
-        floor = torch.full_like(weights, self.auxiliary_head_weight)
-        return torch.where(auxiliary, torch.maximum(weights, floor), weights)
+        main = self.main_mask(weights.device)
+        per_main = 1.0 / max(int(main.sum()), 1)
+        return torch.where(
+            main,
+            torch.full_like(weights, per_main),
+            torch.full_like(weights, self.auxiliary_head_weight),
+        )
 
 
 def auxiliary_l2_(params: Iterable[Tensor], per_tensor: bool = True) -> None:

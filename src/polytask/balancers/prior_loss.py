@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
 from polytask.balancers._options import check_per_task, per_task_values
+from polytask.balancers._restrict import PerTask
 from polytask.balancers.base import LossWeighting
 from polytask.balancers.registry import register
 
@@ -29,6 +31,8 @@ class PriorLossNormalization(LossWeighting):
         if not values or any(not (v > 0) for v in values):
             raise ValueError(f"prior losses must be > 0, got {values}")
         self.priors = priors
+
+    task_state: ClassVar[Mapping[str, PerTask]] = {"priors": PerTask()}  # a sequence in task order
 
     def on_bind(self) -> None:
         check_per_task(self.priors, self.task_names, "priors", complete=True)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 import torch
 from torch import Tensor, nn
 
+from polytask.balancers._restrict import PerTask
 from polytask.balancers.base import LossWeighting
 from polytask.balancers.registry import register
 
@@ -31,6 +35,8 @@ class UncertaintyWeighting(LossWeighting):
         if num_tasks < 1:
             raise ValueError(f"num_tasks must be >= 1, got {num_tasks}")
         self.log_variance = nn.Parameter(torch.full((num_tasks,), float(init_log_variance)))
+
+    task_state: ClassVar[Mapping[str, PerTask]] = {"log_variance": PerTask()}
 
     def on_bind(self) -> None:
         if self.num_tasks != self.log_variance.numel():
