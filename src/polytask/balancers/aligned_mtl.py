@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor
 
 from polytask.balancers.base import GramianWeighting
 from polytask.balancers.registry import register
+from polytask.balancers.solvers import input_precision
 
 
 @register("aligned_mtl")
@@ -22,11 +24,17 @@ class AlignedMTL(GramianWeighting):
     Args:
         scale_mode: ``sigma`` is the smallest non-zero singular value (``min``, the paper's
             choice), their ``median``, or the root mean square (``rmse``).
-        eps: eigenvalues below ``eps`` times the largest are treated as zero (1e-10).
+        eps: eigenvalues below ``eps`` times the largest are treated as zero (``None``, the
+            default: the square root of the Gramian's precision, 1.5e-8 in float64 and
+            3.5e-4 in float32; a Gramian's eigenvalues carry an absolute rounding error of
+            about ``precision x largest``, so smaller ones are known to fewer than half the
+            digits, and whitening by them would make the update follow rounding noise).
     """
 
+    properties: ClassVar[frozenset[str]] = frozenset({"linear", "order_invariant"})
+
     def __init__(
-        self, scale_mode: Literal["min", "median", "rmse"] = "min", eps: float = 1e-10
+        self, scale_mode: Literal["min", "median", "rmse"] = "min", eps: float | None = None
     ) -> None:
         super().__init__()
         if scale_mode not in ("min", "median", "rmse"):
@@ -41,7 +49,8 @@ class AlignedMTL(GramianWeighting):
         top = float(values.max())
         if top <= 0:
             return torch.full((T,), 1.0 / T, dtype=gramian.dtype, device=gramian.device)
-        keep = values > self.eps * top
+        eps = math.sqrt(input_precision(gramian)) if self.eps is None else self.eps
+        keep = values > eps * top
         values, vectors = values[keep], vectors[:, keep]
         sigma = values.sqrt()
         if self.scale_mode == "min":

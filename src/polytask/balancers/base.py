@@ -102,6 +102,13 @@ class Balancer(nn.Module):
     def on_bind(self) -> None:
         """Hook for subclasses that size their state by the number of tasks."""
 
+    @classmethod
+    def example_options(cls, num_tasks: int) -> dict[str, Any]:
+        """Constructor options that build a working instance for ``num_tasks`` tasks, for
+        the shared checks (:func:`polytask.testing.check_balancer`); ``{}`` when the defaults
+        do. A method with a required or task-sized option overrides this."""
+        return {}
+
     @contextmanager
     def restricted(self, present: Sequence[int]) -> Iterator[None]:
         """A block in which the balancer sees only the tasks at positions ``present`` of its

@@ -44,9 +44,7 @@ class CAGrad(GramianWeighting):
             value).
     """
 
-    properties: ClassVar[frozenset[str]] = frozenset(
-        {"order_invariant", "linear", "mean_when_equal"}
-    )
+    properties: ClassVar[frozenset[str]] = frozenset({"linear", "order_invariant"})
 
     def __init__(self, c: float = 0.4) -> None:
         super().__init__()

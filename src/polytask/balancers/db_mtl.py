@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from torch import Tensor
 
 from polytask.balancers.base import LossWeighting
@@ -21,6 +23,8 @@ class DBMTLLogScaling(LossWeighting):
     Args:
         eps: added inside the logarithm (1e-8, as in the paper's code).
     """
+
+    properties: ClassVar[frozenset[str]] = frozenset({"order_invariant"})
 
     def __init__(self, eps: float = 1e-8) -> None:
         super().__init__()

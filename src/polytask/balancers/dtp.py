@@ -34,6 +34,8 @@ class DTP(LossWeighting):
         eps: KPIs are clipped to ``[eps, 1 - eps]`` (1e-6).
     """
 
+    properties: ClassVar[frozenset[str]] = frozenset({"order_invariant"})
+
     def __init__(
         self,
         kpi: Literal["loss", "metric"] = "loss",

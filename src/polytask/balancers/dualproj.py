@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import Tensor
 
@@ -17,6 +19,16 @@ class DualProj(GramianWeighting):
     ``v = argmin_{v >= 1/T} v^T G v``. Never conflicts with a task; equals the mean gradient
     when that already conflicts with none. No hyper-parameters.
     """
+
+    properties: ClassVar[frozenset[str]] = frozenset(
+        {
+            "linear",
+            "mean_when_identical",
+            "mean_without_conflict",
+            "non_conflicting",
+            "order_invariant",
+        }
+    )
 
     def gramian_weights(self, gramian: Tensor, losses: Tensor) -> Tensor:
         T = gramian.shape[0]

@@ -35,6 +35,8 @@ class DWA(LossWeighting):
             :meth:`epoch_end` (call it yourself in your own loop).
     """
 
+    properties: ClassVar[frozenset[str]] = frozenset({"order_invariant", "weights_sum_to_one"})
+
     def __init__(self, temperature: float = 2.0, period: int | None = None) -> None:
         super().__init__()
         if temperature <= 0:
@@ -52,7 +54,6 @@ class DWA(LossWeighting):
         **RunningLosses.task_state("window"),
         "previous": PerTask(axes=(1,)),
     }
-    properties: ClassVar[frozenset[str]] = frozenset({"weights_sum_to_one"})
 
     def loss_weights(self, losses: Tensor) -> Tensor:
         if self.previous is None:

@@ -14,7 +14,7 @@ from polytask.balancers._restrict import PerTask
 from polytask.balancers.base import GramianWeighting
 from polytask.balancers.registry import register
 from polytask.balancers.simplex_lp import simplex_max
-from polytask.balancers.solvers import single_threaded_blas
+from polytask.balancers.solvers import _psd, single_threaded_blas
 
 
 @single_threaded_blas
@@ -69,7 +69,9 @@ class EPO(GramianWeighting):
     def gramian_weights(self, gramian: Tensor, losses: Tensor) -> Tensor:
         G = gramian.detach().to("cpu", torch.float64).numpy()
         T = G.shape[0]
-        G = G / max(float(np.abs(np.diag(G)).max()), 1e-30)
+        # The positive semi-definite part: a float32 Gramian is indefinite by its rounding,
+        # and then even the relaxed programme (G w >= 0) can be infeasible.
+        G = _psd(G / max(float(np.abs(np.diag(G)).max()), 1e-30))
         r = np.ones(T) if self.preference is None else np.asarray(self.preference)
         rl = r * np.clip(losses.detach().to("cpu", torch.float64).numpy(), 1e-30, None)
         lhat = rl / rl.sum()

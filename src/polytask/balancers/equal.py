@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import Tensor
 
@@ -17,6 +19,8 @@ class EqualWeighting(LossWeighting):
     It is a mean, not a sum: use ``fixed`` for an explicit sum or any other fixed weights.
     No hyper-parameters.
     """
+
+    properties: ClassVar[frozenset[str]] = frozenset({"order_invariant", "weights_sum_to_one"})
 
     def loss_weights(self, losses: Tensor) -> Tensor:
         return torch.full_like(losses, 1.0 / losses.numel())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from torch import Tensor
 
 from polytask.balancers.base import GramianWeighting
@@ -22,6 +24,8 @@ class FairGrad(GramianWeighting):
         alpha: fairness parameter (> 0; 2.0 by default).
         max_iter: Newton iterations at most (100).
     """
+
+    properties: ClassVar[frozenset[str]] = frozenset({"order_invariant"})
 
     def __init__(self, alpha: float = 2.0, max_iter: int = 100) -> None:
         super().__init__()

@@ -40,6 +40,8 @@ class FAMO(LossWeighting):
         eps: added to the shifted losses (1e-8).
     """
 
+    properties: ClassVar[frozenset[str]] = frozenset({"order_invariant", "weights_sum_to_one"})
+
     def __init__(
         self,
         beta: float = 0.025,
@@ -67,7 +69,6 @@ class FAMO(LossWeighting):
         "previous": PerTask(),
         "floors": PerTask(),
     }
-    properties: ClassVar[frozenset[str]] = frozenset({"weights_sum_to_one"})
 
     def on_bind(self) -> None:
         if self.min_losses is not None and len(self.min_losses) != self.num_tasks:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from torch import Tensor
 
 from polytask.balancers.base import GramianWeighting
@@ -19,6 +21,8 @@ class GradientNormNormalization(GramianWeighting):
         eps: floor on the gradient norms (1e-12); a task with a zero gradient gets weight
             ``1 / (T eps)`` times a zero gradient, i.e. no contribution.
     """
+
+    properties: ClassVar[frozenset[str]] = frozenset({"order_invariant", "scale_invariant"})
 
     def __init__(self, eps: float = 1e-12) -> None:
         super().__init__()

@@ -36,6 +36,8 @@ class GradVac(GramianWeighting):
         eps: guard for zero norms (1e-8).
     """
 
+    properties: ClassVar[frozenset[str]] = frozenset({"mean_when_identical"})
+
     def __init__(self, beta: float = 0.01, seed: int = 0, eps: float = 1e-8) -> None:
         super().__init__()
         if not 0 < beta <= 1:

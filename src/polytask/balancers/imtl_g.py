@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import ClassVar
+
 import torch
 from torch import Tensor
 
@@ -26,6 +29,10 @@ class IMTLG(GramianWeighting):
         eps: gradients with norm below ``eps`` times the largest count as zero (1e-12).
     """
 
+    properties: ClassVar[frozenset[str]] = frozenset(
+        {"linear", "mean_when_identical", "order_invariant"}
+    )
+
     def __init__(self, eps: float = 1e-12) -> None:
         super().__init__()
         self.eps = eps
@@ -33,6 +40,9 @@ class IMTLG(GramianWeighting):
     def gramian_weights(self, gramian: Tensor, losses: Tensor) -> Tensor:
         G = gramian.detach().to("cpu", torch.float64)
         T = G.shape[0]
+        top = float(G.diagonal().max()) if T else 0.0
+        if top > 0:
+            G = G / top  # the weights do not depend on the scale; the equations do
         norms = G.diagonal().clamp_min(0).sqrt()
         keep = norms > self.eps * float(norms.max()) if float(norms.max()) > 0 else norms > 0
         weights = torch.zeros(T, dtype=torch.float64)
@@ -61,9 +71,16 @@ def _equal_projection_weights(H: Tensor, n: Tensor, precision: float) -> Tensor:
     T = H.shape[0]
     P = H / n[None, :]  # <g_s, u_t> = H_st / n_t
     # Row t-1: sum_s alpha_s (<g_s, u_1> - <g_s, u_t>) = 0, for t = 2..T; last row: sum = 1.
-    system = torch.cat([(P[:, :1] - P[:, 1:]).T, torch.ones(1, T, dtype=H.dtype)])
+    cutoff = math.sqrt(T * precision)
+    differences = (P[:, :1] - P[:, 1:]).T
+    # Rows equilibrated (their right-hand side is 0): the equations of nearly parallel
+    # gradients are small, and next to the row of ones they would lose digits.
+    # Rows below the Gramian's rounding (exactly parallel gradients) say nothing: dropped.
+    sizes = differences.norm(dim=1, keepdim=True)
+    differences = (differences / sizes.clamp_min(1e-300))[sizes.squeeze(1) > cutoff]
+    system = torch.cat([differences, torch.ones(1, T, dtype=H.dtype) / math.sqrt(T)])
     uniform = torch.full((T,), 1.0 / T, dtype=H.dtype)
     residual = -system @ uniform
-    residual[-1] = 0.0
-    rtol = max(T * precision * 16, 1e-12)
+    residual[-1] = 0.0  # the weights' sum stays 1
+    rtol = cutoff
     return uniform + torch.linalg.pinv(system, rtol=rtol) @ residual

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -28,6 +28,8 @@ class IMTLL(LossWeighting):
         num_tasks: number of tasks.
     """
 
+    properties: ClassVar[frozenset[str]] = frozenset({"order_invariant"})
+
     def __init__(self, num_tasks: int) -> None:
         super().__init__()
         if num_tasks < 1:
@@ -35,6 +37,10 @@ class IMTLL(LossWeighting):
         self.log_scale = nn.Parameter(torch.zeros(num_tasks))
 
     task_state: ClassVar[Mapping[str, PerTask]] = {"log_scale": PerTask()}
+
+    @classmethod
+    def example_options(cls, num_tasks: int) -> dict[str, Any]:
+        return {"num_tasks": num_tasks}
 
     def on_bind(self) -> None:
         if self.num_tasks != self.log_scale.numel():

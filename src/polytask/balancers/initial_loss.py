@@ -28,6 +28,8 @@ class InitialLossNormalization(LossWeighting):
         eps: floor on ``L_k(0)`` against division by zero (1e-12).
     """
 
+    properties: ClassVar[frozenset[str]] = frozenset({"loss_scale_invariant", "order_invariant"})
+
     def __init__(self, warmup_steps: int = 1, eps: float = 1e-12) -> None:
         super().__init__()
         if warmup_steps < 1:
@@ -37,7 +39,6 @@ class InitialLossNormalization(LossWeighting):
         self.history = RunningLosses()
 
     task_state: ClassVar[Mapping[str, PerTask]] = RunningLosses.task_state("history")
-    properties: ClassVar[frozenset[str]] = frozenset({"loss_scale_invariant"})
 
     def loss_weights(self, losses: Tensor) -> Tensor:
         self.history.update(losses, limit=self.warmup_steps)

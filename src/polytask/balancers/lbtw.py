@@ -27,6 +27,8 @@ class LBTW(LossWeighting):
         eps: floor on ``L_k(0)`` (1e-12).
     """
 
+    properties: ClassVar[frozenset[str]] = frozenset({"order_invariant"})
+
     def __init__(self, alpha: float = 0.5, eps: float = 1e-12) -> None:
         super().__init__()
         self.alpha = alpha

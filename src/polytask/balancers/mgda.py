@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -39,6 +39,10 @@ class MGDA(GramianWeighting):
         max_iter: major cycles of the min-norm solver at most (250).
         tol: optimality tolerance of the solver, relative to the largest squared norm (1e-12).
     """
+
+    properties: ClassVar[frozenset[str]] = frozenset(
+        {"linear", "mean_when_identical", "non_conflicting", "order_invariant"}
+    )
 
     def __init__(
         self, normalization: Normalization = "none", max_iter: int = 250, tol: float = 1e-12

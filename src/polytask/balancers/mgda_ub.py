@@ -22,6 +22,10 @@ class MGDAUB(MGDA):
         max_iter, tol: see :class:`MGDA`.
     """
 
+    # loss+ normalisation (the default) makes the update neither linear nor the common
+    # gradient of identical tasks; it stays the min-norm point of the normalised gradients.
+    properties: ClassVar[frozenset[str]] = frozenset({"non_conflicting", "order_invariant"})
+
     levels: ClassVar[tuple[Level, ...]] = ("representation",)
 
     def __init__(

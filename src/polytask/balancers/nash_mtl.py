@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from torch import Tensor
 
 from polytask.balancers.base import GramianWeighting
@@ -24,6 +26,8 @@ class NashMTL(GramianWeighting):
     Args:
         max_iter: Newton iterations at most (100).
     """
+
+    properties: ClassVar[frozenset[str]] = frozenset({"order_invariant", "scale_invariant"})
 
     def __init__(self, max_iter: int = 100) -> None:
         super().__init__()

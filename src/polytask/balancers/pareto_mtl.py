@@ -66,6 +66,12 @@ class ParetoMTL(GramianWeighting):
 
     task_state: ClassVar[Mapping[str, PerTask]] = {"preferences": PerTask(axes=(1,))}
 
+    @classmethod
+    def example_options(cls, num_tasks: int) -> dict[str, Any]:
+        if num_tasks == 2:
+            return {}
+        return {"preferences": [[1.0 + (i == k) for i in range(num_tasks)] for k in range(3)]}
+
     def on_bind(self) -> None:
         if self.preferences is None:
             if self.num_tasks != 2:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -32,6 +32,10 @@ class PCGrad(GramianWeighting):
         seed: seed of the balancer's own generator for the visiting orders (saved in
             ``state_dict``, so a resumed run draws the same orders).
     """
+
+    properties: ClassVar[frozenset[str]] = frozenset(
+        {"linear", "mean_when_identical", "mean_without_conflict"}
+    )
 
     def __init__(self, seed: int = 0) -> None:
         super().__init__()

@@ -34,6 +34,10 @@ class PELTR(GramianWeighting):
             ``None``: 0 for every task.
     """
 
+    properties: ClassVar[frozenset[str]] = frozenset(
+        {"linear", "mean_when_identical", "non_conflicting"}
+    )
+
     def __init__(self, lower_bounds: Mapping[str, float] | Sequence[float] | None = None) -> None:
         super().__init__()
         if lower_bounds is not None:

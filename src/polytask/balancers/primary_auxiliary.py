@@ -43,6 +43,8 @@ class PrimaryAuxiliary(GramianWeighting):
             parameters (1.0; 0 leaves those heads untrained).
     """
 
+    properties: ClassVar[frozenset[str]] = frozenset({"linear", "mean_when_identical"})
+
     uses_roles: ClassVar[bool] = True
 
     def __init__(self, auxiliary_head_weight: float = 1.0) -> None:

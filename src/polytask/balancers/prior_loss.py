@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -33,6 +33,10 @@ class PriorLossNormalization(LossWeighting):
         self.priors = priors
 
     task_state: ClassVar[Mapping[str, PerTask]] = {"priors": PerTask()}  # a sequence in task order
+
+    @classmethod
+    def example_options(cls, num_tasks: int) -> dict[str, Any]:
+        return {"priors": [1.0 + t for t in range(num_tasks)]}
 
     def on_bind(self) -> None:
         check_per_task(self.priors, self.task_names, "priors", complete=True)

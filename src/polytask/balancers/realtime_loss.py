@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from torch import Tensor
 
 from polytask.balancers.base import LossWeighting
@@ -18,6 +20,8 @@ class RealtimeLossNormalization(LossWeighting):
     Args:
         eps: floor on the losses (1e-12).
     """
+
+    properties: ClassVar[frozenset[str]] = frozenset({"loss_scale_invariant", "order_invariant"})
 
     def __init__(self, eps: float = 1e-12) -> None:
         super().__init__()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -21,6 +21,8 @@ class RLW(LossWeighting):
         seed: seed of the balancer's own generator (its state is saved, so a resumed run
             draws the same weights).
     """
+
+    properties: ClassVar[frozenset[str]] = frozenset({"weights_sum_to_one"})
 
     def __init__(self, seed: int = 0) -> None:
         super().__init__()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -30,6 +30,8 @@ class UncertaintyWeighting(LossWeighting):
         init_log_variance: initial ``s_k`` (0: ``sigma = 1``).
     """
 
+    properties: ClassVar[frozenset[str]] = frozenset({"order_invariant"})
+
     def __init__(self, num_tasks: int, init_log_variance: float = 0.0) -> None:
         super().__init__()
         if num_tasks < 1:
@@ -37,6 +39,10 @@ class UncertaintyWeighting(LossWeighting):
         self.log_variance = nn.Parameter(torch.full((num_tasks,), float(init_log_variance)))
 
     task_state: ClassVar[Mapping[str, PerTask]] = {"log_variance": PerTask()}
+
+    @classmethod
+    def example_options(cls, num_tasks: int) -> dict[str, Any]:
+        return {"num_tasks": num_tasks}
 
     def on_bind(self) -> None:
         if self.num_tasks != self.log_variance.numel():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import Tensor
 
@@ -24,6 +26,16 @@ class UPGrad(GramianWeighting):
     No hyper-parameters (the projections are solved exactly by non-negative least squares,
     one factorisation of the Gramian shared by the ``T`` problems).
     """
+
+    properties: ClassVar[frozenset[str]] = frozenset(
+        {
+            "linear",
+            "mean_when_identical",
+            "mean_without_conflict",
+            "non_conflicting",
+            "order_invariant",
+        }
+    )
 
     def gramian_weights(self, gramian: Tensor, losses: Tensor) -> Tensor:
         T = gramian.shape[0]

@@ -1,0 +1,195 @@
+"""The properties a balancer can declare, each with the assertion that checks it.
+
+A method lists the names it guarantees in its class attribute ``properties``;
+:func:`polytask.testing.check_balancer` applies exactly those assertions over generated
+Jacobians (:mod:`polytask.testing.inputs`). Each assertion returns ``None`` when the property
+holds on the input and a message saying how it fails otherwise.
+
+For gradient methods the checked object is the update direction ``d`` (``J^T w`` for a
+Gramian weighting, the aggregation for a Jacobian method); for loss weightings, the weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from polytask.balancers.base import Balancer
+from polytask.gradients.gramian import gramian
+
+Factory = Callable[[int], Balancer]
+"""Builds a fresh balancer for ``T`` tasks."""
+
+
+def bound(balancer: Balancer, T: int) -> Balancer:
+    """``balancer`` bound to tasks ``t0 .. t{T-1}``."""
+    balancer.bind([f"t{i}" for i in range(T)])
+    return balancer
+
+
+def direction(balancer: Balancer, J: Tensor, losses: Tensor | None = None) -> Tensor:
+    """The update direction ``(P,)`` a gradient method makes of the Jacobian ``(T, P)``
+    (the Gramian is formed as the engine forms it; ``losses`` default to ones)."""
+    return combination(balancer, J, losses)[0]
+
+
+def combination(
+    balancer: Balancer, J: Tensor, losses: Tensor | None = None
+) -> tuple[Tensor, float]:
+    """The direction and the size of what it combines: ``sum_t |w_t| ||g_t||`` for a
+    Gramian weighting (at least ``||d||``). Rounding errors in ``d`` are relative to that
+    size: a direction that cancels large weighted gradients down to ~0 is exact only up to
+    the size of the terms."""
+    T = J.shape[0]
+    bound(balancer, T)
+    if losses is None:
+        losses = torch.ones(T, dtype=J.dtype)
+    if balancer.needs == "gramian":
+        w = balancer.gramian_weights(gramian([J]), losses).to(J.dtype)
+        d = J.T @ w
+        terms = float((w.double().abs() * J.double().norm(dim=1)).sum())
+        return d, max(terms, float(d.double().norm()))
+    if balancer.needs == "jacobian":
+        d = balancer.aggregate(J)
+        return d, max(float(J.double().norm()), float(d.double().norm()))
+    raise TypeError(f"{type(balancer).__name__} is a loss weighting: it has no direction")
+
+
+def _tol(J: Tensor, size: float) -> float:
+    """``1000 T eps(dtype) size``: the tolerance of a vector of that size from a ``T x T``
+    solver in ``J``'s precision."""
+    return 1000.0 * J.shape[0] * float(torch.finfo(J.dtype).eps) * size
+
+
+def losses_of(J: Tensor) -> Tensor:
+    """Non-negative losses ``(T,)`` of the same scale as the Jacobian's rows (for loss
+    weightings and for methods that read losses as well)."""
+    return J.abs().mean(dim=1) + 0.01 * J.abs().max()
+
+
+def _gap(a: Tensor, b: Tensor) -> float:
+    return float((a.double() - b.double()).norm())
+
+
+def non_conflicting(make: Factory, J: Tensor) -> str | None:
+    """No task's loss increases to first order: ``J d >= 0``."""
+    d, size = combination(make(J.shape[0]), J)
+    worst = float((J.double() @ d.double()).min())
+    tol = _tol(J, size) * float(J.double().norm())
+    return f"min (J d) = {worst:.3e} < -{tol:.1e}" if worst < -tol else None
+
+
+def _permutation(T: int) -> Tensor:
+    return torch.roll(torch.arange(T).flip(0), 1)
+
+
+def order_invariant(make: Factory, J: Tensor) -> str | None:
+    """Permuting the tasks permutes the weights and leaves the direction unchanged."""
+    T = J.shape[0]
+    perm = _permutation(T)
+    probe = make(T)
+    if probe.needs == "losses":
+        losses = losses_of(J)
+        w = bound(probe, T).loss_weights(losses)
+        wp = bound(make(T), T).loss_weights(losses[perm])
+        gap, tol = _gap(w[perm], wp), 1000.0 * T * float(torch.finfo(J.dtype).eps)
+    else:
+        d, size = combination(probe, J, losses_of(J))
+        dp, size_p = combination(make(T), J[perm], losses_of(J)[perm])
+        gap, tol = _gap(d, dp), _tol(J, max(size, size_p))
+    return f"permuted tasks change the result by {gap:.3e} > {tol:.1e}" if gap > tol else None
+
+
+def linear(make: Factory, J: Tensor) -> str | None:
+    """Linear under scaling: ``d(c J) = c d(J)`` for ``c > 0``."""
+    T, c = J.shape[0], 3.0
+    d, size = combination(make(T), J)
+    dc, size_c = combination(make(T), c * J)
+    gap, tol = _gap(dc, c * d), _tol(J, max(c * size, size_c))
+    return f"d(3J) - 3 d(J) = {gap:.3e} > {tol:.1e}" if gap > tol else None
+
+
+def scale_invariant(make: Factory, J: Tensor) -> str | None:
+    """Invariant under scaling: ``d(c J) = d(J)`` for ``c > 0``."""
+    T = J.shape[0]
+    d, size = combination(make(T), J)
+    dc, size_c = combination(make(T), 3.0 * J)
+    gap, tol = _gap(dc, d), _tol(J, max(size, size_c))
+    return f"d(3J) - d(J) = {gap:.3e} > {tol:.1e}" if gap > tol else None
+
+
+def mean_without_conflict(make: Factory, J: Tensor) -> str | None:
+    """The mean gradient when no two task gradients conflict (checked on ``|J|``, whose
+    rows have non-negative inner products)."""
+    A = J.abs()
+    d, size = combination(make(A.shape[0]), A)
+    gap, tol = _gap(d, A.mean(dim=0)), _tol(A, size)
+    return f"d differs from the mean by {gap:.3e} > {tol:.1e}" if gap > tol else None
+
+
+def mean_when_identical(make: Factory, J: Tensor) -> str | None:
+    """The common gradient when every task has the same gradient (``J`` with all rows equal
+    to its first)."""
+    same = J[:1].expand_as(J).clone()
+    d, size = combination(make(J.shape[0]), same)
+    gap, tol = _gap(d, J[0]), _tol(same, size)
+    return f"d differs from the common gradient by {gap:.3e} > {tol:.1e}" if gap > tol else None
+
+
+def weights_sum_to_one(make: Factory, J: Tensor) -> str | None:
+    """Loss weights that sum to 1 (the mean scale)."""
+    T = J.shape[0]
+    w = bound(make(T), T).loss_weights(losses_of(J))
+    gap = abs(float(w.double().sum()) - 1.0)
+    tol = 1000.0 * T * float(torch.finfo(w.dtype).eps)
+    return f"weights sum to {float(w.sum()):.9g}" if gap > tol else None
+
+
+def loss_scale_invariant(make: Factory, J: Tensor) -> str | None:
+    """Multiplying one task's loss by ``c > 0`` leaves every ``w_t L_t`` (so the update)
+    unchanged."""
+    T = J.shape[0]
+    losses = losses_of(J)
+    if float(losses.abs().max()) == 0.0:
+        return None
+    scaled = losses.clone()
+    scaled[0] = scaled[0] * 3.0
+    a = bound(make(T), T).loss_weights(losses) * losses
+    b = bound(make(T), T).loss_weights(scaled) * scaled
+    tol = 1000.0 * T * float(torch.finfo(J.dtype).eps) * float(a.abs().max())
+    gap = float((a - b).abs().max())
+    return f"w L changes by {gap:.3e} > {tol:.1e}" if gap > tol else None
+
+
+@dataclass(frozen=True)
+class Property:
+    """A declarable property: its name, the method families it applies to and its check."""
+
+    name: str
+    families: tuple[str, ...]
+    check: Callable[[Factory, Tensor], str | None]
+
+    @property
+    def meaning(self) -> str:
+        """One line on what the property says (the check's docstring)."""
+        return (self.check.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+
+
+GRADIENT = ("gramian", "jacobian")
+PROPERTIES: dict[str, Property] = {
+    p.name: p
+    for p in (
+        Property("non_conflicting", GRADIENT, non_conflicting),
+        Property("order_invariant", ("losses", *GRADIENT), order_invariant),
+        Property("linear", GRADIENT, linear),
+        Property("scale_invariant", GRADIENT, scale_invariant),
+        Property("mean_without_conflict", GRADIENT, mean_without_conflict),
+        Property("mean_when_identical", GRADIENT, mean_when_identical),
+        Property("weights_sum_to_one", ("losses",), weights_sum_to_one),
+        Property("loss_scale_invariant", ("losses",), loss_scale_invariant),
+    )
+}
+"""Every property a balancer may declare, by name."""
