@@ -25,7 +25,7 @@ def property_table() -> str:
     for entry in BALANCERS:
         cls = entry.factory
         needs = getattr(cls, "needs", "losses")
-        declared = getattr(cls, "properties", frozenset())
+        declared: frozenset[str] = getattr(cls, "properties", frozenset())
         cells = [
             ("yes" if n in declared else "no") if needs in PROPERTIES[n].families else ""
             for n in names

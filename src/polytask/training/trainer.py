@@ -224,7 +224,8 @@ class Trainer:
 
     def train_step(self, batch: Batch) -> Tensor | None:
         """One optimizer step on ``batch``; returns the detached loss vector ``(T,)`` (on the
-        device), or ``None`` when the step was skipped for a non-finite loss."""
+        device), or ``None`` when the step was skipped (a non-finite loss, or no task with a
+        label in the batch)."""
         if not self.model.training:
             self.model.train()
         batch = batch.to(self.device)
