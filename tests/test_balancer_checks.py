@@ -38,7 +38,7 @@ def test_a_user_method_is_checked_from_its_declarations() -> None:
     from polytask.testing import check_balancer
 
     class Mean(GramianWeighting):
-        properties = frozenset({"order_invariant", "linear", "mean_without_conflict"})
+        properties = frozenset({"order_invariant", "homogeneous", "mean_without_conflict"})
 
         def gramian_weights(self, gramian, losses):
             return gramian.new_full((gramian.shape[0],), 1.0 / gramian.shape[0])

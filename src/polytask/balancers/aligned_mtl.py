@@ -31,7 +31,7 @@ class AlignedMTL(GramianWeighting):
             digits, and whitening by them would make the update follow rounding noise).
     """
 
-    properties: ClassVar[frozenset[str]] = frozenset({"linear", "order_invariant"})
+    properties: ClassVar[frozenset[str]] = frozenset({"homogeneous", "order_invariant"})
 
     def __init__(
         self, scale_mode: Literal["min", "median", "rmse"] = "min", eps: float | None = None

@@ -44,7 +44,7 @@ class CAGrad(GramianWeighting):
             value).
     """
 
-    properties: ClassVar[frozenset[str]] = frozenset({"linear", "order_invariant"})
+    properties: ClassVar[frozenset[str]] = frozenset({"homogeneous", "order_invariant"})
 
     def __init__(self, c: float = 0.4) -> None:
         super().__init__()
@@ -99,7 +99,7 @@ def cagrad_weights(G: Tensor, c: float, max_iter: int = 500) -> Tensor:
     def inner(lam: float) -> tuple[np.ndarray, float]:
         shifted = A + (lam / R) * np.outer(Ab, ones)
         w = min_norm_from_factor(shifted, ones, max_iter, 1e-9, "CAGrad's inner problem (NNLS)")
-        # ||g_w||^2 from the Gramian itself: the factor carries a ridge of 1e-12.
+        # ||g_w||^2 from the Gramian itself (the factor is of its PSD part only).
         return w, max(float(w @ H @ w), 0.0)
 
     def slope(lam: float) -> float:  # the outer derivative, up to a positive factor

@@ -22,11 +22,12 @@ class DualProj(GramianWeighting):
 
     properties: ClassVar[frozenset[str]] = frozenset(
         {
-            "linear",
+            "homogeneous",
             "mean_when_identical",
             "mean_without_conflict",
             "non_conflicting",
             "order_invariant",
+            "strongly_stationary",
         }
     )
 

@@ -30,7 +30,7 @@ class IMTLG(GramianWeighting):
     """
 
     properties: ClassVar[frozenset[str]] = frozenset(
-        {"linear", "mean_when_identical", "order_invariant"}
+        {"homogeneous", "mean_when_identical", "order_invariant"}
     )
 
     def __init__(self, eps: float = 1e-12) -> None:

@@ -41,7 +41,7 @@ class MGDA(GramianWeighting):
     """
 
     properties: ClassVar[frozenset[str]] = frozenset(
-        {"linear", "mean_when_identical", "non_conflicting", "order_invariant"}
+        {"homogeneous", "mean_when_identical", "non_conflicting", "order_invariant"}
     )
 
     def __init__(

@@ -34,7 +34,12 @@ class PCGrad(GramianWeighting):
     """
 
     properties: ClassVar[frozenset[str]] = frozenset(
-        {"linear", "mean_when_identical", "mean_without_conflict"}
+        {
+            "homogeneous",
+            "linear_under_scaling",
+            "mean_when_identical",
+            "mean_without_conflict",
+        }
     )
 
     def __init__(self, seed: int = 0) -> None:

@@ -35,7 +35,7 @@ class PELTR(GramianWeighting):
     """
 
     properties: ClassVar[frozenset[str]] = frozenset(
-        {"linear", "mean_when_identical", "non_conflicting"}
+        {"homogeneous", "mean_when_identical", "non_conflicting"}
     )
 
     def __init__(self, lower_bounds: Mapping[str, float] | Sequence[float] | None = None) -> None:

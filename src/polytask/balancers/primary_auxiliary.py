@@ -43,7 +43,7 @@ class PrimaryAuxiliary(GramianWeighting):
             parameters (1.0; 0 leaves those heads untrained).
     """
 
-    properties: ClassVar[frozenset[str]] = frozenset({"linear", "mean_when_identical"})
+    properties: ClassVar[frozenset[str]] = frozenset({"homogeneous", "mean_when_identical"})
 
     uses_roles: ClassVar[bool] = True
 

@@ -167,7 +167,7 @@ def lower_bounded_min_norm(G: Tensor, lower: Tensor, max_iter: int = 500) -> Ten
     This is the projection used by dual-cone methods: with ``d = J^T v``, the KKT conditions
     give ``G v >= 0`` (so ``<d, g_t> >= 0`` for every task) and ``(G v)_t = 0`` wherever
     ``v_t > lower_t``. The factor is taken of ``G`` scaled to a unit largest diagonal entry
-    plus a ridge of ``1e-12``, so a singular ``G`` factors too.
+    (its positive semi-definite part), so a singular ``G`` factors too.
 
     Args:
         G: Gramian ``(T, T)``.
@@ -204,12 +204,13 @@ def _psd(H: Array) -> Array:
 
 
 def _factor(H: Array, scale: float) -> Array:
-    """``A`` with ``A^T A = H / scale + 1e-12 I`` (from the eigendecomposition, so a Gramian
-    that is only positive semi-definite up to rounding factors too)."""
-    T = H.shape[0]
+    """``A`` with ``A^T A`` the positive semi-definite part of ``H / scale`` (from the
+    eigendecomposition, so a Gramian that is only positive semi-definite up to rounding, or
+    singular, factors too; no ridge: a ridge of 1e-12 moved the dual-cone projections of
+    rank-deficient Gramians by 1e-11 relative, far above float64's precision)."""
     # torch's eigh, not numpy's: numpy's threaded LAPACK competes with torch's threads for the
     # cores (measured: the whole training step became 3x slower).
-    lam, V = torch.linalg.eigh(torch.from_numpy(H / scale + 1e-12 * np.eye(T)))
+    lam, V = torch.linalg.eigh(torch.from_numpy(H / scale))
     out: Array = (lam.clamp_min(0.0).sqrt()[:, None] * V.T).numpy()
     return out
 

@@ -29,11 +29,13 @@ class UPGrad(GramianWeighting):
 
     properties: ClassVar[frozenset[str]] = frozenset(
         {
-            "linear",
+            "homogeneous",
+            "linear_under_scaling",
             "mean_when_identical",
             "mean_without_conflict",
             "non_conflicting",
             "order_invariant",
+            "strongly_stationary",
         }
     )
 

@@ -3,7 +3,8 @@
 The checks, for any registered method or a user's own class (as scikit-learn's
 ``check_estimator`` does for estimators):
 
-- finite output on every generated Jacobian (:mod:`polytask.testing.inputs`): all ranks,
+- finite output on every generated Jacobian (:mod:`polytask.testing.inputs`), for 2, 5 and 8
+  tasks: all ranks,
   zero, duplicated, opposed and nearly duplicated rows, scales 0 to 1e15, float32 and
   float64 - no exception, no NaN;
 - each property in the class's ``properties`` (:data:`polytask.testing.PROPERTIES`), on the
@@ -30,7 +31,7 @@ import polytask
 from polytask.balancers import BALANCERS, Balancer
 from polytask.gradients.protocol import LEVELS
 from polytask.tasks.taskset import TaskLosses
-from polytask.testing.inputs import jacobian_cases, make_jacobian
+from polytask.testing.inputs import JacobianCase, jacobian_cases, make_jacobian
 from polytask.testing.properties import PROPERTIES, Factory, bound, direction, losses_of
 
 
@@ -56,10 +57,19 @@ def _outcome(make: Factory, J: Tensor) -> Tensor:
     return direction(balancer, J, losses_of(J))
 
 
-def check_finite(make: Factory, T: int = 5) -> list[str]:
+TASK_COUNTS = (2, 5, 8)
+"""Numbers of tasks the finite and property checks run at (2 reaches closed forms)."""
+
+
+def _cases() -> Iterator[JacobianCase]:
+    for T in TASK_COUNTS:
+        yield from jacobian_cases(T)
+
+
+def check_finite(make: Factory) -> list[str]:
     """Failures of the finite-output check over every generated Jacobian."""
     failures = []
-    for case in jacobian_cases(T):
+    for case in _cases():
         try:
             out = _outcome(make, case.jacobian)
         except Exception as error:  # every exception is a failure to report
@@ -70,9 +80,9 @@ def check_finite(make: Factory, T: int = 5) -> list[str]:
     return failures
 
 
-def check_properties(make: Factory, T: int = 5) -> list[str]:
+def check_properties(make: Factory) -> list[str]:
     """Failures of the declared properties over every generated Jacobian."""
-    probe = make(T)
+    probe = make(TASK_COUNTS[0])
     failures = []
     for name in sorted(type(probe).properties):
         prop = PROPERTIES.get(name)
@@ -82,7 +92,7 @@ def check_properties(make: Factory, T: int = 5) -> list[str]:
         if probe.needs not in prop.families:
             failures.append(f"declares {name!r}, which does not apply to needs={probe.needs!r}")
             continue
-        for case in jacobian_cases(T):
+        for case in _cases():
             try:
                 message = prop.check(make, case.jacobian)
             except Exception as error:

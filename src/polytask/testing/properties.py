@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -83,7 +84,9 @@ def non_conflicting(make: Factory, J: Tensor) -> str | None:
 
 
 def _permutation(T: int) -> Tensor:
-    return torch.roll(torch.arange(T).flip(0), 1)
+    """A permutation that moves every task (for ``T >= 2``)."""
+    flipped = torch.arange(T).flip(0)
+    return flipped if T == 2 else torch.roll(flipped, 1)
 
 
 def order_invariant(make: Factory, J: Tensor) -> str | None:
@@ -103,13 +106,65 @@ def order_invariant(make: Factory, J: Tensor) -> str | None:
     return f"permuted tasks change the result by {gap:.3e} > {tol:.1e}" if gap > tol else None
 
 
-def linear(make: Factory, J: Tensor) -> str | None:
-    """Linear under scaling: ``d(c J) = c d(J)`` for ``c > 0``."""
+def homogeneous(make: Factory, J: Tensor) -> str | None:
+    """Positively homogeneous: ``d(c J) = c d(J)`` for ``c > 0`` (scaling every loss scales
+    the update)."""
     T, c = J.shape[0], 3.0
     d, size = combination(make(T), J)
     dc, size_c = combination(make(T), c * J)
     gap, tol = _gap(dc, c * d), _tol(J, max(c * size, size_c))
     return f"d(3J) - 3 d(J) = {gap:.3e} > {tol:.1e}" if gap > tol else None
+
+
+def linear_under_scaling(make: Factory, J: Tensor) -> str | None:
+    """Linear under scaling of the rows (Quinton & Rey 2024, torchjd):
+    ``d(diag(a c1 + b c2) J) = a d(diag(c1) J) + b d(diag(c2) J)`` for ``c1, c2 > 0`` and
+    ``a, b >= 0`` (the update is a fixed combination of the gradients, whatever their
+    scales)."""
+    T = J.shape[0]
+    g = torch.Generator().manual_seed(0)
+    c1, c2 = torch.rand(2, T, generator=g, dtype=torch.float64) + 0.1
+    a, b = 0.7, 1.9
+    rows = [c1, c2, a * c1 + b * c2]
+    parts = [combination(make(T), (c[:, None] * J.double()).to(J.dtype)) for c in rows]
+    expected = a * parts[0][0].double() + b * parts[1][0].double()
+    gap = _gap(parts[2][0], expected)
+    tol = _tol(J, max(a * parts[0][1] + b * parts[1][1], parts[2][1]))
+    return f"d differs from the combination by {gap:.3e} > {tol:.1e}" if gap > tol else None
+
+
+def _strongly_stationary_matrix(J: Tensor) -> bool:
+    """Whether ``J^T w = 0`` for some ``w > 0``, up to ``J``'s precision: the least
+    ``||J^T w||_1`` over ``w >= 1`` (the cone is scale-free, so ``w >= 1`` stands for
+    ``w > 0``), rows scaled to unit norm, by a linear programme; rounding of a float32
+    rank-deficient ``J`` must not turn a stationary matrix into a non-stationary one."""
+    from scipy.optimize import linprog
+
+    A = J.double()
+    A = (A / A.norm(dim=1, keepdim=True).clamp_min(1e-300)).numpy()
+    T, P = A.shape
+    # Variables: w (T), then the residual's positive and negative parts (P each).
+    cost = [0.0] * T + [1.0] * (2 * P)
+    equality = np.hstack([A.T, -np.eye(P), np.eye(P)])
+    bounds = [(1.0, None)] * T + [(0.0, None)] * (2 * P)
+    result = linprog(cost, A_eq=equality, b_eq=np.zeros(P), bounds=bounds, method="highs")
+    if result.status != 0:
+        raise RuntimeError(f"the stationarity programme failed: {result.message}")
+    slack = 1000.0 * T * T * float(torch.finfo(J.dtype).eps)
+    return bool(result.fun <= slack)
+
+
+def strongly_stationary(make: Factory, J: Tensor) -> str | None:
+    """``d = 0`` only if some strictly positive combination of the gradients is 0 (checked
+    where none is, decided by a feasibility programme: there ``d`` must not vanish)."""
+    T = J.shape[0]
+    if float(J.double().abs().max()) == 0.0 or _strongly_stationary_matrix(J):
+        return None
+    d, _ = combination(make(T), J)
+    # Against ||J||: equal weights added to opposed rows inflate sum |w_t| ||g_t|| without
+    # changing d.
+    norm, floor = float(d.double().norm()), _tol(J, float(J.double().norm()))
+    return f"d = 0 (norm {norm:.3e}) though no positive combination is 0" if norm <= floor else None
 
 
 def scale_invariant(make: Factory, J: Tensor) -> str | None:
@@ -184,7 +239,9 @@ PROPERTIES: dict[str, Property] = {
     for p in (
         Property("non_conflicting", GRADIENT, non_conflicting),
         Property("order_invariant", ("losses", *GRADIENT), order_invariant),
-        Property("linear", GRADIENT, linear),
+        Property("homogeneous", GRADIENT, homogeneous),
+        Property("linear_under_scaling", GRADIENT, linear_under_scaling),
+        Property("strongly_stationary", GRADIENT, strongly_stationary),
         Property("scale_invariant", GRADIENT, scale_invariant),
         Property("mean_without_conflict", GRADIENT, mean_without_conflict),
         Property("mean_when_identical", GRADIENT, mean_when_identical),
