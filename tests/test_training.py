@@ -9,7 +9,7 @@ import torch
 
 import polytask
 from polytask import Task, TaskSet
-from polytask.data import TensorTaskDataset
+from polytask.data import IndexBatcher, TensorTaskDataset
 from polytask.models import SharedBottom
 from polytask.training import (
     StopTrainingSignal,
@@ -129,8 +129,13 @@ def test_checkpoint_from_another_model_is_refused(tmp_path: Path) -> None:
         build_optimizer("adam", other),
         config=TrainerConfig(epochs=2, batch_size=16, progress=False, run_dir=str(tmp_path)),
     )
-    with pytest.raises(ValueError, match="another model"):
+    with pytest.raises(ValueError, match=r"model\.architecture"):
         stranger.fit(make_data(), resume=True)
+    # The state check itself (a checkpoint that records no settings) names the mismatch.
+    state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    del state["trainer"]["settings"]
+    with pytest.raises(ValueError, match="another model"):
+        stranger.load_state_dict(state, IndexBatcher(make_data(), 16))
 
 
 def test_selection_uses_validation_and_logs(tmp_path: Path) -> None:

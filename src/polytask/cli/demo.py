@@ -49,7 +49,8 @@ def demo_config(args: argparse.Namespace, balancer: str) -> ExperimentConfig:
             "schedule": {"epochs": args.epochs},
             "device": args.device,
             "seed": args.seed,
-            "output": f"{args.output}/{balancer}",
+            # A rerun with other data or seed gets its own folder; more epochs resume.
+            "output": f"{args.output}/{balancer}-{{fingerprint}}",
             "progress": not args.no_progress,
             "log_every": 20,
         },

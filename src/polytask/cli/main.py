@@ -29,6 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
         f"({', '.join(packaged_configs())})",
     )
     train.add_argument("overrides", nargs="*", help="key=value overrides, e.g. balancer.name=mgda")
+    train.add_argument(
+        "--restart",
+        action="store_true",
+        help="remove the run in the output folder and start over (by default a run folder "
+        "that holds a checkpoint is resumed, and refused if its settings differ)",
+    )
     diagnose = commands.add_parser(
         "diagnose", help="a short run that measures why tasks fight (conflict, speed, scale)"
     )
@@ -143,12 +149,12 @@ def list_command(what: str, as_json: bool) -> int:
     return 0
 
 
-def train_command(config: str, overrides: Sequence[str]) -> int:
+def train_command(config: str, overrides: Sequence[str], restart: bool = False) -> int:
     """Train one configuration and print its test metrics."""
     from polytask.training.experiment import ExperimentConfig, run_experiment
 
     experiment = ExperimentConfig.from_yaml(config_path(config), list(overrides))
-    result = run_experiment(experiment)
+    result = run_experiment(experiment, restart=restart)
     rows = [
         [task, metric, value, result.test["loss"][task]]
         for task, per in result.test["metrics"].items()
@@ -221,19 +227,27 @@ def compare_command(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``polytask`` command; returns the exit status."""
     from polytask.training.config import ConfigError
+    from polytask.training.run_folder import RunFolderInUseError
 
     args = build_parser().parse_args(argv)
     try:
         if args.command == "demo":
             return demo.run(args)
         if args.command == "train":
-            return train_command(args.config, args.overrides)
+            return train_command(args.config, args.overrides, args.restart)
         if args.command == "diagnose":
             return diagnose_command(args)
         if args.command == "compare":
             return compare_command(args)
         return list_command(args.what, args.json)
-    except (ConfigError, KeyError, FileNotFoundError, TypeError, ValueError) as error:
+    except (
+        ConfigError,
+        KeyError,
+        FileNotFoundError,
+        TypeError,
+        ValueError,
+        RunFolderInUseError,
+    ) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"polytask: error: {message}", file=sys.stderr)
         return 2

@@ -178,7 +178,9 @@ def compare(
                 tag = "fixed(" + ",".join(f"{w:.2f}" for w in method.options["weights"]) + ")"
             label = tag if len(models) == 1 else f"{model} / {tag}"
             plan.append((label, model, method))
-            folder = output / "runs" / f"{model}-{tag}".replace("/", "_")
+            # The settings' fingerprint in the name: a rerun with other settings gets new
+            # folders (the same settings resume their runs).
+            folder = output / "runs" / (f"{model}-{tag}".replace("/", "_") + "-{fingerprint}")
             base = dataclasses.replace(
                 config, model=model_config, balancer=method, output=str(folder), progress=False
             )

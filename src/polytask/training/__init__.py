@@ -5,6 +5,7 @@ from polytask.training.checkpoint import load as load_checkpoint
 from polytask.training.checkpoint import save_atomic
 from polytask.training.logger import JsonlLogger, read_jsonl
 from polytask.training.optim import build_optimizer, build_scheduler
+from polytask.training.run_folder import RunFolder, RunFolderInUseError, RunMismatchError
 from polytask.training.trainer import (
     FitResult,
     StopTrainingSignal,
@@ -17,6 +18,9 @@ from polytask.training.trainer import (
 __all__ = [
     "FitResult",
     "JsonlLogger",
+    "RunFolder",
+    "RunFolderInUseError",
+    "RunMismatchError",
     "StopTrainingSignal",
     "Trainer",
     "TrainerConfig",

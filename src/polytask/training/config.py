@@ -21,6 +21,40 @@ class ConfigError(ValueError):
     """A configuration value is missing, unknown or of the wrong type; names the key."""
 
 
+class FieldError(ValueError):
+    """A configuration dataclass's ``__post_init__`` rejects the value of ``field``;
+    :func:`from_dict` turns it into a :class:`ConfigError` naming the dotted key."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def check_range(
+    field: str,
+    value: float | None,
+    *,
+    low: float | None = None,
+    above: float | None = None,
+    optional: bool = False,
+) -> None:
+    """Raise :class:`FieldError` unless ``value >= low`` / ``value > above`` (``None``
+    allowed when ``optional``), with a message giving the allowed range."""
+    if value is None:
+        if optional:
+            return
+        raise FieldError(field, "a value is required")
+    bounds = []
+    if low is not None:
+        bounds.append(f">= {low:g}")
+    if above is not None:
+        bounds.append(f"> {above:g}")
+    allowed = " and ".join(bounds) + (" (or null for none)" if optional else "")
+    if (low is not None and not value >= low) or (above is not None and not value > above):
+        raise FieldError(field, f"{value!r} is out of range; it must be {allowed}")
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
@@ -70,6 +104,12 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str):
+            # YAML 1.1 reads 1e-4 (no dot) as a string; read numbers as a user writes them.
+            try:
+                return float(value)
+            except ValueError:
+                raise ConfigError(f"{where}: expected a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)
@@ -107,6 +147,9 @@ def from_dict(cls: type[C], data: Mapping[str, Any], where: str = "") -> C:
             raise ConfigError(f"configuration key {key!r} is required")
     try:
         return cls(**kwargs)
+    except FieldError as error:
+        key = f"{where}.{error.field}" if where else error.field
+        raise ConfigError(f"configuration key {key!r}: {error.message}") from error
     except (ValueError, TypeError) as error:
         raise ConfigError(f"{where or cls.__name__}: {error}") from error
 

@@ -8,6 +8,7 @@ This is what ``polytask train CONFIG key=value ...`` runs; it is also a Python A
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -33,8 +34,16 @@ from polytask.gradients.protocol import Level
 from polytask.models.base import MultiTaskModel
 from polytask.tasks.task import Task
 from polytask.tasks.taskset import TaskSet
-from polytask.training.config import from_dict, load_yaml, merge, parse_overrides, to_dict
+from polytask.training.config import (
+    check_range,
+    from_dict,
+    load_yaml,
+    merge,
+    parse_overrides,
+    to_dict,
+)
 from polytask.training.optim import build_optimizer, build_scheduler
+from polytask.training.run_folder import RunFolder, clear_run, fingerprint
 from polytask.training.trainer import Trainer, TrainerConfig, parameter_count
 
 
@@ -64,6 +73,10 @@ class OptimizerConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
 
+    def __post_init__(self) -> None:
+        check_range("lr", self.lr, above=0)
+        check_range("weight_decay", self.weight_decay, low=0)
+
 
 @dataclass
 class ScheduleConfig:
@@ -76,6 +89,13 @@ class ScheduleConfig:
     monitor: str = "loss"
     patience: int | None = None
     grad_clip: float | None = None
+
+    def __post_init__(self) -> None:
+        check_range("epochs", self.epochs, low=1)
+        check_range("batch_size", self.batch_size, low=1)
+        check_range("max_steps", self.max_steps, low=1, optional=True)
+        check_range("patience", self.patience, low=1, optional=True)
+        check_range("grad_clip", self.grad_clip, above=0, optional=True)
 
 
 @dataclass
@@ -131,6 +151,10 @@ class ExperimentConfig:
     baselines_dir: str | None = None
     keep_freed_memory: bool = True
 
+    def __post_init__(self) -> None:
+        check_range("log_every", self.log_every, low=1)
+        check_range("checkpoint_every", self.checkpoint_every, low=0)
+
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
         """Load ``path`` (``yaml.safe_load``), apply ``key=value`` overrides, check types."""
@@ -142,9 +166,23 @@ class ExperimentConfig:
         """Build from a mapping (same checks as YAML)."""
         return from_dict(cls, data)
 
+    def run_settings(self) -> dict[str, Any]:
+        """The settings that define the run: everything but how long it trains
+        (``schedule.epochs``, ``max_steps``, ``patience``), where it writes and what it logs
+        or reports, and where it runs (:data:`MAY_CHANGE`)."""
+        plain = to_dict(self)
+        for key in MAY_CHANGE:
+            parent, _, leaf = key.rpartition(".")
+            (plain[parent] if parent else plain).pop(leaf, None)
+        return plain
+
+    def fingerprint(self) -> str:
+        """Eight hex digits that change with any setting of :meth:`run_settings`."""
+        return fingerprint(self.run_settings())
+
     def output_dir(self) -> Path | None:
         """The run folder (``output`` with ``{dataset}``, ``{model}``, ``{balancer}``,
-        ``{seed}`` filled in), or ``None``."""
+        ``{seed}`` and ``{fingerprint}`` filled in), or ``None``."""
         if self.output is None:
             return None
         return Path(
@@ -153,8 +191,34 @@ class ExperimentConfig:
                 model=self.model.name,
                 balancer=self.balancer.name,
                 seed=self.seed,
+                fingerprint=self.fingerprint(),
             )
         )
+
+    def default_output(self) -> Path:
+        """The folder :data:`DEFAULT_OUTPUT` names for these settings: two configurations
+        that differ in a setting that defines the run never share it."""
+        return dataclasses.replace(self, output=DEFAULT_OUTPUT).output_dir() or Path()
+
+
+DEFAULT_OUTPUT = "runs/{dataset}-{model}-{balancer}-seed{seed}-{fingerprint}"
+"""The run folder template of the packaged configurations."""
+
+MAY_CHANGE = (
+    "schedule.epochs",
+    "schedule.max_steps",
+    "schedule.patience",
+    "output",
+    "log_every",
+    "checkpoint_every",
+    "progress",
+    "tensorboard",
+    "report",
+    "baselines_dir",
+    "keep_freed_memory",
+    "device",
+)
+"""Experiment settings that do not define a run (a resume may change them)."""
 
 
 def apply_task_overrides(tasks: list[Task], overrides: dict[str, TaskOverride]) -> list[Task]:
@@ -307,9 +371,6 @@ def prepare(
     total = schedule.max_steps or schedule.epochs * steps_per_epoch
     scheduler = build_scheduler(schedule.scheduler, optimizer, total)
     out = config.output_dir() if write else None
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
     trainer = Trainer(
         model,
         TaskSet(tasks),
@@ -335,6 +396,7 @@ def prepare(
             run_dir=str(out) if out else None,
             keep_freed_memory=config.keep_freed_memory,
         ),
+        run_settings=config.run_settings(),
     )
     return Prepared(config, loaded, tasks, model, trainer, out)
 
@@ -379,14 +441,28 @@ def make_batcher(config: ExperimentConfig, data: DataSplits) -> GroupBatcher | N
     )  # fmt: skip
 
 
-def run_experiment(config: ExperimentConfig) -> ExperimentResult:
+def run_experiment(config: ExperimentConfig, restart: bool = False) -> ExperimentResult:
     """Load data, build everything, train with selection on validation, test once.
 
     Writes ``config.yaml``, ``metrics.jsonl``, ``checkpoints/last.pt`` and ``results.json``
     into the run folder when ``output`` is set. A run folder that holds a checkpoint is
-    resumed.
+    resumed if its settings are these (else
+    :class:`~polytask.training.run_folder.RunMismatchError`, and nothing in the folder is
+    touched); ``restart=True`` removes the folder's run and starts over. The folder is
+    locked while the run writes (:class:`~polytask.training.run_folder.RunFolder`).
     """
     prepared = prepare(config)
+    out = prepared.output
+    with RunFolder(out) if out is not None else contextlib.nullcontext():
+        if out is not None:
+            if restart:
+                clear_run(out)
+            prepared.trainer.check_resume()
+            (out / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+        return _train_and_test(config, prepared)
+
+
+def _train_and_test(config: ExperimentConfig, prepared: Prepared) -> ExperimentResult:
     loaded, model, trainer, out = prepared.data, prepared.model, prepared.trainer, prepared.output
     started = time.perf_counter()
     fit = trainer.fit(

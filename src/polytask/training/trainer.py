@@ -8,6 +8,7 @@ import math
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +30,18 @@ from polytask.outputs import features_unused
 from polytask.tasks.taskset import TaskSet
 from polytask.training import checkpoint as ckpt
 from polytask.training.allocator import glibc_version, keep_freed_memory
+from polytask.training.config import FieldError, check_range
 from polytask.training.logger import JsonlLogger, TensorBoardLogger
+from polytask.training.run_folder import (
+    MAY_CHANGE_ON_RESUME,
+    RunFolder,
+    RunMismatchError,
+    fingerprint,
+    log_size,
+    mismatch_message,
+    settings_differences,
+    truncate_log,
+)
 
 
 @dataclass
@@ -84,16 +96,20 @@ class TrainerConfig:
     keep_freed_memory: bool = True
 
     def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1 or self.eval_batch_size < 1:
-            raise ValueError("batch sizes must be >= 1")
+        check_range("epochs", self.epochs, low=1)
+        check_range("max_steps", self.max_steps, low=1, optional=True)
+        check_range("batch_size", self.batch_size, low=1)
+        check_range("eval_batch_size", self.eval_batch_size, low=1)
+        check_range("grad_clip", self.grad_clip, above=0, optional=True)
+        check_range("patience", self.patience, low=1, optional=True)
+        check_range("log_every", self.log_every, low=1)
+        check_range("checkpoint_every", self.checkpoint_every, low=0)
         if self.level not in ("representation", "parameter"):
-            raise ValueError(f"level must be 'representation' or 'parameter', got {self.level!r}")
-        if self.log_every < 1:
-            raise ValueError("log_every must be >= 1")
+            raise FieldError(
+                "level", f"must be 'representation' or 'parameter', got {self.level!r}"
+            )
         if self.tensorboard and self.run_dir is None:
-            raise ValueError("tensorboard=True needs a run_dir to write into")
+            raise FieldError("tensorboard", "true needs a run_dir to write into")
 
 
 @dataclass
@@ -157,6 +173,9 @@ class Trainer:
         config: :class:`TrainerConfig`.
         callbacks: called as ``callback(trainer, step)`` after every optimizer step; raise
             :class:`StopTrainingSignal` to stop.
+        run_settings: further settings that define the run (the experiment passes its data
+            set and model options); stored in checkpoints with the trainer's own
+            (:meth:`settings`), and a resume under other settings is refused.
     """
 
     def __init__(
@@ -168,8 +187,11 @@ class Trainer:
         scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
         config: TrainerConfig | None = None,
         callbacks: tuple[StepCallback, ...] = (),
+        run_settings: Mapping[str, Any] | None = None,
     ) -> None:
         self.config = config or TrainerConfig()
+        self.run_settings = dict(run_settings or {})
+        self._settings: dict[str, Any] | None = None
         self._linear_taps: LinearTaps | None = None
         missing = [t for t in tasks.names if t not in model.task_names]
         if missing:
@@ -367,6 +389,57 @@ class Trainer:
         return score > self.best_score if self.higher_is_better else score < self.best_score
 
     # ------------------------------------------------------------------ checkpoints
+    def settings(self) -> dict[str, Any]:
+        """The settings that define this run, as they are now: the trainer's (less
+        :data:`~polytask.training.run_folder.MAY_CHANGE_ON_RESUME`), the model's class and
+        architecture, the optimizer's and scheduler's hyper-parameters, the balancer's class
+        and options, the tasks, and ``run_settings``. Taken at the start of :meth:`fit` and
+        stored in every checkpoint."""
+        scheduler = self.scheduler
+        return {
+            "trainer": {
+                k: v for k, v in asdict(self.config).items() if k not in MAY_CHANGE_ON_RESUME
+            },
+            "model": {
+                "class": type(self.model).__name__,
+                "architecture": fingerprint({"repr": repr(self.model)}),
+            },
+            "optimizer": {
+                "class": type(self.optimizer).__name__,
+                "groups": [_plain(g) for g in self.optimizer.param_groups],
+            },
+            "scheduler": None
+            if scheduler is None
+            else {"class": type(scheduler).__name__, **_plain(scheduler.state_dict())},
+            "balancer": {"class": type(self.balancer).__name__, **_plain(vars(self.balancer))},
+            "tasks": [
+                {"name": t.name, "loss": t.loss, "role": t.role, "weight": t.weight}
+                for t in self.tasks
+            ],
+            "run": self.run_settings,
+        }
+
+    def check_resume(self, path: str | Path | None = None) -> None:
+        """Raise :class:`~polytask.training.run_folder.RunMismatchError` if the checkpoint at
+        ``path`` (default: this run folder's) was written under other settings."""
+        path = Path(path) if path is not None else self.checkpoint_path()
+        if path is not None and path.is_file():
+            self._check_settings(ckpt.load(path), self.settings())
+
+    def _check_settings(self, state: dict[str, Any], current: dict[str, Any]) -> None:
+        saved = state.get("trainer", {}).get("settings")
+        if saved is None:
+            warnings.warn(
+                "the checkpoint records no settings (written by an older polytask); resuming "
+                "without checking that they match",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return
+        differences = settings_differences(saved, current)
+        if differences:
+            raise RunMismatchError(mismatch_message(self.run_dir, differences))
+
     def state_dict(self, batcher: Batches) -> dict[str, Any]:
         """Everything needed to continue training exactly from here."""
         return {
@@ -385,6 +458,8 @@ class Trainer:
                 "bad_epochs": self.bad_epochs,
                 "history": self.history,
                 "config": asdict(self.config),
+                "settings": self._settings if self._settings is not None else self.settings(),
+                "log_size": log_size(self.logger.path),
             },
             "best_model": self.best_state,
         }
@@ -426,6 +501,8 @@ class Trainer:
         self.history = list(trainer["history"])
         self.best_state = state["best_model"]
         ckpt.set_rng_state(state["rng"])
+        if "log_size" in trainer:  # records logged after this checkpoint are dropped
+            truncate_log(self.logger.path, int(trainer["log_size"]))
 
     def checkpoint_path(self) -> Path | None:
         """``run_dir/checkpoints/last.pt`` (``None`` without a run folder)."""
@@ -483,10 +560,23 @@ class Trainer:
                 :class:`~polytask.data.samplers.GroupBatcher` with a task sampler when tasks
                 have their own datasets. Its state is checkpointed with the run.
         """
-        cfg = self.config
         missing = [t for t in self.tasks.names if t not in train.targets]
         if missing:
             raise KeyError(f"training data has no targets for task(s) {missing}")
+        # One process at a time in a run folder (a lock the kernel drops with the process).
+        with RunFolder(self.run_dir) if self.run_dir else contextlib.nullcontext():
+            return self._fit(train, val, resume, restore_best, batcher)
+
+    def _fit(
+        self,
+        train: TensorTaskDataset,
+        val: TensorTaskDataset | None,
+        resume: bool | str | Path,
+        restore_best: bool,
+        batcher: Batches | None,
+    ) -> FitResult:
+        cfg = self.config
+        self._settings = self.settings()
         if batcher is None:
             batcher = IndexBatcher(train, cfg.batch_size, shuffle=True, seed=cfg.seed)
         if cfg.keep_freed_memory and self.device.type == "cpu" and glibc_version() is not None:
@@ -496,7 +586,9 @@ class Trainer:
             self.checkpoint_path() if resume is True else (Path(resume) if resume else None)
         )
         if resume_path is not None and resume_path.is_file():
-            self.load_state_dict(ckpt.load(resume_path, self.device), batcher)
+            state = ckpt.load(resume_path, self.device)
+            self._check_settings(state, self._settings)
+            self.load_state_dict(state, batcher)
             self.logger.write("resume", step=self.step, checkpoint=str(resume_path))
         elif resume and resume is not True:
             raise FileNotFoundError(f"no checkpoint to resume from at {resume_path}")
@@ -609,3 +701,21 @@ class Trainer:
 def parameter_count(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of ``values`` that are plain settings (numbers, strings, booleans, None,
+    and lists of them), less private and bookkeeping ones."""
+    skip = {"params", "task_names", "bound_task_names", "roles", "prior_weights", "training"}
+    skip |= {"last_epoch"}  # a scheduler's progress
+
+    def plain(value: Any) -> bool:
+        if isinstance(value, list | tuple):
+            return all(plain(v) for v in value)
+        return value is None or isinstance(value, bool | int | float | str)
+
+    return {
+        k: list(v) if isinstance(v, tuple) else v
+        for k, v in values.items()
+        if not k.startswith("_") and k not in skip and plain(v)
+    }

@@ -1,0 +1,231 @@
+"""A run folder is one run (issue 15): settings fingerprint, lock, logs that continue exactly
+from the checkpoint, no orphan temporary files, validated settings. Written before the fixes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from polytask.cli.main import main
+from polytask.training import RunFolderInUseError, RunMismatchError, TrainerConfig, read_jsonl
+from polytask.training.config import ConfigError
+from polytask.training.experiment import ExperimentConfig
+
+from .test_training import make_data, make_trainer
+
+SMALL = ["dataset.options.num_samples=300", "schedule.epochs=1", "progress=false", "report=false"]
+
+
+# ---------------------------------------------------------------- 1. settings fingerprint
+def test_rerun_with_changed_setting_is_refused_and_config_kept(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(["train", "synthetic", f"output={out}", *SMALL]) == 0
+    before = (out / "config.yaml").read_text()
+    capsys.readouterr()
+    code = main(["train", "synthetic", f"output={out}", *SMALL, "optimizer.lr=0.1"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "optimizer.lr" in err and "0.001" in err and "0.1" in err
+    assert "--restart" in err  # says what to do
+    assert (out / "config.yaml").read_text() == before
+
+
+def test_restart_starts_over(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main(["train", "synthetic", f"output={out}", *SMALL]) == 0
+    assert (
+        main(["train", "synthetic", f"output={out}", *SMALL, "optimizer.lr=0.01", "--restart"]) == 0
+    )
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["optimizer"]["lr"] == 0.01
+    starts = [r for r in read_jsonl(out / "metrics.jsonl") if r["kind"] == "start"]
+    assert len(starts) == 1
+
+
+def test_default_folders_of_different_settings_differ() -> None:
+    base = {"dataset": {"name": "synthetic_correlation"}, "output": None}
+    a = ExperimentConfig.from_dict({**base, "optimizer": {"lr": 0.001}})
+    b = ExperimentConfig.from_dict({**base, "optimizer": {"lr": 0.1}})
+    c = ExperimentConfig.from_dict({**base, "optimizer": {"lr": 0.001}, "progress": False})
+    assert a.default_output() != b.default_output()
+    assert a.default_output() == c.default_output()  # progress does not define the run
+
+
+@pytest.mark.parametrize(
+    ("change", "allowed"),
+    [
+        ({"batch_size": 32}, False),
+        ({"level": "parameter"}, False),
+        ({"grad_clip": 1.0}, False),
+        ({"seed": 1}, False),
+        ({"epochs": 5}, True),
+        ({"max_steps": 100}, True),
+        ({"patience": 3}, True),
+        ({"log_every": 5}, True),
+        ({"checkpoint_every": 3}, True),
+        ({"progress": True}, True),
+    ],
+)
+def test_trainer_resume_under_changed_settings(tmp_path: Path, change: dict, allowed: bool) -> None:
+    train, val = make_data(), make_data(32, seed=1)
+    make_trainer(tmp_path, epochs=2).fit(train, val)
+    settings = {"epochs": 2, **change}
+    trainer = make_trainer(tmp_path, **settings)
+    if allowed:
+        trainer.fit(train, val, resume=True)
+    else:
+        key = next(iter(change))
+        with pytest.raises(RunMismatchError, match=key):
+            trainer.fit(train, val, resume=True)
+
+
+def test_trainer_resume_with_another_balancer_or_lr_is_refused(tmp_path: Path) -> None:
+    train, val = make_data(), make_data(32, seed=1)
+    make_trainer(tmp_path, epochs=2).fit(train, val)
+    with pytest.raises(RunMismatchError, match="balancer"):
+        make_trainer(tmp_path, balancer="mgda", epochs=2).fit(train, val, resume=True)
+    trainer = make_trainer(tmp_path, epochs=2)
+    trainer.optimizer.param_groups[0]["lr"] = 0.5
+    with pytest.raises(RunMismatchError, match="lr"):
+        trainer.fit(train, val, resume=True)
+
+
+# ---------------------------------------------------------------- 2. one run per folder
+HOLD = """
+import fcntl, os, sys, time
+handle = open(sys.argv[1], "a+")
+fcntl.flock(handle, fcntl.LOCK_EX)
+handle.seek(0); handle.truncate(); handle.write(str(os.getpid())); handle.flush()
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+def test_second_run_into_a_folder_is_refused_and_a_dead_lock_is_not(tmp_path: Path) -> None:
+    tmp_path.mkdir(exist_ok=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(tmp_path / ".lock")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunFolderInUseError, match=str(holder.pid)):
+            make_trainer(tmp_path, epochs=1).fit(make_data())
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(timeout=10)
+    # The killed process's lock is gone with it.
+    make_trainer(tmp_path, epochs=1).fit(make_data())
+
+
+# ---------------------------------------------------------------- 3. logs continue exactly
+def _records(path: Path) -> list[tuple]:
+    return [
+        (r["kind"], r.get("epoch"), r.get("step"))
+        for r in read_jsonl(path)
+        if r["kind"] in ("train", "epoch")
+    ]
+
+
+def test_log_continues_exactly_from_the_checkpoint(tmp_path: Path) -> None:
+    train, val = make_data(), make_data(32, seed=1)
+    make_trainer(tmp_path / "a").fit(train, val)
+
+    def crash(trainer, step: int) -> None:
+        if step == 6:
+            raise RuntimeError("simulated crash")
+
+    first = make_trainer(tmp_path / "b", checkpoint_every=4)
+    first.callbacks = (crash,)
+    with pytest.raises(RuntimeError):
+        first.fit(train, val)
+    make_trainer(tmp_path / "b", checkpoint_every=4).fit(train, val, resume=True)
+    assert _records(tmp_path / "b" / "metrics.jsonl") == _records(tmp_path / "a" / "metrics.jsonl")
+
+
+def test_finished_run_rerun_logs_its_test_once(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    for _ in range(2):
+        assert main(["train", "synthetic", f"output={out}", *SMALL]) == 0
+    tests = [r for r in read_jsonl(out / "metrics.jsonl") if r["kind"] == "test"]
+    assert len(tests) == 1
+
+
+# ---------------------------------------------------------------- 4. orphan temporary files
+def test_orphan_checkpoint_temporaries_are_removed(tmp_path: Path) -> None:
+    folder = tmp_path / "checkpoints"
+    folder.mkdir(parents=True)
+    orphans = [folder / ".last.pt.abc123.tmp", folder / ".last.pt.xyz.tmp"]
+    for orphan in orphans:
+        orphan.write_bytes(b"\0" * 1024)
+    make_trainer(tmp_path, epochs=1).fit(make_data())
+    assert not any(o.exists() for o in orphans)
+    assert (folder / "last.pt").is_file()
+
+
+# ---------------------------------------------------------------- 5. validated settings
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("grad_clip", -1.0),
+        ("grad_clip", 0.0),
+        ("patience", -1),
+        ("patience", 0),
+        ("checkpoint_every", -1),
+        ("max_steps", 0),
+        ("batch_size", 0),
+        ("eval_batch_size", 0),
+    ],
+)
+def test_invalid_trainer_settings_name_the_key(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=field):
+        TrainerConfig(**{field: value})
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("optimizer.weight_decay=-1", "optimizer.weight_decay"),
+        ("optimizer.lr=0", "optimizer.lr"),
+        ("optimizer.lr=-0.1", "optimizer.lr"),
+        ("schedule.batch_size=0", "schedule.batch_size"),
+        ("schedule.grad_clip=-1", "schedule.grad_clip"),
+        ("schedule.patience=-1", "schedule.patience"),
+        ("schedule.max_steps=0", "schedule.max_steps"),
+        ("checkpoint_every=-1", "checkpoint_every"),
+    ],
+)
+def test_invalid_experiment_settings_name_the_key(override: str, key: str) -> None:
+    base = {"dataset": {"name": "synthetic_correlation"}}
+    from polytask.training.config import merge, parse_overrides
+
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        ExperimentConfig.from_dict(merge(base, parse_overrides([override])))
+
+
+def test_numbers_as_a_user_writes_them(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("dataset: {name: synthetic_correlation}\noptimizer: {lr: 1e-4}\n")
+    assert ExperimentConfig.from_yaml(path).optimizer.lr == pytest.approx(1e-4)
+    config = ExperimentConfig.from_yaml(path, ["optimizer.lr=3e-3", "schedule.grad_clip=5"])
+    assert config.optimizer.lr == pytest.approx(3e-3)
+    assert config.schedule.grad_clip == 5.0
+    with pytest.raises(ConfigError, match=r"optimizer\.lr"):
+        ExperimentConfig.from_yaml(path, ["optimizer.lr=fast"])
+
+
+def test_results_json_of_a_refused_rerun_is_untouched(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main(["train", "synthetic", f"output={out}", *SMALL]) == 0
+    stamp = (out / "results.json").stat().st_mtime_ns
+    time.sleep(0.01)
+    assert main(["train", "synthetic", f"output={out}", *SMALL, "schedule.batch_size=64"]) == 2
+    assert (out / "results.json").stat().st_mtime_ns == stamp
+    assert json.loads((out / "results.json").read_text())["steps"] > 0
