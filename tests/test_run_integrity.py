@@ -229,3 +229,37 @@ def test_results_json_of_a_refused_rerun_is_untouched(tmp_path: Path) -> None:
     assert main(["train", "synthetic", f"output={out}", *SMALL, "schedule.batch_size=64"]) == 2
     assert (out / "results.json").stat().st_mtime_ns == stamp
     assert json.loads((out / "results.json").read_text())["steps"] > 0
+
+
+# ---------------------------------------------------------------- SIGTERM like Ctrl-C
+def test_sigterm_writes_a_checkpoint_and_exits_without_traceback(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "polytask.cli.main", "train", "synthetic", f"output={out}",
+        "dataset.options.num_samples=2000", "schedule.epochs=500", "progress=false",
+        "report=false", "log_every=1",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        log = out / "metrics.jsonl"
+        while time.monotonic() < deadline:
+            if log.exists() and '"kind": "train"' in log.read_text():
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("training never logged a step")
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err
+    assert "SIGTERM" in err and "resume" in err
+    assert (out / "checkpoints" / "last.pt").is_file()
+    # The same command resumes (a shorter schedule is allowed on resume).
+    again = [*command[:-4], "schedule.epochs=1", "progress=false", "report=false"]
+    assert subprocess.run(again, env=env, timeout=120).returncode == 0

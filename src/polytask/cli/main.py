@@ -240,6 +240,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "compare":
             return compare_command(args)
         return list_command(args.what, args.json)
+    except KeyboardInterrupt as error:
+        from polytask.training.interrupts import TrainingInterrupted
+
+        if isinstance(error, TrainingInterrupted) and error.checkpoint:
+            where = f"; checkpoint {error.checkpoint}: run the same command to resume"
+            print(f"polytask: {error.args[0]}{where}", file=sys.stderr)
+            return 128 + error.signum
+        print("polytask: interrupted", file=sys.stderr)
+        return 130
     except (
         ConfigError,
         KeyError,

@@ -5,11 +5,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import signal
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from polytask.tasks.taskset import TaskSet
 from polytask.training import checkpoint as ckpt
 from polytask.training.allocator import glibc_version, keep_freed_memory
 from polytask.training.config import FieldError, check_range
+from polytask.training.interrupts import StopRequest, TrainingInterrupted
 from polytask.training.logger import JsonlLogger, TensorBoardLogger
 from polytask.training.run_folder import (
     MAY_CHANGE_ON_RESUME,
@@ -225,7 +225,7 @@ class Trainer:
             if self.config.tensorboard and self.run_dir
             else None
         )
-        self._stop_requested = False
+        self._stop = StopRequest()
         monitor = self.config.monitor
         if monitor != "loss":
             task, _, metric = monitor.partition("/")
@@ -516,27 +516,6 @@ class Trainer:
         return ckpt.save_atomic(self.state_dict(batcher), path)
 
     # ------------------------------------------------------------------ fit
-    @contextlib.contextmanager
-    def _graceful_interrupt(self) -> Iterator[None]:
-        """Turn Ctrl-C into 'stop after this step, checkpoint, then raise KeyboardInterrupt'."""
-        import threading
-
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def handler(signum: int, frame: Any) -> None:
-            if self._stop_requested:  # a second Ctrl-C stops at once
-                raise KeyboardInterrupt
-            self._stop_requested = True
-            print("\ninterrupt: finishing this step and writing a checkpoint", file=sys.stderr)
-
-        previous = signal.signal(signal.SIGINT, handler)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-
     def fit(
         self,
         train: TensorTaskDataset,
@@ -601,7 +580,7 @@ class Trainer:
                 parameters=sum(p.numel() for p in self.model.parameters()),
             )
         stopped_early = False
-        with self._graceful_interrupt():
+        with self._stop.listening():
             while batcher.epoch < cfg.epochs:
                 if cfg.max_steps is not None and self.step >= cfg.max_steps:
                     break
@@ -686,9 +665,9 @@ class Trainer:
                 except StopTrainingSignal:
                     self.save_checkpoint(batcher)
                     return False
-                if self._stop_requested:
-                    self.save_checkpoint(batcher)
-                    raise KeyboardInterrupt
+                if self._stop.signum is not None:
+                    path = self.save_checkpoint(batcher)
+                    raise TrainingInterrupted(self._stop.signum, str(path) if path else None)
                 if cfg.max_steps is not None and self.step >= cfg.max_steps:
                     self.save_checkpoint(batcher)
                     return False
