@@ -53,6 +53,7 @@ def test_balancer_trains_a_synthetic_task_set(name: str, level: str) -> None:
         "shared_bottom", heads=dict.fromkeys(TASKS, 1), input_dim=6, trunk_dims=(16,)
     )
     balancer = factory(name)(len(TASKS))
+    balancer.bind(list(TASKS))  # learnt per-task parameters exist before the optimizer
     optimizer = build_optimizer("adam", model, balancer.parameters(), lr=1e-2)
     config = TrainerConfig(epochs=4, batch_size=16, level=level, progress=False)  # type: ignore[arg-type]
     trainer = Trainer(model, tasks, balancer, optimizer, config=config)

@@ -263,3 +263,44 @@ def test_sigterm_writes_a_checkpoint_and_exits_without_traceback(tmp_path: Path)
     # The same command resumes (a shorter schedule is allowed on resume).
     again = [*command[:-4], "schedule.epochs=1", "progress=false", "report=false"]
     assert subprocess.run(again, env=env, timeout=120).returncode == 0
+
+
+# ---------------------------------------------------------------- 6. learnt balancers
+def _own_loop(balancer, optimizer, model, steps: int = 5) -> None:
+    import torch
+
+    from polytask import Task, TaskSet
+    from polytask.gradients import backward
+
+    tasks = TaskSet([Task("a", "mse"), Task("b", "mse")])
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(32, 4, generator=g)
+    y = {"a": torch.randn(32, generator=g), "b": 10 * torch.randn(32, generator=g)}
+    for _ in range(steps):
+        out = model(x)
+        optimizer.zero_grad()
+        backward(tasks.losses(out, y), balancer, features=out.features)
+        optimizer.step()
+
+
+@pytest.mark.parametrize("name", ["uncertainty", "imtl_l"])
+def test_learnt_balancer_in_your_own_loop(name: str) -> None:
+    import torch
+
+    import polytask
+
+    torch.manual_seed(0)
+    tasks = polytask.TaskSet([polytask.Task("a", "mse"), polytask.Task("b", "mse")])
+    model = polytask.models.create("shared_bottom", heads={"a": 1, "b": 1}, input_dim=4)
+    balancer = polytask.balancers.create(name, tasks=tasks)  # no num_tasks needed
+    (before,) = [p.detach().clone() for p in balancer.parameters()]
+    optimizer = torch.optim.Adam([*model.parameters(), *balancer.parameters()], lr=1e-2)
+    _own_loop(balancer, optimizer, model)
+    (after,) = list(balancer.parameters())
+    assert not torch.equal(before, after.detach())  # the weights are learnt
+
+    # The README's old path (parameters left out of the optimizer) fails loudly.
+    model = polytask.models.create("shared_bottom", heads={"a": 1, "b": 1}, input_dim=4)
+    forgotten = polytask.balancers.create(name)
+    with pytest.raises(ValueError, match="in no optimizer"):
+        _own_loop(forgotten, torch.optim.Adam(model.parameters(), lr=1e-2), model)

@@ -72,6 +72,9 @@ class Balancer(nn.Module):
         self.task_names: list[str] = []
         # While restricted to the present tasks: every bound task name (else None).
         self.bound_task_names: list[str] | None = None
+        # after_backward's one check that learnt parameters are being trained.
+        self._learning_snapshot: list[Tensor] | None = None
+        self._learning_checked = False
         self.roles: dict[str, Role] = {}
         self.prior_weights: dict[str, float] = {}
 
@@ -101,6 +104,36 @@ class Balancer(nn.Module):
 
     def on_bind(self) -> None:
         """Hook for subclasses that size their state by the number of tasks."""
+
+    def after_backward(self) -> None:
+        """Called by :func:`polytask.backward` after each step. A balancer with learnt
+        parameters checks once, on its second step, that they changed since its first step
+        although they had a gradient: if not, they are not in any optimizer, and it raises
+        (one device read, once). Without parameters this does nothing."""
+        if self._learning_checked:
+            return
+        params = [p for p in self.parameters() if p.requires_grad]
+        if not params:
+            self._learning_checked = True
+            return
+        if self._learning_snapshot is None:
+            if any(p.grad is not None and bool(p.grad.any()) for p in params):
+                self._learning_snapshot = [p.detach().clone() for p in params]
+            return
+        self._learning_checked = True
+        if all(
+            torch.equal(p.detach(), old)
+            for p, old in zip(params, self._learning_snapshot, strict=True)
+        ):
+            raise ValueError(
+                f"{type(self).__name__} learns weights of its own, but its parameters got "
+                "gradients and did not change: they are in no optimizer. Build the balancer "
+                "with polytask.balancers.create(name, tasks=tasks) and put its parameters in "
+                "your optimizer, e.g. torch.optim.Adam([*model.parameters(), "
+                "*balancer.parameters()]) (polytask.training.build_optimizer does this, "
+                "without weight decay for them)"
+            )
+        self._learning_snapshot = None
 
     @classmethod
     def example_options(cls, num_tasks: int) -> dict[str, Any]:

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from polytask.balancers._learnt import LearntPerTask
 from polytask.balancers._restrict import PerTask
-from polytask.balancers.base import LossWeighting
 from polytask.balancers.registry import register
 
 
 @register("imtl_l")
-class IMTLL(LossWeighting):
+class IMTLL(LearntPerTask):
     """The loss-balance part of IMTL (Liu et al., "Towards Impartial Multi-task Learning",
     ICLR 2021). With learnable ``s_k``:
 
@@ -25,32 +25,20 @@ class IMTLL(LossWeighting):
     without weight decay.
 
     Args:
-        num_tasks: number of tasks.
+        num_tasks: number of tasks (``None``, the default: sized when bound to the tasks).
     """
 
     properties: ClassVar[frozenset[str]] = frozenset({"order_invariant"})
 
-    def __init__(self, num_tasks: int) -> None:
-        super().__init__()
-        if num_tasks < 1:
-            raise ValueError(f"num_tasks must be >= 1, got {num_tasks}")
-        self.log_scale = nn.Parameter(torch.zeros(num_tasks))
-
+    parameter: ClassVar[str] = "log_scale"
     task_state: ClassVar[Mapping[str, PerTask]] = {"log_scale": PerTask()}
 
-    @classmethod
-    def example_options(cls, num_tasks: int) -> dict[str, Any]:
-        return {"num_tasks": num_tasks}
-
-    def on_bind(self) -> None:
-        if self.num_tasks != self.log_scale.numel():
-            raise ValueError(
-                f"imtl_l was built for {self.log_scale.numel()} tasks, got {self.num_tasks}"
-            )
+    def __init__(self, num_tasks: int | None = None) -> None:
+        super().__init__(num_tasks, 0.0)
 
     def loss_weights(self, losses: Tensor) -> Tensor:
-        return (torch.exp(self.log_scale) / losses.numel()).detach().to(losses.dtype)
+        return (torch.exp(self.values()) / losses.numel()).detach().to(losses.dtype)
 
     def objective(self, losses: Tensor, weights: Tensor) -> Tensor:
-        s = self.log_scale.to(losses.dtype)
+        s = self.values().to(losses.dtype)
         return (torch.exp(s) * losses - s).sum() / losses.numel()

@@ -2,24 +2,46 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from polytask._registry import Registry
 from polytask.balancers.base import Balancer
+from polytask.tasks.task import Task
 
 BALANCERS: Registry[Balancer] = Registry("balancer")
 register = BALANCERS.register
 
 
-def create(name: str, **options: Any) -> Balancer:
+def create(
+    name: str, tasks: Sequence[Task] | Sequence[str] | None = None, **options: Any
+) -> Balancer:
     """Build the balancer registered as ``name`` (``equal``, ``mgda``, ``pcgrad`` ...).
+
+    With ``tasks`` (a :class:`~polytask.TaskSet`, tasks or task names) the balancer is bound
+    to them at once, so that a method with learnt per-task parameters (``uncertainty``,
+    ``imtl_l``) has them before you build the optimizer.
 
     Example:
         >>> import polytask
         >>> polytask.balancers.create("pcgrad", seed=0).needs
         'gramian'
+        >>> len(list(polytask.balancers.create("uncertainty", tasks=["a", "b"]).parameters()))
+        1
     """
-    return BALANCERS.create(name, **options)
+    balancer = BALANCERS.create(name, **options)
+    if tasks is not None:
+        items = list(tasks)
+        if items and isinstance(items[0], Task):
+            named = [t for t in items if isinstance(t, Task)]
+            balancer.bind(
+                [t.name for t in named],
+                {t.name: t.role for t in named},
+                {t.name: t.weight for t in named},
+            )
+        else:
+            balancer.bind([str(t) for t in items])
+    return balancer
 
 
 def available() -> list[str]:

@@ -15,7 +15,7 @@ from polytask.data import (  # noqa: F401  (registration)
     synthetic,
     yeast,
 )
-from polytask.data.batching import IndexBatcher
+from polytask.data.batching import IndexBatcher, IterableBatches, as_batch
 from polytask.data.dataset import Batch, TensorTaskDataset
 from polytask.data.files import DataFile, DataFileError, resolve
 from polytask.data.registry import DATASETS, available, describe, load
@@ -28,7 +28,9 @@ __all__ = [
     "DataFileError",
     "DataSplits",
     "IndexBatcher",
+    "IterableBatches",
     "TensorTaskDataset",
+    "as_batch",
     "available",
     "describe",
     "load",

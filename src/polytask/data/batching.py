@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 import torch
@@ -126,3 +126,77 @@ class IndexBatcher(SeededPosition):
                 yield block.slice(offset, offset + self.batch_size)
         self.epoch += 1
         self.position = 0
+
+
+_END = object()
+
+
+class IterableBatches:
+    """Any re-iterable source of batches (a ``torch.utils.data.DataLoader``, a generator
+    function's results in a list, a streaming reader) as the trainer's :class:`Batches`.
+
+    Each item is a :class:`~polytask.data.Batch` or a tuple ``(inputs, targets)`` /
+    ``(inputs, targets, masks)`` (missing labels may also be marked in the targets: NaN,
+    or a negative class). One pass over the source is one epoch. :meth:`state_dict` is
+    ``{epoch, position}``; a resumed epoch skips the ``position`` batches already trained, so
+    a resumed run continues exactly only when the source gives the same batches in the same
+    order again (a ``DataLoader`` with ``shuffle=False``, or a seeded sampler). The source's
+    own random draws are fenced off from torch's global generator, so they do not change
+    training's draws (dropout). For exact
+    resume with shuffling, use :class:`IndexBatcher` on a
+    :class:`~polytask.data.TensorTaskDataset`.
+    """
+
+    def __init__(self, source: Iterable[Any]) -> None:
+        self.source = source
+        self.epoch = 0
+        self.position = 0
+
+    def __len__(self) -> int:
+        try:
+            return len(self.source)  # type: ignore[arg-type]
+        except TypeError:
+            return 0  # unknown (a stream)
+
+    def __iter__(self) -> Iterator[Batch]:
+        skip = self.position
+        with torch.random.fork_rng(devices=[]):
+            items = iter(self.source)
+        i = 0
+        while True:
+            # The source draws from torch's global generator (a DataLoader draws its base
+            # seed, a RandomSampler its permutation); fenced off, so that training's own
+            # draws (dropout) are the same whatever the source does, and on resume.
+            with torch.random.fork_rng(devices=[]):
+                item = next(items, _END)
+            if item is _END:
+                break
+            i += 1
+            if i <= skip:
+                continue
+            self.position = i
+            yield as_batch(item)
+        self.epoch += 1
+        self.position = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{epoch, position}``."""
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict`."""
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+
+
+def as_batch(item: Any) -> Batch:
+    """A :class:`Batch` from a batch item: a ``Batch``, or ``(inputs, targets)`` /
+    ``(inputs, targets, masks)``; anything else raises naming what was found."""
+    if isinstance(item, Batch):
+        return item
+    if isinstance(item, tuple | list) and len(item) in (2, 3) and isinstance(item[1], dict):
+        masks = item[2] if len(item) == 3 else None
+        return Batch(item[0], dict(item[1]), None if masks is None else dict(masks))
+    raise TypeError(
+        "a batch must be (inputs, {task: targets}) or (inputs, targets, {task: masks}) or a "
+        f"polytask.data.Batch, got {type(item).__name__}"
+    )

@@ -101,6 +101,20 @@ class TensorTaskDataset:
     def __len__(self) -> int:
         return _rows(self.inputs)
 
+    def __getitem__(
+        self, index: int | slice | Tensor | list[int]
+    ) -> tuple[Inputs, dict[str, Tensor]]:
+        """``(inputs, targets)`` of row ``index`` (an int: one row, as
+        ``torch.utils.data.DataLoader`` asks) or of rows (a slice, list or index tensor: a
+        batch in one indexing operation, e.g. with ``DataLoader(..., batch_size=None,
+        sampler=BatchSampler(...))``). Missing labels are marked in the targets themselves
+        (NaN in a float target, -1 in an integer one), which ``TaskSet.losses`` reads as
+        missing, so every item is a pair whatever the masks."""
+        if isinstance(index, list):
+            index = torch.as_tensor(index, dtype=torch.long)
+        batch = Batch(self.inputs, self.targets, self.masks).map(lambda x: x[index])
+        return batch.inputs, marked_targets(batch.targets, batch.masks)
+
     @property
     def device(self) -> torch.device:
         """The device the dataset's tensors are on."""
@@ -135,3 +149,25 @@ class TensorTaskDataset:
         """The dataset on ``device`` (batches are then sliced there, with no copies)."""
         batch = Batch(self.inputs, self.targets, self.masks).to(device, non_blocking=False)
         return TensorTaskDataset(batch.inputs, batch.targets, batch.masks, self.name)
+
+
+def marked_targets(
+    targets: Mapping[str, Tensor], masks: Mapping[str, Tensor] | None
+) -> dict[str, Tensor]:
+    """``targets`` with the entries that ``masks`` marks missing set to NaN (float targets)
+    or -1 (integer targets): the in-band markers of missing labels."""
+    if not masks:
+        return dict(targets)
+    out = {}
+    for task, target in targets.items():
+        mask = masks.get(task)
+        if mask is None:
+            out[task] = target
+            continue
+        while mask.dim() < target.dim():
+            mask = mask.unsqueeze(-1)
+        missing = torch.tensor(
+            float("nan") if target.is_floating_point() else -1, dtype=target.dtype
+        )
+        out[task] = torch.where(mask, target, missing.to(target.device))
+    return out

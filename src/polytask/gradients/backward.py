@@ -166,7 +166,9 @@ def backward(
         return BackwardResult(None, None, level, skipped=True, present=items.present)
     params = None if shared_params is None else [p for p in shared_params if p.requires_grad]
     if all(items.present):
-        return _step(items, balancer, level, features, params, method, retain_graph, taps)
+        result = _step(items, balancer, level, features, params, method, retain_graph, taps)
+        balancer.after_backward()
+        return result
     index = [i for i, here in enumerate(items.present) if here]
     if not index:
         return BackwardResult(None, None, level, skipped=True, present=items.present)
@@ -175,6 +177,7 @@ def backward(
         features = {n: features[n] for n in sub.names}
     with balancer.restricted(index):
         result = _step(sub, balancer, level, features, params, method, retain_graph, taps)
+    balancer.after_backward()
     return _widen(result, index, items.present)
 
 

@@ -49,6 +49,9 @@ class BalancerProtocol(Protocol):
         tasks with a label in the batch); absent tasks' state is left untouched."""
         ...
 
+    def after_backward(self) -> None:
+        """Called after each step (a learnt balancer checks it is being trained)."""
+
     def loss_weights(self, losses: Tensor) -> Tensor:
         """Weights ``(T,)`` from the detached losses ``(T,)``; called once per step (a
         stateful method updates its state here)."""

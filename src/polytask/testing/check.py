@@ -113,7 +113,12 @@ def _scalar_step(
     where: dict[str, Any] = {}
     if balancer.needs != "losses":
         where = {"features": f} if level == "representation" else {"shared_params": [f]}
-    return polytask.backward(losses, balancer, **where).weights
+    weights = polytask.backward(losses, balancer, **where).weights
+    for p in balancer.parameters():  # a learnt balancer's optimizer: one SGD step
+        if p.grad is not None:
+            p.data.sub_(0.01 * p.grad)
+            p.grad = None
+    return weights
 
 
 def _level(balancer: Balancer) -> str | None:

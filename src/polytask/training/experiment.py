@@ -352,11 +352,10 @@ def prepare(
             tasks=tasks,
         )
     model = build_model(config.model, loaded, tasks)
-    balancer_options = dict(config.balancer.options)
-    entry = balancer_registry.BALANCERS.get(config.balancer.name)
-    if "num_tasks" in entry.options():
-        balancer_options.setdefault("num_tasks", len(tasks))
-    balancer = balancer_registry.create(config.balancer.name, **balancer_options)
+    # Bound to the tasks at once: learnt per-task parameters exist before the optimizer.
+    balancer = balancer_registry.create(
+        config.balancer.name, tasks=tasks, **config.balancer.options
+    )
     if wrap_balancer is not None:
         balancer = wrap_balancer(balancer)
     optimizer = build_optimizer(

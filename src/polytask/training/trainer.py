@@ -8,7 +8,7 @@ import math
 import sys
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from polytask.balancers.base import Balancer
-from polytask.data.batching import Batches, IndexBatcher
+from polytask.data.batching import Batches, IndexBatcher, IterableBatches
 from polytask.data.dataset import Batch, TensorTaskDataset
 from polytask.gradients.backward import backward
 from polytask.gradients.jacobian import Method
@@ -200,6 +200,8 @@ class Trainer:
                 f"its tasks are {list(model.task_names)}"
             )
         balancer.check_level(None if balancer.needs == "losses" else self.config.level)
+        # Bound now, so that learnt per-task parameters exist (and move to the device).
+        balancer.bind(tasks.names, tasks.roles(), {t.name: t.weight for t in tasks})
         self.device = resolve_device(self.config.device)
         self.model = model.to(self.device)
         self.balancer = balancer.to(self.device)
@@ -339,8 +341,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
-    def evaluate(self, dataset: TensorTaskDataset, batch_size: int | None = None) -> dict[str, Any]:
-        """Mean loss and metrics per task on ``dataset`` (the model in eval mode).
+    def evaluate(
+        self, dataset: TensorTaskDataset | Iterable[Any], batch_size: int | None = None
+    ) -> dict[str, Any]:
+        """Mean loss and metrics per task on ``dataset`` (the model in eval mode): a
+        :class:`~polytask.data.TensorTaskDataset`, or any iterable of batches (a
+        ``DataLoader``; items as :func:`~polytask.data.as_batch` reads them).
 
         Returns:
             ``{"loss": {task: float}, "metrics": {task: {metric: float}}}``.
@@ -350,7 +356,12 @@ class Trainer:
             t: {k: m.to(self.device) for k, m in per.items()}
             for t, per in self.tasks.make_metrics().items()
         }
-        batcher = IndexBatcher(dataset, batch_size or self.config.eval_batch_size, shuffle=False)
+        size = batch_size or self.config.eval_batch_size
+        batcher: Iterable[Batch] = (
+            IndexBatcher(dataset, size, shuffle=False)
+            if isinstance(dataset, TensorTaskDataset)
+            else IterableBatches(dataset)  # fences the source's draws off torch's RNG
+        )
         # Summed losses and labelled counts per task: a batch's masked mean weighs by its
         # labelled elements, not its rows (labels of per-task data come in clumps).
         totals = torch.zeros(len(self.tasks), device=self.device, dtype=torch.float64)
@@ -518,8 +529,8 @@ class Trainer:
     # ------------------------------------------------------------------ fit
     def fit(
         self,
-        train: TensorTaskDataset,
-        val: TensorTaskDataset | None = None,
+        train: TensorTaskDataset | Iterable[Any],
+        val: TensorTaskDataset | Iterable[Any] | None = None,
         *,
         resume: bool | str | Path = False,
         restore_best: bool = True,
@@ -528,8 +539,13 @@ class Trainer:
         """Train for ``config.epochs`` epochs (or ``max_steps`` steps).
 
         Args:
-            train: training data.
-            val: validation data for model selection and early stopping (never the test set).
+            train: training data: a :class:`~polytask.data.TensorTaskDataset` (batched by
+                index, the fast path, exact resume), or any re-iterable source of batches - a
+                ``torch.utils.data.DataLoader`` or a stream - whose items are
+                ``(inputs, {task: targets})`` (see :class:`~polytask.data.IterableBatches`;
+                ``config.batch_size`` is then the source's business).
+            val: validation data for model selection and early stopping (never the test set),
+                either kind.
             resume: ``True`` to continue from ``run_dir/checkpoints/last.pt`` if it exists, or
                 a checkpoint path to continue from.
             restore_best: load the best validation weights into the model at the end.
@@ -539,17 +555,18 @@ class Trainer:
                 :class:`~polytask.data.samplers.GroupBatcher` with a task sampler when tasks
                 have their own datasets. Its state is checkpointed with the run.
         """
-        missing = [t for t in self.tasks.names if t not in train.targets]
-        if missing:
-            raise KeyError(f"training data has no targets for task(s) {missing}")
+        if isinstance(train, TensorTaskDataset):
+            missing = [t for t in self.tasks.names if t not in train.targets]
+            if missing:
+                raise KeyError(f"training data has no targets for task(s) {missing}")
         # One process at a time in a run folder (a lock the kernel drops with the process).
         with RunFolder(self.run_dir) if self.run_dir else contextlib.nullcontext():
             return self._fit(train, val, resume, restore_best, batcher)
 
     def _fit(
         self,
-        train: TensorTaskDataset,
-        val: TensorTaskDataset | None,
+        train: TensorTaskDataset | Iterable[Any],
+        val: TensorTaskDataset | Iterable[Any] | None,
         resume: bool | str | Path,
         restore_best: bool,
         batcher: Batches | None,
@@ -557,7 +574,11 @@ class Trainer:
         cfg = self.config
         self._settings = self.settings()
         if batcher is None:
-            batcher = IndexBatcher(train, cfg.batch_size, shuffle=True, seed=cfg.seed)
+            batcher = (
+                IndexBatcher(train, cfg.batch_size, shuffle=True, seed=cfg.seed)
+                if isinstance(train, TensorTaskDataset)
+                else IterableBatches(train)
+            )
         if cfg.keep_freed_memory and self.device.type == "cpu" and glibc_version() is not None:
             keep_freed_memory()
         torch.manual_seed(cfg.seed)
