@@ -58,7 +58,21 @@ def config(batch_size: int, seed: int) -> ExperimentConfig:
     )  # fmt: skip
 
 
-def one_epoch(batch_size: int, seed: int) -> dict[str, float]:
+def data_source(train: object, batch_size: int, source: str) -> object:
+    """The training data as the trainer gets it: the dataset itself (its index batcher), a
+    ``DataLoader`` over batches gathered in one indexing operation (``batch_size=None`` with
+    a batch sampler), or a plain ``DataLoader`` (rows collated one by one)."""
+    from torch.utils.data import BatchSampler, DataLoader, RandomSampler
+
+    if source == "batcher":
+        return train
+    if source == "dataloader":
+        sampler = BatchSampler(RandomSampler(train), batch_size, drop_last=False)  # type: ignore[arg-type]
+        return DataLoader(train, batch_size=None, sampler=sampler)  # type: ignore[arg-type]
+    return DataLoader(train, batch_size=batch_size, shuffle=True)  # type: ignore[arg-type]
+
+
+def one_epoch(batch_size: int, seed: int, source: str = "batcher") -> dict[str, float]:
     """Train one epoch of a fresh model; samples per second and validation AUC."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the split warning of the local copy, said once below
@@ -67,7 +81,7 @@ def one_epoch(batch_size: int, seed: int) -> dict[str, float]:
         loaded = time.perf_counter() - started
     trainer, data = prepared.trainer, prepared.data
     started = time.perf_counter()
-    trainer.fit(data.train, None)
+    trainer.fit(data_source(data.train, batch_size, source), None)  # type: ignore[arg-type]
     seconds = time.perf_counter() - started
     val = trainer.evaluate(data.val)["metrics"]
     return {
@@ -125,8 +139,9 @@ def hand_fused_epoch(batch_size: int, seed: int) -> dict[str, float]:
 
 
 def fresh_process(batch_size: int, seed: int, kind: str = "polytask") -> dict[str, float]:
-    """:func:`one_epoch` (or, ``kind="hand-fused"``, :func:`hand_fused_epoch`) in a new
-    interpreter (repeats in one process slowed down run after run, so each starts clean)."""
+    """:func:`one_epoch` (``kind`` ``polytask``, ``dataloader`` or ``dataloader_rows``: the
+    data source) or, ``kind="hand-fused"``, :func:`hand_fused_epoch`, in a new interpreter
+    (repeats in one process slowed down run after run, so each starts clean)."""
     out = subprocess.run(
         [sys.executable, __file__, "--one", kind, str(batch_size), str(seed)],
         capture_output=True, text=True, check=True,
@@ -142,17 +157,22 @@ def main() -> None:
     torch.set_num_threads(2)
     if args.one:
         kind, batch, seed = args.one[0], int(args.one[1]), int(args.one[2])
-        run = one_epoch if kind == "polytask" else hand_fused_epoch
-        print(json.dumps(run(batch, seed)))
+        if kind == "hand-fused":
+            print(json.dumps(hand_fused_epoch(batch, seed)))
+        else:
+            source = {"polytask": "batcher"}.get(kind, kind)
+            print(json.dumps(one_epoch(batch, seed, source)))
         return
     repeats = 7 if args.full else 3
     rows = []
     for batch_size in BATCH_SIZES:
         # Ours and the hand-fused reference alternate, so both see the machine as it is.
-        runs, reference = [], []
+        runs, reference, loaders, row_loaders = [], [], [], []
         for seed in range(repeats):
             runs.append(fresh_process(batch_size, seed))
             reference.append(fresh_process(batch_size, seed, "hand-fused"))
+            loaders.append(fresh_process(batch_size, seed, "dataloader"))
+            row_loaders.append(fresh_process(batch_size, seed, "dataloader_rows"))
         speed = statistics.median(r["samples_per_second"] for r in runs)
         fused = statistics.median(r["samples_per_second"] for r in reference)
         row = {
@@ -161,6 +181,12 @@ def main() -> None:
             "all_samples_per_second": [r["samples_per_second"] for r in runs],
             "hand_fused_samples_per_second": fused,
             "all_hand_fused": [r["samples_per_second"] for r in reference],
+            "dataloader_samples_per_second": statistics.median(
+                r["samples_per_second"] for r in loaders
+            ),
+            "dataloader_rows_samples_per_second": statistics.median(
+                r["samples_per_second"] for r in row_loaders
+            ),
             "target": TARGETS[batch_size],
             "meets_target": speed >= TARGETS[batch_size],
             "ratio_to_hand_fused": speed / fused,
@@ -183,6 +209,17 @@ def main() -> None:
             "polytask (this run)",
             *(f"{r['samples_per_second']:,.0f}" for r in rows),
             " / ".join(f"{r['val_auc_income']:.4f}" for r in rows),
+        ],
+        [
+            "polytask trainer on a torch DataLoader, batches gathered by index "
+            "(batch_size=None, BatchSampler; this run)",
+            *(f"{r['dataloader_samples_per_second']:,.0f}" for r in rows),
+            "-",
+        ],
+        [
+            "polytask trainer on a plain torch DataLoader (rows collated one by one; this run)",
+            *(f"{r['dataloader_rows_samples_per_second']:,.0f}" for r in rows),
+            "-",
         ],
         [
             "hand-fused in-memory loop (this run, same machine state)",

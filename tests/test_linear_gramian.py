@@ -125,10 +125,11 @@ def test_trainer_uses_taps_at_the_parameter_level_and_matches_the_jacobian_path(
             config=TrainerConfig(progress=False, level="parameter"),
         )  # fmt: skip
         if not use_taps:
-            trainer._taps = lambda: None  # type: ignore[method-assign]
+            trainer.gradient_step._taps = lambda: None  # type: ignore[method-assign]
         trainer.train_step(Batch(x, y))
         grads.append([p.grad.clone() for p in model.parameters()])
         if use_taps:
-            assert trainer._linear_taps is not None and trainer._linear_taps.records == []
+            taps = trainer.gradient_step._linear_taps
+            assert taps is not None and taps.records == []
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)

@@ -1,9 +1,11 @@
 """Training: the Trainer, checkpoints, logs, optimizers (``polytask.training``)."""
 
 from polytask.training.allocator import keep_freed_memory
+from polytask.training.callbacks import Callback
 from polytask.training.checkpoint import load as load_checkpoint
 from polytask.training.checkpoint import save_atomic
-from polytask.training.logger import JsonlLogger, read_jsonl
+from polytask.training.interrupts import TrainingInterrupted
+from polytask.training.logger import CsvLogger, JsonlLogger, Logger, read_jsonl
 from polytask.training.optim import build_optimizer, build_scheduler
 from polytask.training.run_folder import RunFolder, RunFolderInUseError, RunMismatchError
 from polytask.training.trainer import (
@@ -16,14 +18,18 @@ from polytask.training.trainer import (
 )
 
 __all__ = [
+    "Callback",
+    "CsvLogger",
     "FitResult",
     "JsonlLogger",
+    "Logger",
     "RunFolder",
     "RunFolderInUseError",
     "RunMismatchError",
     "StopTrainingSignal",
     "Trainer",
     "TrainerConfig",
+    "TrainingInterrupted",
     "build_optimizer",
     "build_scheduler",
     "keep_freed_memory",

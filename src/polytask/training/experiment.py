@@ -480,7 +480,7 @@ def _train_and_test(config: ExperimentConfig, prepared: Prepared) -> ExperimentR
         str(out) if out else None,
     )
     if out is not None:
-        trainer.logger.write("test", metrics=test, best_epoch=fit.best_epoch)
+        trainer.log("test", metrics=test, best_epoch=fit.best_epoch)
         (out / "results.json").write_text(
             json.dumps(
                 {

@@ -1,12 +1,16 @@
-"""A JSON-lines metrics log (one object per line), appended and flushed per record."""
+"""Loggers behind one interface: ``write(kind, **fields)`` for every record the trainer
+makes (``start``, ``train``, ``epoch``, ``resume``, ``test`` ...). JSON lines always (the run
+folder's ``metrics.jsonl``, which reports read), CSV and TensorBoard on request, and any
+object with that method that the user passes (``Trainer(..., loggers=[...])``)."""
 
 from __future__ import annotations
 
 import json
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 
 def _clean(value: Any) -> Any:
@@ -17,6 +21,51 @@ def _clean(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_clean(v) for v in value]
     return value
+
+
+class Logger(Protocol):
+    """What the trainer calls: one record of a kind with its fields (numbers, strings,
+    nested dicts and lists; ``step`` and ``epoch`` among them where they apply)."""
+
+    def write(self, kind: str, **fields: Any) -> None:
+        """Record ``fields`` under ``kind``."""
+
+
+def scalars(fields: Any, prefix: str = "") -> Iterator[tuple[str, float]]:
+    """Every number in a nested record as ``("a/b/c", value)`` (strings and lists of lists
+    skipped)."""
+    if isinstance(fields, dict):
+        for key, value in fields.items():
+            yield from scalars(value, f"{prefix}/{key}" if prefix else str(key))
+    elif isinstance(fields, list | tuple):
+        for i, value in enumerate(fields):
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                yield f"{prefix}/{i}", float(value)
+    elif isinstance(fields, int | float) and not isinstance(fields, bool):
+        yield prefix, float(fields)
+
+
+class CsvLogger:
+    """Every number of every record as one CSV row ``kind, step, epoch, name, value`` (a long
+    table that any spreadsheet or ``pandas.read_csv`` pivots)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():
+            self.path.write_text("kind,step,epoch,name,value\n")
+
+    def write(self, kind: str, **fields: Any) -> None:
+        step, epoch = fields.get("step", ""), fields.get("epoch", "")
+        rows = [
+            f"{kind},{step},{epoch},{name},{value!r}"
+            for name, value in scalars(
+                {k: v for k, v in fields.items() if k not in ("step", "epoch")}
+            )
+        ]
+        if rows:
+            with self.path.open("a") as handle:
+                handle.write("\n".join(rows) + "\n")
 
 
 class JsonlLogger:
@@ -53,13 +102,12 @@ class TensorBoardLogger:
             ) from error
         self.writer = SummaryWriter(log_dir=str(log_dir))
 
-    def scalars(self, prefix: str, values: dict[str, Any], step: int) -> None:
-        """Write ``{name: number or nested dict}`` as scalars ``prefix/name/...`` at ``step``."""
-        for key, value in values.items():
-            if isinstance(value, dict):
-                self.scalars(f"{prefix}/{key}", value, step)
-            elif isinstance(value, int | float):
-                self.writer.add_scalar(f"{prefix}/{key}", value, step)
+    def write(self, kind: str, **fields: Any) -> None:
+        """Every number of the record as a scalar ``kind/name/...`` at its ``step``."""
+        step = int(fields.get("step", 0))
+        rest = {k: v for k, v in fields.items() if k not in ("step", "epoch", "config")}
+        for name, value in scalars(rest, kind):
+            self.writer.add_scalar(name, value, step)
         self.writer.flush()
 
 

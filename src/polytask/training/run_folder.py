@@ -33,6 +33,7 @@ MAY_CHANGE_ON_RESUME = frozenset(
         "progress",
         "run_dir",
         "tensorboard",
+        "csv",
         "keep_freed_memory",
         "eval_batch_size",
         "device",
