@@ -28,5 +28,16 @@ __all__ = [
     "branch",
     "features_unused",
     "features_used",
+    "load_run",
     "models",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # load_run lives in polytask.training, imported only when asked for (keeps
+    # ``import polytask`` light).
+    if name == "load_run":
+        from polytask.training.load_run import load_run
+
+        return load_run
+    raise AttributeError(f"module 'polytask' has no attribute {name!r}")

@@ -5,6 +5,7 @@ from polytask.training.callbacks import Callback
 from polytask.training.checkpoint import load as load_checkpoint
 from polytask.training.checkpoint import save_atomic
 from polytask.training.interrupts import TrainingInterrupted
+from polytask.training.load_run import LoadedRun, load_run
 from polytask.training.logger import CsvLogger, JsonlLogger, Logger, read_jsonl
 from polytask.training.optim import build_optimizer, build_scheduler
 from polytask.training.run_folder import RunFolder, RunFolderInUseError, RunMismatchError
@@ -22,6 +23,7 @@ __all__ = [
     "CsvLogger",
     "FitResult",
     "JsonlLogger",
+    "LoadedRun",
     "Logger",
     "RunFolder",
     "RunFolderInUseError",
@@ -34,6 +36,7 @@ __all__ = [
     "build_scheduler",
     "keep_freed_memory",
     "load_checkpoint",
+    "load_run",
     "parameter_count",
     "read_jsonl",
     "resolve_device",

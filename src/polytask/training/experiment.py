@@ -42,6 +42,7 @@ from polytask.training.config import (
     parse_overrides,
     to_dict,
 )
+from polytask.training.load_run import write_model_record
 from polytask.training.optim import build_optimizer, build_scheduler
 from polytask.training.run_folder import RunFolder, clear_run, fingerprint
 from polytask.training.trainer import Trainer, TrainerConfig, parameter_count
@@ -264,6 +265,12 @@ def head_sizes(data: DataSplits, tasks: list[Task]) -> dict[str, int]:
 
 def build_model(config: NamedConfig, data: DataSplits, tasks: list[Task]) -> MultiTaskModel:
     """The configured architecture with one head per task, sized from the data."""
+    return model_registry.create(config.name, **model_options(config, data, tasks))
+
+
+def model_options(config: NamedConfig, data: DataSplits, tasks: list[Task]) -> dict[str, Any]:
+    """The configured model's options with what the data decides filled in: one head per
+    task, and the input (input size, vocabulary or feature schema)."""
     options = dict(config.options)
     options.setdefault("heads", head_sizes(data, tasks))
     accepted = model_registry.MODELS.get(config.name).options()
@@ -283,7 +290,7 @@ def build_model(config: NamedConfig, data: DataSplits, tasks: list[Task]) -> Mul
         trunk = options.get("trunk", "mlp")
         if trunk == "mlp":
             options["input_dim"] = int(math.prod(data.input_shape))
-    return model_registry.create(config.name, **options)
+    return options
 
 
 @dataclass
@@ -311,6 +318,7 @@ class Prepared:
     model: MultiTaskModel
     trainer: Trainer
     output: Path | None
+    model_options: dict[str, Any] = field(default_factory=dict)
 
 
 def select_tasks(tasks: list[Task], only: list[str] | None) -> list[Task]:
@@ -351,7 +359,8 @@ def prepare(
             test=loaded.test.select_tasks(names),
             tasks=tasks,
         )
-    model = build_model(config.model, loaded, tasks)
+    resolved = model_options(config.model, loaded, tasks)
+    model = model_registry.create(config.model.name, **resolved)
     # Bound to the tasks at once: learnt per-task parameters exist before the optimizer.
     balancer = balancer_registry.create(
         config.balancer.name, tasks=tasks, **config.balancer.options
@@ -397,7 +406,7 @@ def prepare(
         ),
         run_settings=config.run_settings(),
     )
-    return Prepared(config, loaded, tasks, model, trainer, out)
+    return Prepared(config, loaded, tasks, model, trainer, out, resolved)
 
 
 def cached_baselines(
@@ -458,6 +467,7 @@ def run_experiment(config: ExperimentConfig, restart: bool = False) -> Experimen
                 clear_run(out)
             prepared.trainer.check_resume()
             (out / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+            write_model_record(out, config.model.name, prepared.model_options, prepared.tasks)
         return _train_and_test(config, prepared)
 
 

@@ -1,0 +1,123 @@
+"""``polytask.load_run(folder)``: a finished (or interrupted) run folder back as a model you
+can predict with, its tasks and its configuration."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import Tensor
+
+from polytask.data.dataset import Inputs, TensorTaskDataset
+from polytask.models.base import MultiTaskModel
+from polytask.tasks.task import Task
+from polytask.tasks.taskset import TaskSet
+from polytask.training import checkpoint as ckpt
+
+MODEL_FILE = "model.yaml"
+"""The run folder's record of how to rebuild its model: the registry name, the options the
+experiment resolved (heads, input size, vocabulary, feature schema) and the tasks."""
+
+
+def write_model_record(folder: Path, name: str, options: dict[str, Any], tasks: list[Task]) -> None:
+    """Write :data:`MODEL_FILE` (plain YAML, read back with ``safe_load``)."""
+    record = {
+        "name": name,
+        "options": options,
+        "tasks": [
+            {k: v for k, v in dataclasses.asdict(t).items() if k != "loss" or isinstance(v, str)}
+            for t in tasks
+        ],
+    }
+    (folder / MODEL_FILE).write_text(yaml.safe_dump(_plain(record), sort_keys=False))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+@dataclass
+class LoadedRun:
+    """A run folder, loaded.
+
+    Attributes:
+        model: the model with the run's best validation weights (its last weights when it
+            had no validation), in eval mode on the CPU.
+        tasks: the run's tasks.
+        config: the run's configuration (``config.yaml``) as a plain dict.
+        results: ``results.json`` when the run finished (else ``None``).
+        folder: where it was loaded from.
+    """
+
+    model: MultiTaskModel
+    tasks: TaskSet
+    config: dict[str, Any]
+    results: dict[str, Any] | None
+    folder: Path
+
+    @torch.no_grad()
+    def predict(
+        self, inputs: Inputs | TensorTaskDataset, batch_size: int = 1024
+    ) -> dict[str, Tensor]:
+        """The model's predictions per task for ``inputs`` (a tensor ``(N, ...)``, named
+        tensors, or a dataset), in batches, without gradients: logits for ``bce``/``ce``
+        tasks, values for regression tasks. ``{task: (N, ...)}``."""
+        if isinstance(inputs, TensorTaskDataset):
+            inputs = inputs.inputs
+        self.model.eval()
+        first = next(iter(inputs.values())) if isinstance(inputs, dict) else inputs
+        parts: dict[str, list[Tensor]] = {t: [] for t in self.tasks.names}
+        for start in range(0, int(first.shape[0]), batch_size):
+            piece = (
+                {k: v[start : start + batch_size] for k, v in inputs.items()}
+                if isinstance(inputs, dict)
+                else inputs[start : start + batch_size]
+            )
+            out = self.model(piece).predictions
+            for task in parts:
+                parts[task].append(out[task])
+        return {task: torch.cat(chunks) for task, chunks in parts.items()}
+
+
+def load_run(folder: str | Path) -> LoadedRun:
+    """Load a run folder written by ``polytask train`` or
+    :func:`~polytask.training.experiment.run_experiment`.
+
+    Raises:
+        FileNotFoundError: the folder, its ``model.yaml`` or its checkpoint is missing (the
+            message names which and why).
+    """
+    from polytask import models
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"run folder {folder} does not exist")
+    record_path = folder / MODEL_FILE
+    if not record_path.is_file():
+        raise FileNotFoundError(
+            f"{record_path} is missing: the folder holds no run, or one written by a polytask "
+            "older than load_run (retrain it, or rebuild the model and load "
+            "checkpoints/last.pt yourself)"
+        )
+    record = yaml.safe_load(record_path.read_text())
+    model = models.create(record["name"], **record["options"])
+    state = ckpt.load(folder / "checkpoints" / "last.pt")
+    model.load_state_dict(state.get("best_model") or state["model"])
+    model.eval()
+    tasks = TaskSet(
+        [Task(**{**t, "metrics": tuple(t.get("metrics", ()))}) for t in record["tasks"]]
+    )
+    config_path = folder / "config.yaml"
+    config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
+    results_path = folder / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() else None
+    return LoadedRun(model, tasks, config, results, folder)
