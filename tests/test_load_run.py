@@ -35,3 +35,20 @@ def test_load_run_errors_name_the_problem(tmp_path: Path) -> None:
         polytask.load_run(tmp_path / "nothing")
     with pytest.raises(FileNotFoundError, match=r"model\.yaml"):
         polytask.load_run(tmp_path)
+
+
+def test_load_run_of_a_trainer_run_and_of_a_model_of_your_own(tmp_path: Path) -> None:
+    from polytask.models import SharedBottom
+
+    from .test_training import make_data, make_trainer
+
+    trainer = make_trainer(tmp_path, epochs=1)  # SharedBottom built directly, not by create()
+    trainer.fit(make_data())
+    with pytest.raises(ValueError, match="model="):
+        polytask.load_run(tmp_path)
+    fresh = SharedBottom({"reg": 1, "cls": 3}, input_dim=5, trunk_dims=(16, 8), dropout=0.1)
+    run = polytask.load_run(tmp_path, model=fresh)
+    assert run.tasks.names == ["reg", "cls"]
+    x = make_data().inputs
+    trainer.model.eval()
+    torch.testing.assert_close(run.predict(x)["cls"], trainer.model(x).predictions["cls"])

@@ -25,3 +25,18 @@ def test_own_loop_snippet_runs_and_learns() -> None:
     # Better than predicting the mean on every task.
     for i, name in enumerate(tasks.names):
         assert float(trained[i]) < float(y[name].var()), name
+
+
+def test_trainer_snippet_runs_after_the_own_loop(tmp_path, monkeypatch) -> None:
+    """The Trainer snippet continues the own-loop one; both run verbatim (in a temporary
+    folder, since it writes runs/readme)."""
+    monkeypatch.chdir(tmp_path)
+    blocks = python_blocks()
+    (loop,) = [b for b in blocks if "for x, y in loader" in b]
+    (trainer,) = [b for b in blocks if "load_run(" in b]
+    scope: dict = {}
+    exec(compile(loop, "README.md", "exec"), scope)
+    exec(compile(trainer, "README.md", "exec"), scope)
+    predictions = scope["predictions"]
+    assert set(predictions) == {"y1", "y2"}
+    assert (tmp_path / "runs" / "readme" / "metrics.csv").is_file()

@@ -89,3 +89,21 @@ def test_selection_and_monitor_parts() -> None:
     evaluation = {"loss": {"a": 1.0, "b": float("nan")}, "metrics": {"a": {"acc": 0.5}}}
     assert monitor_score(evaluation, "loss") == 1.0
     assert monitor_score(evaluation, "a/acc") == 0.5
+
+
+def test_one_configuration_for_the_trainer() -> None:
+    """Every trainer setting has one experiment key, and the defaults are the trainer's."""
+    import dataclasses
+
+    from polytask.training import TrainerConfig
+    from polytask.training.experiment import TRAINER_KEYS, ExperimentConfig, trainer_config
+
+    fields = {f.name for f in dataclasses.fields(TrainerConfig)}
+    assert fields - set(TRAINER_KEYS.values()) == {"run_dir", "eval_batch_size"}
+    config = ExperimentConfig.from_dict({"dataset": {"name": "synthetic_correlation"}})
+    assert trainer_config(config, None) == TrainerConfig()
+    changed = ExperimentConfig.from_dict(
+        {"dataset": {"name": "x"}, "schedule": {"grad_clip": 2}, "csv": True, "output": "o"}
+    )
+    built = trainer_config(changed, "o")
+    assert built.grad_clip == 2.0 and built.csv and built.run_dir == "o"

@@ -25,14 +25,29 @@ def create(name: str, *, input_layer: Any = None, **options: Any) -> MultiTaskMo
         >>> sorted(m(__import__("torch").zeros(2, 8)).predictions)
         ['a', 'b']
     """
+    given = {**options, **({"input_layer": input_layer} if input_layer is not None else {})}
     if input_layer is None:
-        return MODELS.create(name, **options)
-    from polytask.models.input_layer import WithInputLayer, build_input_layer
+        model = MODELS.create(name, **options)
+    else:
+        from polytask.models.input_layer import WithInputLayer, build_input_layer
 
-    layer = build_input_layer(input_layer)
-    if "input_dim" in MODELS.get(name).options():
-        options.setdefault("input_dim", layer.output_dim)
-    return WithInputLayer(MODELS.create(name, **options), layer)
+        layer = build_input_layer(input_layer)
+        if "input_dim" in MODELS.get(name).options():
+            options.setdefault("input_dim", layer.output_dim)
+        model = WithInputLayer(MODELS.create(name, **options), layer)
+    # How to build it again (polytask.load_run), when the options are plain data.
+    spec = {"name": name, "options": given} if _plain(given) else None
+    model.__dict__["build_spec"] = spec  # a plain attribute, not a module or parameter
+    return model
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is made of numbers, strings, booleans, None, lists and dicts only."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, bool | int | float | str)
 
 
 def available() -> list[str]:

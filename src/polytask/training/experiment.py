@@ -42,10 +42,46 @@ from polytask.training.config import (
     parse_overrides,
     to_dict,
 )
-from polytask.training.load_run import write_model_record
 from polytask.training.optim import build_optimizer, build_scheduler
 from polytask.training.run_folder import RunFolder, clear_run, fingerprint
 from polytask.training.trainer import Trainer, TrainerConfig, parameter_count
+
+_TRAINER = TrainerConfig()
+"""The trainer's defaults: the experiment's fields that configure the trainer default to
+them (one place for every default)."""
+
+TRAINER_KEYS: dict[str, str] = {
+    "schedule.epochs": "epochs",
+    "schedule.max_steps": "max_steps",
+    "schedule.batch_size": "batch_size",
+    "schedule.monitor": "monitor",
+    "schedule.patience": "patience",
+    "schedule.grad_clip": "grad_clip",
+    "gradients.level": "level",
+    "gradients.method": "gradient_method",
+    "device": "device",
+    "amp": "amp",
+    "log_every": "log_every",
+    "checkpoint_every": "checkpoint_every",
+    "progress": "progress",
+    "seed": "seed",
+    "tensorboard": "tensorboard",
+    "csv": "csv",
+    "keep_freed_memory": "keep_freed_memory",
+}
+"""Experiment key -> :class:`~polytask.training.TrainerConfig` field: the one mapping
+between the two (the trainer's ``run_dir`` is the experiment's output folder)."""
+
+
+def trainer_config(config: ExperimentConfig, run_dir: str | None) -> TrainerConfig:
+    """The trainer's configuration of ``config`` (:data:`TRAINER_KEYS`)."""
+    values: dict[str, Any] = {}
+    for key, name in TRAINER_KEYS.items():
+        node: Any = config
+        for part in key.split("."):
+            node = getattr(node, part)
+        values[name] = node
+    return TrainerConfig(**values, run_dir=run_dir)
 
 
 @dataclass
@@ -83,13 +119,13 @@ class OptimizerConfig:
 class ScheduleConfig:
     """Training length and learning-rate schedule."""
 
-    epochs: int = 10
-    batch_size: int = 256
-    max_steps: int | None = None
+    epochs: int = _TRAINER.epochs
+    batch_size: int = _TRAINER.batch_size
+    max_steps: int | None = _TRAINER.max_steps
     scheduler: Literal["none", "cosine", "step"] = "none"
-    monitor: str = "loss"
-    patience: int | None = None
-    grad_clip: float | None = None
+    monitor: str = _TRAINER.monitor
+    patience: int | None = _TRAINER.patience
+    grad_clip: float | None = _TRAINER.grad_clip
 
     def __post_init__(self) -> None:
         check_range("epochs", self.epochs, low=1)
@@ -115,8 +151,8 @@ class SamplerConfig:
 class GradientConfig:
     """Where and how gradient methods take per-task gradients."""
 
-    level: Level = "representation"
-    method: Method = "auto"
+    level: Level = _TRAINER.level
+    method: Method = _TRAINER.gradient_method
 
 
 @dataclass
@@ -140,17 +176,18 @@ class ExperimentConfig:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     gradients: GradientConfig = field(default_factory=GradientConfig)
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = False
+    seed: int = _TRAINER.seed
+    device: str = _TRAINER.device
+    amp: bool = _TRAINER.amp
     output: str | None = None
-    log_every: int = 50
-    checkpoint_every: int = 0
-    progress: bool = True
-    tensorboard: bool = False
+    log_every: int = _TRAINER.log_every
+    checkpoint_every: int = _TRAINER.checkpoint_every
+    progress: bool = _TRAINER.progress
+    tensorboard: bool = _TRAINER.tensorboard
+    csv: bool = _TRAINER.csv
     report: bool = True
     baselines_dir: str | None = None
-    keep_freed_memory: bool = True
+    keep_freed_memory: bool = _TRAINER.keep_freed_memory
 
     def __post_init__(self) -> None:
         check_range("log_every", self.log_every, low=1)
@@ -214,6 +251,7 @@ MAY_CHANGE = (
     "checkpoint_every",
     "progress",
     "tensorboard",
+    "csv",
     "report",
     "baselines_dir",
     "keep_freed_memory",
@@ -385,25 +423,7 @@ def prepare(
         balancer,
         optimizer,
         scheduler,
-        TrainerConfig(
-            epochs=schedule.epochs,
-            max_steps=schedule.max_steps,
-            batch_size=schedule.batch_size,
-            level=config.gradients.level,
-            gradient_method=config.gradients.method,
-            device=config.device,
-            amp=config.amp,
-            grad_clip=schedule.grad_clip,
-            monitor=schedule.monitor,
-            patience=schedule.patience,
-            log_every=config.log_every,
-            checkpoint_every=config.checkpoint_every,
-            progress=config.progress,
-            seed=config.seed,
-            tensorboard=config.tensorboard,
-            run_dir=str(out) if out else None,
-            keep_freed_memory=config.keep_freed_memory,
-        ),
+        trainer_config(config, str(out) if out else None),
         run_settings=config.run_settings(),
     )
     return Prepared(config, loaded, tasks, model, trainer, out, resolved)
@@ -467,7 +487,6 @@ def run_experiment(config: ExperimentConfig, restart: bool = False) -> Experimen
                 clear_run(out)
             prepared.trainer.check_resume()
             (out / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
-            write_model_record(out, config.model.name, prepared.model_options, prepared.tasks)
         return _train_and_test(config, prepared)
 
 

@@ -24,11 +24,14 @@ MODEL_FILE = "model.yaml"
 experiment resolved (heads, input size, vocabulary, feature schema) and the tasks."""
 
 
-def write_model_record(folder: Path, name: str, options: dict[str, Any], tasks: list[Task]) -> None:
-    """Write :data:`MODEL_FILE` (plain YAML, read back with ``safe_load``)."""
+def write_model_record(folder: Path, model: MultiTaskModel, tasks: list[Task]) -> None:
+    """Write :data:`MODEL_FILE` (plain YAML, read back with ``safe_load``): the model's
+    ``build_spec`` (set by :func:`polytask.models.create`; ``None`` for a model of your own,
+    which :func:`load_run` then needs as ``model=``) and the tasks."""
+    spec = getattr(model, "build_spec", None)
     record = {
-        "name": name,
-        "options": options,
+        "name": None if spec is None else spec["name"],
+        "options": None if spec is None else spec["options"],
         "tasks": [
             {k: v for k, v in dataclasses.asdict(t).items() if k != "loss" or isinstance(v, str)}
             for t in tasks
@@ -88,13 +91,20 @@ class LoadedRun:
         return {task: torch.cat(chunks) for task, chunks in parts.items()}
 
 
-def load_run(folder: str | Path) -> LoadedRun:
-    """Load a run folder written by ``polytask train`` or
-    :func:`~polytask.training.experiment.run_experiment`.
+def load_run(folder: str | Path, model: MultiTaskModel | None = None) -> LoadedRun:
+    """Load a run folder written by ``polytask train``,
+    :func:`~polytask.training.experiment.run_experiment` or a
+    :class:`~polytask.training.Trainer` with a ``run_dir``.
+
+    Args:
+        folder: the run folder.
+        model: a fresh instance of the run's model, for a model not built by
+            :func:`polytask.models.create` (its weights are loaded into it).
 
     Raises:
         FileNotFoundError: the folder, its ``model.yaml`` or its checkpoint is missing (the
             message names which and why).
+        ValueError: the run's model cannot be rebuilt from the folder and none was given.
     """
     from polytask import models
 
@@ -109,7 +119,14 @@ def load_run(folder: str | Path) -> LoadedRun:
             "checkpoints/last.pt yourself)"
         )
     record = yaml.safe_load(record_path.read_text())
-    model = models.create(record["name"], **record["options"])
+    if model is None:
+        if record.get("name") is None:
+            raise ValueError(
+                f"{folder}: the run's model was not built by polytask.models.create, so it "
+                "cannot be rebuilt from the folder; pass a fresh instance: "
+                "load_run(folder, model=MyModel(...))"
+            )
+        model = models.create(record["name"], **record["options"])
     state = ckpt.load(folder / "checkpoints" / "last.pt")
     model.load_state_dict(state.get("best_model") or state["model"])
     model.eval()

@@ -36,6 +36,7 @@ from polytask.training.allocator import glibc_version, keep_freed_memory
 from polytask.training.callbacks import Callback, StepFunction, as_callbacks
 from polytask.training.evaluation import evaluate, monitor_direction, monitor_score
 from polytask.training.interrupts import StopRequest, TrainingInterrupted
+from polytask.training.load_run import write_model_record
 from polytask.training.logger import CsvLogger, JsonlLogger, Logger, TensorBoardLogger
 from polytask.training.run_folder import RunFolder
 from polytask.training.selection import ModelSelection
@@ -270,6 +271,8 @@ class Trainer:
         elif resume and resume is not True:
             raise FileNotFoundError(f"no checkpoint to resume from at {path}")
         else:
+            if self.run_dir is not None:  # how to rebuild the model (polytask.load_run)
+                write_model_record(self.run_dir, self.model, list(self.tasks))
             self.log(
                 "start",
                 config=asdict(cfg),
