@@ -1,0 +1,117 @@
+"""Building an experiment's pieces from its configuration and data: tasks with overrides,
+the model sized from the data, the task sampler's batcher."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from polytask import models as model_registry
+from polytask.data.samplers import GroupBatcher, create_sampler
+from polytask.data.splits import DataSplits
+from polytask.models.base import MultiTaskModel
+from polytask.tasks.task import Task
+from polytask.training.experiment_config import ExperimentConfig, NamedConfig, TaskOverride
+
+
+def apply_task_overrides(tasks: list[Task], overrides: dict[str, TaskOverride]) -> list[Task]:
+    """The data set's tasks with ``overrides`` applied; unknown task names raise."""
+    by_name = {t.name: t for t in tasks}
+    for name in overrides:
+        if name not in by_name:
+            from polytask._registry import unknown_name_message
+
+            raise KeyError(unknown_name_message("task in configuration", name, list(by_name)))
+    result = []
+    for task in tasks:
+        change = overrides.get(task.name)
+        if change is None:
+            result.append(task)
+            continue
+        result.append(
+            Task(
+                task.name,
+                change.loss if change.loss is not None else task.loss,
+                tuple(change.metrics) if change.metrics is not None else task.metrics,
+                change.role or task.role,
+                change.weight if change.weight is not None else task.weight,
+                task.num_classes,
+                None if change.loss is not None else task.kind,
+            )
+        )
+    return result
+
+
+def head_sizes(data: DataSplits, tasks: list[Task]) -> dict[str, int]:
+    """Output size of each task's head: classes for ``ce``, target width otherwise."""
+    sizes = {}
+    for task in tasks:
+        if task.task_kind == "multiclass":
+            assert task.num_classes is not None
+            sizes[task.name] = task.num_classes
+        else:
+            target = data.train.targets[task.name]
+            sizes[task.name] = 1 if target.dim() == 1 else int(target[0].numel())
+    return sizes
+
+
+def build_model(config: NamedConfig, data: DataSplits, tasks: list[Task]) -> MultiTaskModel:
+    """The configured architecture with one head per task, sized from the data."""
+    return model_registry.create(config.name, **model_options(config, data, tasks))
+
+
+def model_options(config: NamedConfig, data: DataSplits, tasks: list[Task]) -> dict[str, Any]:
+    """The configured model's options with what the data decides filled in: one head per
+    task, and the input (input size, vocabulary or feature schema)."""
+    options = dict(config.options)
+    options.setdefault("heads", head_sizes(data, tasks))
+    accepted = model_registry.MODELS.get(config.name).options()
+    if "vocab_size" in accepted and "vocab_size" in data.metadata:
+        # Token inputs: the data set's vocabulary sizes the model's embeddings.
+        options.setdefault("vocab_size", data.metadata["vocab_size"])
+    schema = data.metadata.get("feature_schema")
+    if schema is not None and "input_layer" not in options:
+        # Named inputs of a recommendation data set: its feature schema is the input layer.
+        options["input_layer"] = schema
+    if (
+        "input_dim" in accepted
+        and "input_dim" not in options
+        and not options.get("input_layer")
+        and "vocab_size" not in options
+    ):
+        trunk = options.get("trunk", "mlp")
+        if trunk == "mlp":
+            options["input_dim"] = int(math.prod(data.input_shape))
+    return options
+
+
+def select_tasks(tasks: list[Task], only: list[str] | None) -> list[Task]:
+    """``tasks`` restricted to the names in ``only`` (all when ``None``); unknown names raise."""
+    if only is None:
+        return tasks
+    names = [t.name for t in tasks]
+    for name in only:
+        if name not in names:
+            from polytask._registry import unknown_name_message
+
+            raise KeyError(unknown_name_message("task in only_tasks", name, names))
+    if not only:
+        raise ValueError("only_tasks must name at least one task")
+    return [t for t in tasks if t.name in only]
+
+
+def make_batcher(config: ExperimentConfig, data: DataSplits) -> GroupBatcher | None:
+    """The configured task sampler over the data's groups, or ``None`` (plain batches)."""
+    if config.sampler is None:
+        return None
+    groups = data.metadata.get("groups", {}).get("train")
+    if groups is None:
+        raise ValueError(
+            f"sampler {config.sampler.name!r} needs data whose tasks have their own datasets "
+            "(dataset: {name: mixture, options: {parts: [...]}}); this data set has one table"
+        )
+    sampler = create_sampler(config.sampler.name, **config.sampler.options)
+    return GroupBatcher(
+        data.train, groups, sampler, config.schedule.batch_size, seed=config.seed,
+        mixed=config.sampler.mixed,
+    )  # fmt: skip
