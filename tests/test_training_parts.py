@@ -107,3 +107,26 @@ def test_one_configuration_for_the_trainer() -> None:
     )
     built = trainer_config(changed, "o")
     assert built.grad_clip == 2.0 and built.csv and built.run_dir == "o"
+
+
+def test_model_is_sized_from_the_typed_input_spec() -> None:
+    """The data set's InputSpec, not its metadata, decides the model's input options."""
+    import dataclasses
+
+    import polytask.data
+    from polytask.data import InputSpec
+    from polytask.training.experiment import NamedConfig, model_options
+
+    data = polytask.data.load("synthetic_correlation", num_samples=200)
+    assert data.spec == InputSpec((100,))
+    options = model_options(NamedConfig("mmoe"), data, data.tasks)
+    assert options["input_dim"] == 100
+    tokens = dataclasses.replace(data, metadata={}, input=InputSpec((12,), vocab_size=50))
+    assert model_options(NamedConfig("transformer"), tokens, data.tasks)["vocab_size"] == 50
+    schema = {"sparse": [{"name": "a", "vocab_size": 4, "embed_dim": 2}]}
+    named = dataclasses.replace(data, input=InputSpec((), feature_schema=schema))
+    options = model_options(NamedConfig("mmoe"), named, data.tasks)
+    assert options["input_layer"] == schema and "input_dim" not in options
+    # Metadata keys alone no longer steer the model.
+    sneaky = dataclasses.replace(data, metadata={"vocab_size": 7}, input=InputSpec((100,)))
+    assert "vocab_size" not in model_options(NamedConfig("transformer"), sneaky, data.tasks)

@@ -19,7 +19,7 @@ from polytask.data.batching import IndexBatcher, IterableBatches, as_batch
 from polytask.data.dataset import Batch, TensorTaskDataset
 from polytask.data.files import DataFile, DataFileError, resolve
 from polytask.data.registry import DATASETS, available, describe, load
-from polytask.data.splits import DataSplits, random_partition
+from polytask.data.splits import DataSplits, InputSpec, random_partition
 
 __all__ = [
     "DATASETS",
@@ -28,6 +28,7 @@ __all__ = [
     "DataFileError",
     "DataSplits",
     "IndexBatcher",
+    "InputSpec",
     "IterableBatches",
     "TensorTaskDataset",
     "as_batch",

@@ -90,9 +90,9 @@ def combine(parts: Mapping[str, DataSplits], name: str = "mixture") -> DataSplit
         "groups": {s: groups for s, (_, groups) in splits.items()},
         "sizes": {s: len(d) for s, (d, _) in splits.items()},
     }
-    shape = next(iter(parts.values())).input_shape
+    first = next(iter(parts.values()))
     train, val, test = (splits[s][0] for s in SPLITS)
-    return DataSplits(train, val, test, tasks, shape, meta)
+    return DataSplits(train, val, test, tasks, first.input_shape, meta, first.input)
 
 
 def rename_tasks(
@@ -123,6 +123,7 @@ def rename_tasks(
         tasks,
         data.input_shape,
         data.metadata,
+        data.input,
     )
 
 

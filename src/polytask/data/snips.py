@@ -9,7 +9,7 @@ import torch
 from polytask.data.dataset import TensorTaskDataset
 from polytask.data.files import DataFile, resolve
 from polytask.data.registry import register
-from polytask.data.splits import DataSplits
+from polytask.data.splits import DataSplits, InputSpec
 from polytask.tasks.task import Task
 
 FOLDER = "snips_joint"
@@ -96,4 +96,7 @@ def snips(root: str | Path | None = None, min_count: int = 1) -> DataSplits:
         "tags": tag_names,
         "sizes": {s: len(d) for s, d in datasets.items()},
     }
-    return DataSplits(datasets["train"], datasets["val"], datasets["test"], tasks, (length,), meta)
+    return DataSplits(
+        datasets["train"], datasets["val"], datasets["test"], tasks, (length,), meta,
+        InputSpec((length,), vocab_size=len(vocab)),
+    )  # fmt: skip

@@ -16,6 +16,31 @@ from polytask.tasks.task import Task
 SPLITS = ("train", "val", "test")
 
 
+@dataclass(frozen=True)
+class InputSpec:
+    """What one input row is: the typed contract between a dataset and the model built for
+    it (:func:`~polytask.training.experiment_build.model_options` reads it).
+
+    Attributes:
+        shape: shape of one row without the batch axis (``()`` for named inputs).
+        vocab_size: token ids lie in ``[0, vocab_size)`` (text); ``None`` otherwise.
+        feature_schema: named recommendation features, the configuration of a
+            :class:`~polytask.models.FeatureSchema` (``{"sparse": [...], "dense": [...]}``);
+            ``None`` otherwise.
+    """
+
+    shape: tuple[int, ...]
+    vocab_size: int | None = None
+    feature_schema: dict[str, Any] | None = None
+
+    @property
+    def kind(self) -> str:
+        """``tokens``, ``features`` (named) or ``tensor``."""
+        if self.vocab_size is not None:
+            return "tokens"
+        return "features" if self.feature_schema is not None else "tensor"
+
+
 @dataclass
 class DataSplits:
     """A loaded multi-task dataset.
@@ -25,6 +50,8 @@ class DataSplits:
         tasks: the tasks the dataset defines (loss, metrics, classes).
         input_shape: shape of one input row (without the batch axis).
         metadata: provenance: source files, split rule, seeds, warnings.
+        input: what an input row is (:class:`InputSpec`); a plain tensor of ``input_shape``
+            unless the loader says otherwise.
     """
 
     train: TensorTaskDataset
@@ -33,6 +60,17 @@ class DataSplits:
     tasks: list[Task]
     input_shape: tuple[int, ...]
     metadata: dict[str, Any] = field(default_factory=dict)
+    input: InputSpec | None = None
+
+    def __post_init__(self) -> None:
+        if self.input is None:
+            self.input = InputSpec(tuple(self.input_shape))
+
+    @property
+    def spec(self) -> InputSpec:
+        """:attr:`input`, never ``None``."""
+        assert self.input is not None
+        return self.input
 
     def split(self, name: str) -> TensorTaskDataset:
         """The split called ``name`` (``train``, ``val`` or ``test``)."""

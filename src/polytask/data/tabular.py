@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from polytask.data.dataset import TensorTaskDataset
-from polytask.data.splits import DataSplits
+from polytask.data.splits import DataSplits, InputSpec
 from polytask.tasks.task import Task
 
 Encoding = Literal["onehot", "embedding"]
@@ -175,7 +175,9 @@ def tabular_splits(
     )
     if encoding == "embedding":
         meta["feature_schema"] = encoder.schema(embed_dim)
-        shape: tuple[int, ...] = ()
+        spec = InputSpec((), feature_schema=meta["feature_schema"])
     else:
-        shape = (encoder.onehot_width(),)
-    return DataSplits(datasets["train"], datasets["val"], datasets["test"], tasks, shape, meta)
+        spec = InputSpec((encoder.onehot_width(),))
+    return DataSplits(
+        datasets["train"], datasets["val"], datasets["test"], tasks, spec.shape, meta, spec
+    )

@@ -65,23 +65,22 @@ def model_options(config: NamedConfig, data: DataSplits, tasks: list[Task]) -> d
     task, and the input (input size, vocabulary or feature schema)."""
     options = dict(config.options)
     options.setdefault("heads", head_sizes(data, tasks))
+    spec = data.spec  # the data set's typed description of its input
     accepted = model_registry.MODELS.get(config.name).options()
-    if "vocab_size" in accepted and "vocab_size" in data.metadata:
+    if spec.kind == "tokens" and "vocab_size" in accepted:
         # Token inputs: the data set's vocabulary sizes the model's embeddings.
-        options.setdefault("vocab_size", data.metadata["vocab_size"])
-    schema = data.metadata.get("feature_schema")
-    if schema is not None and "input_layer" not in options:
+        options.setdefault("vocab_size", spec.vocab_size)
+    if spec.kind == "features" and "input_layer" not in options:
         # Named inputs of a recommendation data set: its feature schema is the input layer.
-        options["input_layer"] = schema
+        options["input_layer"] = spec.feature_schema
     if (
-        "input_dim" in accepted
+        spec.kind == "tensor"
+        and "input_dim" in accepted
         and "input_dim" not in options
         and not options.get("input_layer")
-        and "vocab_size" not in options
+        and options.get("trunk", "mlp") == "mlp"
     ):
-        trunk = options.get("trunk", "mlp")
-        if trunk == "mlp":
-            options["input_dim"] = int(math.prod(data.input_shape))
+        options["input_dim"] = int(math.prod(spec.shape))
     return options
 
 
