@@ -1,7 +1,7 @@
 """The Trainer: orchestration of a training run, and nothing else.
 
 The parts it orchestrates each live in their own module and can be used or replaced alone:
-settings and result (:mod:`~polytask.training.trainer_config`), one step's gradients
+settings and result (:mod:`~polytask.training.trainer_config`), the epoch loop (:mod:`~polytask.training.loop`), one step's gradients
 (:mod:`~polytask.training.step`), evaluation
 (:mod:`~polytask.training.evaluation`), model selection and early stopping
 (:mod:`~polytask.training.selection`), the logging window of task weights and gradient
@@ -14,8 +14,6 @@ cosines (:mod:`~polytask.training.step_window`), checkpoint state and run settin
 from __future__ import annotations
 
 import contextlib
-import sys
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -23,7 +21,6 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from polytask.balancers.base import Balancer
 from polytask.data.batching import Batches, IndexBatcher, IterableBatches
@@ -33,11 +30,12 @@ from polytask.tasks.taskset import TaskSet
 from polytask.training import checkpoint as ckpt
 from polytask.training import trainer_state
 from polytask.training.allocator import glibc_version, keep_freed_memory
-from polytask.training.callbacks import Callback, StepFunction, as_callbacks
+from polytask.training.callbacks import Callback, StepFunction
 from polytask.training.evaluation import evaluate, monitor_direction, monitor_score
-from polytask.training.interrupts import StopRequest, TrainingInterrupted
+from polytask.training.interrupts import StopRequest
 from polytask.training.load_run import write_model_record
 from polytask.training.logger import CsvLogger, JsonlLogger, Logger, TensorBoardLogger
+from polytask.training.loop import run_epochs
 from polytask.training.run_folder import RunFolder
 from polytask.training.selection import ModelSelection
 from polytask.training.step import GradientStep
@@ -135,7 +133,7 @@ class Trainer:
         if self.run_dir is not None and cfg.tensorboard:
             self.loggers.append(TensorBoardLogger(self.run_dir / "tensorboard"))
         self.gradient_step = GradientStep(self)
-        self._stop = StopRequest()
+        self.stop_request = StopRequest()
 
     def log(self, kind: str, **fields: Any) -> None:
         """Write one record to every logger."""
@@ -246,7 +244,7 @@ class Trainer:
         # One process at a time in a run folder (a lock the kernel drops with the process).
         with RunFolder(self.run_dir) if self.run_dir else contextlib.nullcontext():
             self._start(batcher, resume)
-            stopped_early = self._epochs(batcher, val)
+            stopped_early = run_epochs(self, batcher, val)
         if restore_best and self.selection.best_state is not None:
             self.model.load_state_dict(self.selection.best_state)
         best = self.selection
@@ -280,79 +278,3 @@ class Trainer:
                 balancer=type(self.balancer).__name__,
                 parameters=parameter_count(self.model),
             )
-
-    def _epochs(self, batcher: Batches, val: TensorTaskDataset | Iterable[Any] | None) -> bool:
-        """The epoch loop; ``True`` when patience ended it."""
-        cfg = self.config
-        callbacks = as_callbacks(self.callbacks)
-        with self._stop.listening():
-            while batcher.epoch < cfg.epochs:
-                if cfg.max_steps is not None and self.step >= cfg.max_steps:
-                    break
-                epoch = batcher.epoch + 1
-                if not self._run_epoch(batcher, epoch, callbacks):
-                    break
-                self.balancer.epoch_end()
-                record: dict[str, Any] = {"epoch": epoch, "step": self.step}
-                if val is not None:
-                    evaluation = self.evaluate(val)
-                    score = self.score(evaluation)
-                    record.update(val=evaluation, monitor={cfg.monitor: score})
-                    self.balancer.observe_metrics(evaluation["metrics"])
-                    self.selection.update(score, epoch, self.model)
-                    for callback in callbacks:
-                        callback.on_validation_end(self, evaluation)
-                self.history.append(record)
-                self.log("epoch", **record)
-                for callback in callbacks:
-                    callback.on_epoch_end(self, record)
-                self.save_checkpoint(batcher)
-                if self.selection.should_stop:
-                    self.log("early_stop", epoch=epoch, best_epoch=self.selection.best_epoch)
-                    return True
-        return False
-
-    def _run_epoch(self, batcher: Batches, epoch: int, callbacks: Sequence[Callback]) -> bool:
-        """Train the rest of the current epoch; ``False`` if stopped before its end."""
-        cfg = self.config
-        running = torch.zeros(len(self.tasks), device=self.device, dtype=torch.float64)
-        count = 0
-        bar = tqdm(
-            total=len(batcher) or None, initial=batcher.position,
-            desc=f"epoch {epoch}/{cfg.epochs}", disable=not cfg.progress, leave=False,
-            dynamic_ncols=True, file=sys.stderr,
-        )  # fmt: skip
-        started = time.perf_counter()
-        try:
-            for batch in batcher:
-                losses = self.train_step(batch)
-                bar.update(1)
-                if losses is not None:
-                    running += losses.double()
-                    count += 1
-                if self.step % cfg.log_every == 0 and count:
-                    values = dict(zip(self.tasks.names, (running / count).tolist(), strict=True))
-                    lr = [group["lr"] for group in self.optimizer.param_groups]
-                    summary = self.window.summary(self.tasks.names)
-                    self.log("train", epoch=epoch, step=self.step, loss=values, lr=lr, **summary)
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()}, refresh=False)
-                    running.zero_()
-                    count = 0
-                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
-                    self.save_checkpoint(batcher)
-                try:
-                    for callback in callbacks:
-                        callback.on_step_end(self, self.step)
-                except StopTrainingSignal:
-                    self.save_checkpoint(batcher)
-                    return False
-                if self._stop.signum is not None:
-                    path = self.save_checkpoint(batcher)
-                    raise TrainingInterrupted(self._stop.signum, str(path) if path else None)
-                if cfg.max_steps is not None and self.step >= cfg.max_steps:
-                    self.save_checkpoint(batcher)
-                    return False
-        finally:
-            bar.close()
-        self.log("epoch_time", epoch=epoch, seconds=time.perf_counter() - started)
-        return True
