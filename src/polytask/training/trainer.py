@@ -1,8 +1,8 @@
-"""The Trainer: orchestration of a training run, and nothing else.
+"""The Trainer: it assembles a training run's parts and holds the public API.
 
-The parts it orchestrates each live in their own module and can be used or replaced alone:
-settings and result (:mod:`~polytask.training.trainer_config`), the epoch loop (:mod:`~polytask.training.loop`), one step's gradients
-(:mod:`~polytask.training.step`), evaluation
+Each part lives in its own module and can be used or replaced alone: settings and result
+(:mod:`~polytask.training.trainer_config`), the epoch loop (:mod:`~polytask.training.loop`),
+one step's gradients (:mod:`~polytask.training.step`), evaluation
 (:mod:`~polytask.training.evaluation`), model selection and early stopping
 (:mod:`~polytask.training.selection`), the logging window of task weights and gradient
 cosines (:mod:`~polytask.training.step_window`), checkpoint state and run settings
