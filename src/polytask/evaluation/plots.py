@@ -40,11 +40,13 @@ def line_plot(
     ylabel: str,
     log_y: bool = False,
 ) -> bytes:
-    """One line per series (for example one task's loss over steps)."""
+    """One line per series (for example one task's loss over steps); with few points each
+    point is marked too (a one-epoch run's single point is otherwise invisible)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for name, values in series.items():
-        ax.plot(list(x)[: len(values)], list(values), label=name)
+        marker = "o" if len(values) <= 20 else None
+        ax.plot(list(x)[: len(values)], list(values), label=name, marker=marker)
     if log_y:
         ax.set_yscale("log")
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
