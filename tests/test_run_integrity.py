@@ -266,7 +266,7 @@ def test_sigterm_writes_a_checkpoint_and_exits_without_traceback(tmp_path: Path)
 
 
 # ---------------------------------------------------------------- 6. learnt balancers
-def _own_loop(balancer, optimizer, model, steps: int = 5) -> None:
+def _own_loop(balancer, optimizer, model, steps: int = 12) -> None:
     import torch
 
     from polytask import Task, TaskSet
@@ -281,6 +281,22 @@ def _own_loop(balancer, optimizer, model, steps: int = 5) -> None:
         optimizer.zero_grad()
         backward(tasks.losses(out, y), balancer, features=out.features)
         optimizer.step()
+
+
+class _Skipping:
+    """An optimizer whose first ``skip`` steps do nothing (as a gradient scaler's may)."""
+
+    def __init__(self, optimizer, skip: int) -> None:
+        self.optimizer, self.skip = optimizer, skip
+
+    def zero_grad(self) -> None:
+        self.optimizer.zero_grad()
+
+    def step(self) -> None:
+        if self.skip:
+            self.skip -= 1
+            return
+        self.optimizer.step()
 
 
 @pytest.mark.parametrize("name", ["uncertainty", "imtl_l"])
@@ -304,3 +320,9 @@ def test_learnt_balancer_in_your_own_loop(name: str) -> None:
     forgotten = polytask.balancers.create(name)
     with pytest.raises(ValueError, match="in no optimizer"):
         _own_loop(forgotten, torch.optim.Adam(model.parameters(), lr=1e-2), model)
+
+    # Steps skipped at the start (a gradient scaler's) are no false alarm.
+    model = polytask.models.create("shared_bottom", heads={"a": 1, "b": 1}, input_dim=4)
+    late = polytask.balancers.create(name, tasks=tasks)
+    optimizer = torch.optim.Adam([*model.parameters(), *late.parameters()], lr=1e-2)
+    _own_loop(late, _Skipping(optimizer, skip=5), model)

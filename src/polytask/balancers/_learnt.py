@@ -18,7 +18,7 @@ class LearntPerTask(LossWeighting):
     tasks=...)``, or the first :func:`polytask.backward`), or at construction when
     ``num_tasks`` is given. Put ``balancer.parameters()`` in the optimizer, without weight
     decay (:func:`polytask.training.build_optimizer` and the ``Trainer`` do); a balancer whose
-    parameters get gradients but never change raises on the next step
+    parameters get gradients but never change raises within ten steps
     (:meth:`~polytask.balancers.Balancer.after_backward`).
     """
 

@@ -40,6 +40,10 @@ from polytask.balancers._restrict import PerTask, restricted
 from polytask.gradients.protocol import LEVELS, Level, Need
 from polytask.tasks.task import Role
 
+UNTRAINED_STEPS = 10
+"""Steps after which a learnt balancer whose parameters never changed raises
+(:meth:`Balancer.after_backward`)."""
+
 
 class Balancer(nn.Module):
     """Common base: the tasks a balancer is bound to, what it needs, where it can run.
@@ -75,6 +79,7 @@ class Balancer(nn.Module):
         # after_backward's one check that learnt parameters are being trained.
         self._learning_snapshot: list[Tensor] | None = None
         self._learning_checked = False
+        self._learning_waited = 0
         self.roles: dict[str, Role] = {}
         self.prior_weights: dict[str, float] = {}
 
@@ -107,9 +112,12 @@ class Balancer(nn.Module):
 
     def after_backward(self) -> None:
         """Called by :func:`polytask.backward` after each step. A balancer with learnt
-        parameters checks once, on its second step, that they changed since its first step
-        although they had a gradient: if not, they are not in any optimizer, and it raises
-        (one device read, once). Without parameters this does nothing."""
+        parameters checks that the optimizer moves them: from the first step where they have
+        a gradient, it compares them with that step's values at each following step (one
+        device read each) until they have changed. If they are still unchanged after
+        :data:`UNTRAINED_STEPS` steps, they are in no optimizer, and it raises. (Several
+        steps, not one: a gradient scaler skips the first steps of fp16 training.) Without
+        parameters this does nothing."""
         if self._learning_checked:
             return
         params = [p for p in self.parameters() if p.requires_grad]
@@ -119,21 +127,23 @@ class Balancer(nn.Module):
         if self._learning_snapshot is None:
             if any(p.grad is not None and bool(p.grad.any()) for p in params):
                 self._learning_snapshot = [p.detach().clone() for p in params]
+                self._learning_waited = 0
             return
-        self._learning_checked = True
-        if all(
-            torch.equal(p.detach(), old)
-            for p, old in zip(params, self._learning_snapshot, strict=True)
-        ):
+        pairs = zip(params, self._learning_snapshot, strict=True)
+        if not all(torch.equal(p.detach(), old) for p, old in pairs):
+            self._learning_checked, self._learning_snapshot = True, None
+            return
+        self._learning_waited += 1
+        if self._learning_waited >= UNTRAINED_STEPS:
+            self._learning_checked = True
             raise ValueError(
                 f"{type(self).__name__} learns weights of its own, but its parameters got "
-                "gradients and did not change: they are in no optimizer. Build the balancer "
-                "with polytask.balancers.create(name, tasks=tasks) and put its parameters in "
-                "your optimizer, e.g. torch.optim.Adam([*model.parameters(), "
-                "*balancer.parameters()]) (polytask.training.build_optimizer does this, "
-                "without weight decay for them)"
+                f"gradients and did not change in {UNTRAINED_STEPS} steps: they are in no "
+                "optimizer. Build the balancer with polytask.balancers.create(name, "
+                "tasks=tasks) and put its parameters in your optimizer, e.g. "
+                "torch.optim.Adam([*model.parameters(), *balancer.parameters()]) "
+                "(polytask.training.build_optimizer does this, without weight decay for them)"
             )
-        self._learning_snapshot = None
 
     @classmethod
     def example_options(cls, num_tasks: int) -> dict[str, Any]:
