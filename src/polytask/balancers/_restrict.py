@@ -93,14 +93,14 @@ def _put(full: Tensor | None, sub: Tensor, spec: PerTask, index: Sequence[int], 
     rows = torch.as_tensor(list(index), dtype=torch.long, device=sub.device)
     if len(spec.axes) == 1:
         full.index_copy_(spec.axes[0], rows, sub.detach())
-    else:
-        grid = torch.meshgrid(*[rows] * len(spec.axes), indexing="ij")
-        selector: list[Any] = [slice(None)] * full.dim()
-        for axis, part in zip(spec.axes, grid, strict=True):
-            selector[axis] = part
-        if list(spec.axes) != list(range(spec.axes[0], spec.axes[0] + len(spec.axes))):
-            raise ValueError("per-task axes of one tensor must be adjacent")
-        full[tuple(selector)] = sub.detach()
+        return full
+    if list(spec.axes) != list(range(spec.axes[0], spec.axes[0] + len(spec.axes))):
+        raise ValueError(f"per-task axes of one tensor must be adjacent, got {spec.axes}")
+    grid = torch.meshgrid(*[rows] * len(spec.axes), indexing="ij")
+    selector: list[Any] = [slice(None)] * full.dim()
+    for axis, part in zip(spec.axes, grid, strict=True):
+        selector[axis] = part
+    full[tuple(selector)] = sub.detach()
     return full
 
 

@@ -13,7 +13,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,6 @@ import yaml
 
 from polytask import balancers as balancer_registry
 from polytask import data as data_registry
-from polytask import models as model_registry
 from polytask.balancers.base import Balancer
 from polytask.data.splits import DataSplits
 from polytask.evaluation.baselines import BaselineCache, baseline_spec
@@ -109,7 +108,6 @@ class Prepared:
     model: MultiTaskModel
     trainer: Trainer
     output: Path | None
-    model_options: dict[str, Any] = field(default_factory=dict)
 
 
 def prepare(
@@ -135,8 +133,7 @@ def prepare(
             test=loaded.test.select_tasks(names),
             tasks=tasks,
         )
-    resolved = model_options(config.model, loaded, tasks)
-    model = model_registry.create(config.model.name, **resolved)
+    model = build_model(config.model, loaded, tasks)
     # Bound to the tasks at once: learnt per-task parameters exist before the optimizer.
     balancer = balancer_registry.create(
         config.balancer.name, tasks=tasks, **config.balancer.options
@@ -164,7 +161,7 @@ def prepare(
         trainer_config(config, str(out) if out else None),
         run_settings=config.run_settings(),
     )
-    return Prepared(config, loaded, tasks, model, trainer, out, resolved)
+    return Prepared(config, loaded, tasks, model, trainer, out)
 
 
 def cached_baselines(
