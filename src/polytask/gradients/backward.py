@@ -159,6 +159,22 @@ def backward(
         not see their final values (they fire, if at all, with the unweighted gradients).
     """
     items = as_loss_list(losses)
+    try:
+        return _backward(items, balancer, features, shared_params, method, retain_graph, taps)
+    finally:
+        if items.unstacked is not None:
+            items.unstacked.remove()
+
+
+def _backward(
+    items: LossList,
+    balancer: BalancerProtocol,
+    features: Features | None,
+    shared_params: Iterable[Tensor] | None,
+    method: Method,
+    retain_graph: bool,
+    taps: LinearTaps | None,
+) -> BackwardResult:
     level = resolve_level(features, shared_params)
     balancer.check_level(level)
     balancer.bind(items.names, items.roles, items.prior_weights)

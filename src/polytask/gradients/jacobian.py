@@ -30,6 +30,7 @@ from torch import Tensor
 
 from polytask._registry import unknown_name_message
 from polytask.gradients.graph import walk
+from polytask.gradients.unstack import only_task
 
 Method = Literal["auto", "loop", "vmap"]
 Features = Tensor | Mapping[str, Tensor]
@@ -121,10 +122,12 @@ def feature_jacobian(
         )
     if method == "vmap":
         return _vmap_grad(losses, [features])[0]
-    rows = [
-        torch.autograd.grad(loss, features, retain_graph=True, allow_unused=True)[0]
-        for loss in losses
-    ]
+    rows = []
+    for t, loss in enumerate(losses):
+        with only_task(t):  # a stacked loss tensor sends this task's gradient only
+            rows.append(
+                torch.autograd.grad(loss, features, retain_graph=True, allow_unused=True)[0]
+            )
     return torch.stack(_zeros_for_unused(rows, [features] * len(losses)))
 
 
@@ -180,12 +183,11 @@ def parameter_jacobian(
     if method in ("loop", "auto"):
         # Without features, "auto" is the loop: a batched backward over the stacked losses
         # would push zero cotangents through every head (T^2 head work).
-        rows_per_task = [
-            _zeros_for_unused(
-                torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True), params
-            )
-            for loss in losses
-        ]
+        rows_per_task = []
+        for t, loss in enumerate(losses):
+            with only_task(t):  # a stacked loss tensor sends this task's gradient only
+                grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+            rows_per_task.append(_zeros_for_unused(grads, params))
         return [torch.stack(col) for col in zip(*rows_per_task, strict=True)]
     with _explain_vmap_failure():
         return _vmap_grad(losses, params)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from polytask.gradients.unstack import Unstacked
 from polytask.tasks.task import Role
 from polytask.tasks.taskset import TaskLosses
 
@@ -34,6 +35,7 @@ class LossList:
     prior_weights: dict[str, float] = field(default_factory=dict)
     skip: bool = False
     present: list[bool] = field(default_factory=list)
+    unstacked: Unstacked | None = None
 
     def __post_init__(self) -> None:
         if not self.present:
@@ -58,8 +60,10 @@ class LossList:
 def as_loss_list(losses: LossesLike) -> LossList:
     """Accept :class:`TaskLosses`, ``{name: scalar}``, a sequence of scalars or a 1-D tensor.
 
-    A 1-D tensor works but is the slow form: its entries share one autograd node, so a
-    per-task backward through it reaches every head. Prefer ``TaskSet.losses`` or a dict.
+    A 1-D tensor made by ``torch.stack`` of scalars is taken apart again
+    (:class:`~polytask.gradients.unstack.Unstacked`: per-task gradients reach only their own
+    head); one made otherwise works but is the slow form, with a warning. Prefer
+    ``TaskSet.losses`` or a dict.
     """
     if isinstance(losses, TaskLosses):
         return LossList(
@@ -70,6 +74,7 @@ def as_loss_list(losses: LossesLike) -> LossList:
             losses.skip,
             list(losses.present) if losses.present is not None else [],
         )
+    unstacked = None
     if isinstance(losses, Tensor):
         if losses.dim() != 1 or losses.numel() == 0:
             raise ValueError(
@@ -78,6 +83,7 @@ def as_loss_list(losses: LossesLike) -> LossList:
             )
         values = list(losses.unbind())
         names = [f"task_{i}" for i in range(len(values))]
+        unstacked = Unstacked(losses) if losses.requires_grad and len(values) > 1 else None
     elif isinstance(losses, Mapping):
         names = [str(k) for k in losses]
         values = list(losses.values())
@@ -94,4 +100,7 @@ def as_loss_list(losses: LossesLike) -> LossList:
                 f"task {name!r}: the loss does not require grad; was it computed under "
                 "torch.no_grad() or from detached predictions?"
             )
-    return LossList(names, values, dict.fromkeys(names, "main"), dict.fromkeys(names, 1.0))
+    return LossList(
+        names, values, dict.fromkeys(names, "main"), dict.fromkeys(names, 1.0),
+        unstacked=unstacked,
+    )  # fmt: skip

@@ -1,0 +1,75 @@
+"""Losses handed to the engine as one ``torch.stack``ed tensor are taken apart again (issue
+22): the same gradients as a list, and per-task passes that reach only their own head."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import polytask
+from polytask.balancers import create
+
+
+class PlainModel(nn.Module):
+    """A user's own model: an MLP trunk and T heads reading its output tensor directly."""
+
+    def __init__(self, T: int) -> None:
+        super().__init__()
+        self.trunk = nn.Sequential(nn.Linear(6, 16), nn.Tanh())
+        self.heads = nn.ModuleList(
+            nn.Sequential(nn.Linear(16, 8), nn.Tanh(), nn.Linear(8, 1)) for _ in range(T)
+        )
+
+    def forward(self, x):
+        z = self.trunk(x)
+        return z, [head(z).squeeze(-1) for head in self.heads]
+
+
+def _step(form: str, level: str, name: str, counts: list[int] | None = None):
+    torch.manual_seed(0)
+    model = PlainModel(4).double()
+    x = torch.randn(32, 6, dtype=torch.float64)
+    y = torch.randn(4, 32, dtype=torch.float64)
+    z, outs = model(x)
+    if counts is not None:
+        for t, out in enumerate(outs):
+            # Called with None where the gradient is undefined (a pruned pass): not counted.
+            out.register_hook(lambda g, t=t: counts.__setitem__(t, counts[t] + (g is not None)))
+    losses = [((o - y[t]) ** 2).mean() for t, o in enumerate(outs)]
+    given = torch.stack(losses) if form == "stacked" else losses
+    where = (
+        {"features": z}
+        if level == "representation"
+        else {"shared_params": list(model.trunk.parameters())}
+    )
+    result = polytask.backward(given, create(name), **where)
+    return result, [p.grad.clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("name", ["mgda", "upgrad", "pcgrad", "graddrop", "equal"])
+@pytest.mark.parametrize("level", ["representation", "parameter"])
+def test_stacked_losses_give_the_list_form_gradients(name: str, level: str) -> None:
+    listed, grads = _step("list", level, name)
+    stacked, grads_stacked = _step("stacked", level, name)
+    torch.testing.assert_close(stacked.weights, listed.weights)
+    for a, b in zip(grads, grads_stacked, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("level", ["representation", "parameter"])
+def test_per_task_passes_reach_only_their_own_head(level: str) -> None:
+    """Each head's output receives a gradient once per its own per-task pass plus once in the
+    final weighted backward: 2, never T + 1."""
+    counts = [0] * 4
+    _step("stacked", level, "mgda", counts)
+    assert counts == [2, 2, 2, 2]
+
+
+def test_a_tensor_that_is_not_a_stack_warns() -> None:
+    torch.manual_seed(0)
+    model = PlainModel(2).double()
+    z, outs = model(torch.randn(8, 6, dtype=torch.float64))
+    losses = torch.stack([o.pow(2).mean() for o in outs]) * 1.0  # a product, not a stack
+    with pytest.warns(RuntimeWarning, match="torch.stack"):
+        polytask.backward(losses, create("mgda"), features=z)
