@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from polytask.gradients.consumers import consumer_capture
 from polytask.gradients.gramian import flatten_jacobian, gramian, split_direction
 from polytask.gradients.graph import walk
 from polytask.gradients.jacobian import (
@@ -69,6 +70,11 @@ class BackwardResult:
         skipped: ``True`` when the step was a no-op: a non-finite loss (under
             ``on_nonfinite="skip"``), or no task with a label in the batch.
         present: per task, whether it took part in the step (had a label in the batch).
+        path: how per-task gradients were taken at the representation level: ``branches``
+            (one backward through polytask's per-task branches), ``consumers`` (one backward
+            with the heads' readers of a plain features tensor hooked: a user's own model),
+            ``per-task`` (one pass per task, exact for any graph) or ``vmap``; ``""`` where
+            it does not apply.
     """
 
     weights: Tensor | None
@@ -76,6 +82,7 @@ class BackwardResult:
     level: Level | None
     skipped: bool = False
     present: list[bool] | None = None
+    path: str = ""
 
 
 def resolve_level(features: Features | None, shared_params: object | None) -> Level | None:
@@ -209,7 +216,7 @@ def _widen(result: BackwardResult, index: list[int], present: list[bool]) -> Bac
         rows = torch.as_tensor(index, device=result.gramian.device)
         gramian = result.gramian.new_zeros(T, T)
         gramian[rows[:, None], rows[None, :]] = result.gramian
-    return BackwardResult(weights, gramian, result.level, result.skipped, present)
+    return BackwardResult(weights, gramian, result.level, result.skipped, present, result.path)
 
 
 def _step(
@@ -389,11 +396,17 @@ def _representation_gramian(
     retain_graph: bool,
 ) -> BackwardResult:
     plan = None
+    capture = None
     if isinstance(features, Mapping) and method != "loop":
         base = branch_base(features, names)
         branches = [features[n] for n in names]
         if base.requires_grad:
             plan = _head_leaves(losses, branches, base)
+    elif isinstance(features, Tensor) and method == "auto" and features.requires_grad:
+        # A user's own model: heads read one plain tensor; their consumers of it are hooked.
+        capture = consumer_capture(losses, features)
+        if capture is not None and _separate_heads(capture.heads):
+            base, plan = features, capture.heads
     if plan is None:
         rows = feature_jacobian(losses, names, features, method)
         G = gramian([rows])
@@ -411,9 +424,13 @@ def _representation_gramian(
                 (heads.to(vector.dtype) * vector).sum().backward(retain_graph=retain_graph)
             finally:
                 handle.remove()
-        return BackwardResult(weights, G, "representation")
+        path = "vmap" if method == "vmap" else "per-task"
+        return BackwardResult(weights, G, "representation", path=path)
 
-    rows, head_grads = _through_heads(vector, branches, plan)
+    if capture is not None:
+        rows, head_grads = capture.through_heads(vector)
+    else:
+        rows, head_grads = _through_heads(vector, branches, plan)
     with _heads_pending(plan, head_grads):
         G = gramian([rows])
         weights = _weights(balancer, G, vector)
@@ -421,7 +438,8 @@ def _representation_gramian(
     _scale_heads(plan, head_grads, heads)
     direction = torch.tensordot(weights.to(rows.dtype), rows, dims=1)
     torch.autograd.backward(base, grad_tensors=direction.to(base.dtype), retain_graph=retain_graph)
-    return BackwardResult(weights, G, "representation")
+    path = "consumers" if capture is not None else "branches"
+    return BackwardResult(weights, G, "representation", path=path)
 
 
 def _parameter_gramian(

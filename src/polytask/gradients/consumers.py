@@ -1,0 +1,133 @@
+"""Per-task feature gradients in one backward for heads that read one plain tensor.
+
+Polytask's own models give each head a branch of the shared features
+(:func:`polytask.branch`), and one backward of ``sum_t L_t`` then yields every task's
+feature gradient. A user's own ``nn.Module`` has no branches: its heads read the trunk's
+output tensor ``z`` directly. :class:`ConsumerCapture` finds, for each task, the autograd
+nodes of its head that read ``z`` (its *consumers*), and records with node hooks the
+gradient each of them sends to ``z`` during one backward of ``sum_t L_t`` stopped at ``z``:
+summed per task, these are exactly the rows ``dL_t/dz``. It applies when every task's graph
+above ``z`` is its own (no node shared by two tasks, no path into the trunk other than
+through ``z``); otherwise :func:`consumer_capture` returns ``None`` and the engine takes the
+exact per-task passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.autograd.graph import get_gradient_edge
+
+
+def _ancestors(root: Any) -> set[int]:
+    """Ids of every node reachable from ``root`` (the trunk below the features)."""
+    seen: set[int] = set()
+    pending = [root]
+    while pending:
+        node = pending.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        pending.extend(child for child, _ in node.next_functions)
+    return seen
+
+
+class ConsumerCapture:
+    """The consumers of ``z`` in each task's graph, their head leaves, and the hooks that
+    record per-task gradients (built by :func:`consumer_capture`).
+
+    Attributes:
+        consumers: per task, ``(node, edge indices that point at z)``.
+        heads: per task, the leaf tensors of its head (parameters reached without ``z``).
+    """
+
+    def __init__(
+        self, z: Tensor, consumers: list[list[tuple[Any, list[int]]]], heads: list[list[Tensor]]
+    ) -> None:
+        self.z, self.consumers, self.heads = z, consumers, heads
+
+    def through_heads(self, vector: Tensor) -> tuple[Tensor, list[Tensor | None] | None]:
+        """One backward of ``sum_t L_t`` stopped at ``z``: the rows ``(T, *z.shape)`` and the
+        heads' gradients, as :func:`polytask.gradients.backward._through_heads` returns them
+        (``None`` when they went straight into ``.grad``). The graph is retained."""
+        T = len(self.consumers)
+        rows: list[Tensor | None] = [None] * T
+        handles = []
+        for t, nodes in enumerate(self.consumers):
+            for node, edges in nodes:
+
+                def record(
+                    grad_inputs: Any, grad_outputs: Any, t: int = t, ks: Any = edges
+                ) -> None:
+                    for k in ks:
+                        grad = grad_inputs[k]
+                        if grad is not None:
+                            rows[t] = grad if rows[t] is None else rows[t] + grad
+
+                handles.append(node.register_hook(record))
+        leaves = [leaf for task_leaves in self.heads for leaf in task_leaves]
+        try:
+            if all(leaf.grad is None for leaf in leaves):
+                # z is an input so that the consumers compute their gradient for it; the
+                # sum that autograd leaves in z.grad is not the user's: put back what was.
+                previous = self.z.grad if self.z.is_leaf else None
+                torch.autograd.backward(vector.sum(), inputs=[self.z, *leaves], retain_graph=True)
+                self.z.grad = previous
+                head_grads: list[Tensor | None] | None = None
+            else:
+                grads = torch.autograd.grad(
+                    vector.sum(), [self.z, *leaves], retain_graph=True, allow_unused=True
+                )
+                head_grads = list(grads[1:])
+        finally:
+            for handle in handles:
+                handle.remove()
+        stacked = torch.stack([torch.zeros_like(self.z) if r is None else r for r in rows])
+        return stacked, head_grads
+
+
+def consumer_capture(losses: Sequence[Tensor], z: Tensor) -> ConsumerCapture | None:
+    """A :class:`ConsumerCapture` for the losses over ``z``, or ``None`` when some task's
+    graph shares a node with another's or reaches the trunk other than through ``z``."""
+    edge = get_gradient_edge(z)
+    target, number = edge.node, edge.output_nr
+    trunk = _ancestors(target)
+    claimed: set[int] = set()
+    consumers: list[list[tuple[Any, list[int]]]] = []
+    heads: list[list[Tensor]] = []
+    for loss in losses:
+        if loss.grad_fn is None:
+            return None
+        seen: set[int] = set()
+        nodes: list[tuple[Any, list[int]]] = []
+        leaves: list[Tensor] = []
+        pending = [loss.grad_fn]
+        while pending:
+            node = pending.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if id(node) in trunk or id(node) in claimed:
+                return None  # reads the trunk around z, or shares a node with another task
+            variable = getattr(node, "variable", None)
+            if variable is not None:
+                leaves.append(variable)
+            edges = []
+            for k, (child, child_number) in enumerate(node.next_functions):
+                if child is None:
+                    continue
+                if child is target and child_number == number:
+                    edges.append(k)
+                else:
+                    pending.append(child)
+            if edges:
+                nodes.append((node, edges))
+        if not nodes:
+            return None  # a task that does not read z: the loop handles it exactly
+        claimed |= seen
+        consumers.append(nodes)
+        heads.append(leaves)
+    return ConsumerCapture(z, consumers, heads)
