@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -242,9 +243,11 @@ def _step(
     if balancer.needs == "gramian":
         if level == "representation":
             assert features is not None
+            starts = items.unstacked.sources() if items.unstacked is not None else None
             return _representation_gramian(
-                items.values, items.names, vector, balancer, features, method, retain_graph
-            )
+                items.values, items.names, vector, balancer, features, method, retain_graph,
+                starts,
+            )  # fmt: skip
         assert params is not None
         return _parameter_gramian(
             items.values, items.names, vector, balancer, params, features, method, retain_graph,
@@ -394,6 +397,7 @@ def _representation_gramian(
     features: Features,
     method: Method,
     retain_graph: bool,
+    starts: Sequence[Any] | None = None,
 ) -> BackwardResult:
     plan = None
     capture = None
@@ -404,7 +408,7 @@ def _representation_gramian(
             plan = _head_leaves(losses, branches, base)
     elif isinstance(features, Tensor) and method == "auto" and features.requires_grad:
         # A user's own model: heads read one plain tensor; their consumers of it are hooked.
-        capture = consumer_capture(losses, features)
+        capture = consumer_capture(losses, features, starts)
         if capture is not None and _separate_heads(capture.heads):
             base, plan = features, capture.heads
     if plan is None:

@@ -89,22 +89,29 @@ class ConsumerCapture:
         return stacked, head_grads
 
 
-def consumer_capture(losses: Sequence[Tensor], z: Tensor) -> ConsumerCapture | None:
+def consumer_capture(
+    losses: Sequence[Tensor], z: Tensor, starts: Sequence[Any] | None = None
+) -> ConsumerCapture | None:
     """A :class:`ConsumerCapture` for the losses over ``z``, or ``None`` when some task's
-    graph shares a node with another's or reaches the trunk other than through ``z``."""
+    graph shares a node with another's or reaches the trunk other than through ``z``.
+
+    ``starts``: per task, the autograd node its graph starts from, when the losses are
+    entries of one stacked tensor (the ``stack`` node's inputs,
+    :meth:`~polytask.gradients.unstack.Unstacked.sources`); by default each loss's own."""
     edge = get_gradient_edge(z)
     target, number = edge.node, edge.output_nr
     trunk = _ancestors(target)
     claimed: set[int] = set()
     consumers: list[list[tuple[Any, list[int]]]] = []
     heads: list[list[Tensor]] = []
-    for loss in losses:
-        if loss.grad_fn is None:
+    roots = list(starts) if starts is not None else [loss.grad_fn for loss in losses]
+    for root in roots:
+        if root is None:
             return None
         seen: set[int] = set()
         nodes: list[tuple[Any, list[int]]] = []
         leaves: list[Tensor] = []
-        pending = [loss.grad_fn]
+        pending = [root]
         while pending:
             node = pending.pop()
             if id(node) in seen:

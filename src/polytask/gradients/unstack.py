@@ -53,6 +53,7 @@ class Unstacked:
             and len(node.next_functions) == count
         )
         self._handle: Any = None
+        self._node: Any = node
         if self.hooked:
             assert node is not None
             self._handle = node.register_hook(self._hook)
@@ -73,6 +74,13 @@ class Unstacked:
         if active is None or active >= len(grad_inputs):
             return None
         return tuple(g if i == active else None for i, g in enumerate(grad_inputs))
+
+    def sources(self) -> list[Any] | None:
+        """Per task, the autograd node of its own loss (the stack's inputs), or ``None``
+        when the tensor was not a stack."""
+        if not self.hooked or self._node is None:
+            return None
+        return [child for child, _ in self._node.next_functions]
 
     def remove(self) -> None:
         """Remove the hook (after the step)."""
