@@ -110,3 +110,37 @@ def test_a_plain_model_with_a_cross_head_loss_stays_exact() -> None:
     rows = torch.stack([torch.autograd.grad(l, z, retain_graph=True)[0].flatten() for l in losses])
     assert auto.path == "per-task"
     torch.testing.assert_close(auto.gramian, rows @ rows.T)
+
+
+@pytest.mark.parametrize("form", ["list", "stacked"])
+@pytest.mark.parametrize("tapped", [False, True])
+def test_a_plain_model_at_the_parameter_level_takes_the_one_backward_path(
+    form: str, tapped: bool
+) -> None:
+    """features=z with shared_params: per-task feature gradients by the hooked backward, then
+    the trunk's Jacobian (or, with the trunk's Linear layers tapped, the Gramian from
+    activations); equal to the per-task reference without features."""
+    from polytask.gradients import LinearTaps
+
+    results, grads = {}, {}
+    for kind in ("fast", "reference"):
+        torch.manual_seed(0)
+        model = PlainModel(4).double()
+        x = torch.randn(32, 6, dtype=torch.float64)
+        y = torch.randn(4, 32, dtype=torch.float64)
+        taps = LinearTaps([model.trunk])
+        with taps:
+            z, outs = model(x)
+        losses = [((o - y[t]) ** 2).mean() for t, o in enumerate(outs)]
+        given = torch.stack(losses) if form == "stacked" else losses
+        shared = list(model.trunk.parameters())
+        if kind == "fast":
+            extra = {"features": z, "taps": taps} if tapped else {"features": z}
+        else:
+            extra = {"method": "loop"}
+        results[kind] = polytask.backward(given, create("upgrad"), shared_params=shared, **extra)
+        grads[kind] = [p.grad.clone() for p in model.parameters()]
+    assert results["fast"].path == "consumers"
+    torch.testing.assert_close(results["fast"].gramian, results["reference"].gramian)
+    for a, b in zip(grads["fast"], grads["reference"], strict=True):
+        torch.testing.assert_close(a, b)

@@ -249,9 +249,10 @@ def _step(
                 starts,
             )  # fmt: skip
         assert params is not None
+        starts = items.unstacked.sources() if items.unstacked is not None else None
         return _parameter_gramian(
             items.values, items.names, vector, balancer, params, features, method, retain_graph,
-            taps,
+            taps, starts,
         )  # fmt: skip
     if balancer.needs == "jacobian":
         assert level is not None
@@ -456,9 +457,10 @@ def _parameter_gramian(
     method: Method,
     retain_graph: bool,
     taps: LinearTaps | None = None,
+    starts: Sequence[Any] | None = None,
 ) -> BackwardResult:
     fast = _parameter_fast_path(
-        losses, names, vector, balancer, params, features, method, retain_graph, taps
+        losses, names, vector, balancer, params, features, method, retain_graph, taps, starts
     )
     if fast is not None:
         return fast
@@ -486,23 +488,42 @@ def _parameter_fast_path(
     method: Method,
     retain_graph: bool,
     taps: LinearTaps | None = None,
+    starts: Sequence[Any] | None = None,
 ) -> BackwardResult | None:
-    """Through per-task branches when the trunk's leaves are exactly the shared parameters:
+    """Through per-task branches (or, for a plain features tensor, the hooked readers of it,
+    :mod:`polytask.gradients.consumers`) when the trunk's leaves are exactly the shared
+    parameters:
     one backward through the heads gives the feature gradients and the heads' parameter
     gradients, the trunk's VJP gives the shared Jacobian (or, with ``taps`` covering the
     shared parameters, the layers' output gradients and the Gramian from activations), and
     nothing is differentiated twice. ``None`` when that does not apply."""
-    if not isinstance(features, Mapping) or method == "loop":
+    if features is None or method == "loop":
         return None
-    base, plan = check_chain(losses, names, features, params)
-    if plan is None:  # a loss reads the features other than through its own branch
-        return None
-    branches = [features[n] for n in names]
+    capture = None
+    if isinstance(features, Mapping):
+        base, plan = check_chain(losses, names, features, params)
+        if plan is None:  # a loss reads the features other than through its own branch
+            return None
+        branches = [features[n] for n in names]
+    else:  # a user's own model: the heads' readers of the plain features are hooked
+        if method != "auto" or not features.requires_grad:
+            return None
+        capture = consumer_capture(losses, features, starts)
+        if capture is None:
+            return None
+        base, plan = features, capture.heads
     trunk = walk(base)
     shared = {id(p) for p in params}
-    if not _separate_heads(plan) or any(id(leaf) not in shared for leaf in trunk.leaves):
+    if (
+        not _separate_heads(plan)
+        or any(id(leaf) not in shared for leaf in trunk.leaves)
+        or any(id(leaf) in shared for leaves in plan for leaf in leaves)
+    ):
         return None
-    rows, head_grads = _through_heads(vector, branches, plan)
+    if capture is not None:
+        rows, head_grads = capture.through_heads(vector)
+    else:
+        rows, head_grads = _through_heads(vector, branches, plan)
     records = None if taps is None else taps.covering(base, params, trunk.uses)
     with _heads_pending(plan, head_grads):
         if records is not None:
@@ -519,7 +540,8 @@ def _parameter_fast_path(
     else:
         _combine_into(params, blocks, weights)
     _scale_heads(plan, head_grads, heads)
-    return BackwardResult(weights, G, "parameter")
+    path = "consumers" if capture is not None else "branches"
+    return BackwardResult(weights, G, "parameter", path=path)
 
 
 def _jacobian(
