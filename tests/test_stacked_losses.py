@@ -26,11 +26,15 @@ class PlainModel(nn.Module):
         return z, [head(z).squeeze(-1) for head in self.heads]
 
 
-def _step(form: str, level: str, name: str, counts: list[int] | None = None):
+def _problem(T: int = 4) -> tuple[PlainModel, torch.Tensor, torch.Tensor]:
+    """A fresh seeded model, inputs ``(32, 6)`` and targets ``(T, 32)``."""
     torch.manual_seed(0)
-    model = PlainModel(4).double()
-    x = torch.randn(32, 6, dtype=torch.float64)
-    y = torch.randn(4, 32, dtype=torch.float64)
+    model = PlainModel(T).double()
+    return model, torch.randn(32, 6, dtype=torch.float64), torch.randn(T, 32, dtype=torch.float64)
+
+
+def _step(form: str, level: str, name: str, counts: list[int] | None = None):
+    model, x, y = _problem()
     z, outs = model(x)
     if counts is not None:
         for t, out in enumerate(outs):
@@ -84,10 +88,7 @@ def test_a_plain_model_gets_the_one_backward_path_with_exact_gradients(name: str
     equal to the per-task reference (method="loop")."""
     results, grads = {}, {}
     for method in ("auto", "loop"):
-        torch.manual_seed(0)
-        model = PlainModel(4).double()
-        x = torch.randn(32, 6, dtype=torch.float64)
-        y = torch.randn(4, 32, dtype=torch.float64)
+        model, x, y = _problem()
         z, outs = model(x)
         losses = [((o - y[t]) ** 2).mean() for t, o in enumerate(outs)]
         results[method] = polytask.backward(losses, create(name), features=z, method=method)
@@ -124,10 +125,7 @@ def test_a_plain_model_at_the_parameter_level_takes_the_one_backward_path(
 
     results, grads = {}, {}
     for kind in ("fast", "reference"):
-        torch.manual_seed(0)
-        model = PlainModel(4).double()
-        x = torch.randn(32, 6, dtype=torch.float64)
-        y = torch.randn(4, 32, dtype=torch.float64)
+        model, x, y = _problem()
         taps = LinearTaps([model.trunk])
         with taps:
             z, outs = model(x)
