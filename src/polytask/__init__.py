@@ -8,12 +8,32 @@ In your own training loop::
     optimizer.step()
 """
 
-from polytask import balancers, models
-from polytask.gradients import BackwardResult, backward
-from polytask.outputs import TaskOutputs, branch, features_unused, features_used
-from polytask.tasks import NonFiniteLossError, Task, TaskLosses, TaskSet
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+# Imported when first used (PEP 562), so that ``import polytask`` and ``polytask --help`` do
+# not load torch and scipy: name -> (module, attribute or None for the module itself).
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "balancers": ("polytask.balancers", None),
+    "models": ("polytask.models", None),
+    "data": ("polytask.data", None),
+    "gradients": ("polytask.gradients", None),
+    "training": ("polytask.training", None),
+    "testing": ("polytask.testing", None),
+    "BackwardResult": ("polytask.gradients", "BackwardResult"),
+    "backward": ("polytask.gradients", "backward"),
+    "TaskOutputs": ("polytask.outputs", "TaskOutputs"),
+    "branch": ("polytask.outputs", "branch"),
+    "features_unused": ("polytask.outputs", "features_unused"),
+    "features_used": ("polytask.outputs", "features_used"),
+    "NonFiniteLossError": ("polytask.tasks", "NonFiniteLossError"),
+    "Task": ("polytask.tasks", "Task"),
+    "TaskLosses": ("polytask.tasks", "TaskLosses"),
+    "TaskSet": ("polytask.tasks", "TaskSet"),
+    "load_run": ("polytask.training.load_run", "load_run"),
+}
 
 __all__ = [
     "BackwardResult",
@@ -33,11 +53,15 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    # load_run lives in polytask.training, imported only when asked for (keeps
-    # ``import polytask`` light).
-    if name == "load_run":
-        from polytask.training.load_run import load_run
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'polytask' has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
-        return load_run
-    raise AttributeError(f"module 'polytask' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

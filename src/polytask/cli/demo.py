@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from polytask.cli.table import format_table
-from polytask.data.files import DataFileError
-from polytask.training.config import load_yaml, merge
-from polytask.training.experiment import ExperimentConfig, run_experiment
+
+if TYPE_CHECKING:
+    from polytask.training.experiment import ExperimentConfig
 
 DEFAULT_BALANCERS = "equal,mgda,pcgrad"
 
@@ -35,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def demo_config(args: argparse.Namespace, balancer: str) -> ExperimentConfig:
     """The packaged MultiMNIST configuration with the demo's settings."""
+    from polytask.training.config import load_yaml, merge
+    from polytask.training.experiment import ExperimentConfig
+
     base = load_yaml(resources.files("polytask") / "configs" / "multi_mnist.yaml")  # type: ignore[arg-type]
     options = {"val_size": args.val_size, "seed": args.seed}
     if args.train_size is not None:
@@ -60,6 +64,10 @@ def demo_config(args: argparse.Namespace, balancer: str) -> ExperimentConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Train each balancer and print the per-task table of test metrics."""
+    # Imported here: the parser (``polytask --help``) must not load torch.
+    from polytask.data.files import DataFileError
+    from polytask.training.experiment import run_experiment
+
     balancers = [b.strip() for b in args.balancers.split(",") if b.strip()]
     rows = []
     print(

@@ -10,9 +10,16 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
+import polytask
 from polytask.cli import demo
 from polytask.cli.table import format_table
-from polytask.evaluation.plots import PLOTS_HINT
+
+
+def plots_hint() -> str:
+    """How to get the report's plots (read from the plotting module when needed)."""
+    from polytask.evaluation.plots import PLOTS_HINT
+
+    return PLOTS_HINT
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="polytask", description="Multi-task learning for PyTorch."
     )
+    parser.add_argument("--version", action="version", version=f"polytask {polytask.__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     demo.add_arguments(commands.add_parser("demo", help="train on MultiMNIST and print a table"))
     train = commands.add_parser("train", help="train from a YAML configuration")
@@ -168,7 +176,7 @@ def train_command(config: str, overrides: Sequence[str], restart: bool = False) 
     if result.report is not None:
         print(f"report: {result.report}")
     if result.missing_plots:
-        print(f"note: the report has no plots; {PLOTS_HINT}")
+        print(f"note: the report has no plots; {plots_hint()}")
     return 0
 
 
@@ -195,7 +203,7 @@ def diagnose_command(args: argparse.Namespace) -> int:
     page = report.write(folder)[1]
     print(f"report: {page}")
     if report.missing_plots:
-        print(f"note: the report has no plots; {PLOTS_HINT}")
+        print(f"note: the report has no plots; {plots_hint()}")
     return 0
 
 
@@ -226,10 +234,10 @@ def compare_command(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``polytask`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)  # --help and --version end here, before torch loads
     from polytask.training.config import ConfigError
     from polytask.training.run_folder import RunFolderInUseError
 
-    args = build_parser().parse_args(argv)
     try:
         if args.command == "demo":
             return demo.run(args)
