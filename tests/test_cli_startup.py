@@ -41,3 +41,19 @@ def test_import_polytask_is_lazy_and_complete() -> None:
     for name in polytask.__all__:
         assert getattr(polytask, name) is not None, name
     assert "balancers" in dir(polytask)
+
+
+def test_list_fits_a_terminal_without_markup(capsys) -> None:
+    from polytask.cli.listing import first_sentence, plain_text
+    from polytask.cli.main import main
+
+    for what in ("balancers", "models", "datasets", "samplers", "configs"):
+        assert main(["list", what]) == 0
+        out = capsys.readouterr().out
+        assert out.strip(), what
+        assert max(len(line) for line in out.splitlines()) <= 120, what
+        assert "``" not in out and ":class:" not in out, what
+    assert first_sentence("Weights, i.e. w = 1/T. More.") == "Weights, i.e. w = 1/T."
+    assert plain_text("see :class:`~polytask.models.FeatureSchema` and ``x``") == (
+        "see FeatureSchema and x"
+    )

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import polytask
 from polytask.cli import demo
+from polytask.cli.listing import blocks
 from polytask.cli.table import format_table
 
 
@@ -153,8 +154,20 @@ def list_command(what: str, as_json: bool) -> int:
             )
         )
     else:
-        print(format_table(header, rows))
+        print(blocks([_entry(what, header, row) for row in rows]))
     return 0
+
+
+def _entry(what: str, header: list[str], row: list[object]) -> tuple[str, str, str, str]:
+    """A listing row as ``(name, facts, summary, options)`` for :func:`blocks`."""
+    values = dict(zip(header, row, strict=True))
+    facts = ""
+    if what == "balancers":
+        levels = values["levels"]
+        facts = f"needs {values['needs']}" + (f"; levels: {levels}" if levels != "-" else "")
+        facts += "; reads task roles" if values["roles"] == "yes" else ""
+    summary = str(values.get("summary", values.get("model", "")))
+    return str(values["name"]), facts, summary, str(values.get("options", ""))
 
 
 def train_command(config: str, overrides: Sequence[str], restart: bool = False) -> int:
