@@ -57,3 +57,23 @@ def test_list_fits_a_terminal_without_markup(capsys) -> None:
     assert plain_text("see :class:`~polytask.models.FeatureSchema` and ``x``") == (
         "see FeatureSchema and x"
     )
+
+
+def test_user_mistakes_get_one_line_not_a_traceback(tmp_path, capsys) -> None:
+    import pytest
+    import torch
+
+    from polytask.cli.main import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("dataset: {name: synthetic_correlation\nmodel: x\n")
+    assert main(["train", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "line 2" in err and "Traceback" not in err
+    small = ["output=null", "dataset.options.num_samples=200", "progress=false"]
+    assert main(["train", "synthetic", "device=tpu", *small]) == 2
+    assert "'tpu' is not a device" in capsys.readouterr().err
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert main(["train", "synthetic", "device=cuda", *small]) == 2
+    assert "device=cpu" in capsys.readouterr().err

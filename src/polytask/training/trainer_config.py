@@ -111,12 +111,29 @@ class StopTrainingSignal(Exception):  # noqa: N818  (a signal, not an error)
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA if available else CPU; otherwise ``torch.device(name)``, checked."""
+    """``auto`` -> CUDA if available else CPU; otherwise ``torch.device(name)``, checked.
+
+    Raises:
+        ValueError: the name is not a device, or names CUDA on a machine without it (the
+            message gives the choices).
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(
+            f"device {name!r} is not a device; use auto, cpu, cuda or cuda:N"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} was asked for but CUDA is not available")
+        raise ValueError(
+            f"device {name!r} was asked for but this machine has no CUDA; use device=auto "
+            "(CUDA when there is one) or device=cpu"
+        )
+    if device.type == "cuda" and device.index is not None:
+        count = torch.cuda.device_count()
+        if device.index >= count:
+            raise ValueError(f"device {name!r}: this machine has {count} CUDA device(s)")
     return device
 
 
