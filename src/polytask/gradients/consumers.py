@@ -21,18 +21,7 @@ import torch
 from torch import Tensor
 from torch.autograd.graph import get_gradient_edge
 
-
-def _ancestors(root: Any) -> set[int]:
-    """Ids of every node reachable from ``root`` (the trunk below the features)."""
-    seen: set[int] = set()
-    pending = [root]
-    while pending:
-        node = pending.pop()
-        if node is None or id(node) in seen:
-            continue
-        seen.add(id(node))
-        pending.extend(child for child, _ in node.next_functions)
-    return seen
+from polytask.gradients.graph import walk
 
 
 class ConsumerCapture:
@@ -100,7 +89,7 @@ def consumer_capture(
     :meth:`~polytask.gradients.unstack.Unstacked.sources`); by default each loss's own."""
     edge = get_gradient_edge(z)
     target, number = edge.node, edge.output_nr
-    trunk = _ancestors(target)
+    trunk = walk(target).nodes  # every node below the features
     claimed: set[int] = set()
     consumers: list[list[tuple[Any, list[int]]]] = []
     heads: list[list[Tensor]] = []
@@ -108,33 +97,16 @@ def consumer_capture(
     for root in roots:
         if root is None:
             return None
-        seen: set[int] = set()
-        nodes: list[tuple[Any, list[int]]] = []
-        leaves: list[Tensor] = []
-        pending = [root]
-        while pending:
-            node = pending.pop()
-            if id(node) in seen:
-                continue
-            seen.add(id(node))
-            if id(node) in trunk or id(node) in claimed:
-                return None  # reads the trunk around z, or shares a node with another task
-            variable = getattr(node, "variable", None)
-            if variable is not None:
-                leaves.append(variable)
-            edges = []
-            for k, (child, child_number) in enumerate(node.next_functions):
-                if child is None:
-                    continue
-                if child is target and child_number == number:
-                    edges.append(k)
-                else:
-                    pending.append(child)
-            if edges:
-                nodes.append((node, edges))
-        if not nodes:
+        found = walk(root, stops=[target])
+        if found.nodes & trunk or found.nodes & claimed:
+            return None  # reads the trunk around z, or shares a node with another task
+        edges: dict[int, tuple[Any, list[int]]] = {}
+        for node, k, child_number in found.into_stops:
+            if child_number == number:
+                edges.setdefault(id(node), (node, []))[1].append(k)
+        if not edges:
             return None  # a task that does not read z: the loop handles it exactly
-        claimed |= seen
-        consumers.append(nodes)
-        heads.append(leaves)
+        claimed |= found.nodes
+        consumers.append(list(edges.values()))
+        heads.append(found.leaves)
     return ConsumerCapture(z, consumers, heads)
