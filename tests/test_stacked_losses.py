@@ -142,3 +142,14 @@ def test_a_plain_model_at_the_parameter_level_takes_the_one_backward_path(
     torch.testing.assert_close(results["fast"].gramian, results["reference"].gramian)
     for a, b in zip(grads["fast"], grads["reference"], strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_a_loss_weighting_on_any_loss_tensor_does_not_warn() -> None:
+    import warnings
+
+    model, x, _ = _problem(2)
+    _, outs = model(x)
+    losses = torch.stack([o.pow(2).mean() for o in outs]) * 1.0  # not a stack: no per-task pass
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        polytask.backward(losses, create("equal"))

@@ -240,16 +240,17 @@ def _step(
         balancer.objective(vector, weights).backward(retain_graph=retain_graph)
         return BackwardResult(weights, None, level)
 
+    if items.unstacked is not None:
+        items.unstacked.warn_if_slow()  # a loss tensor the engine cannot take apart
+    starts = items.unstacked.sources() if items.unstacked is not None else None
     if balancer.needs == "gramian":
         if level == "representation":
             assert features is not None
-            starts = items.unstacked.sources() if items.unstacked is not None else None
             return _representation_gramian(
                 items.values, items.names, vector, balancer, features, method, retain_graph,
                 starts,
             )  # fmt: skip
         assert params is not None
-        starts = items.unstacked.sources() if items.unstacked is not None else None
         return _parameter_gramian(
             items.values, items.names, vector, balancer, params, features, method, retain_graph,
             taps, starts,

@@ -8,7 +8,8 @@ head work; measured 6.8x the plain step at ``T = 32``). When the tensor is a
 inside :func:`only_task` ``t`` the node passes the gradient to input ``t`` only and leaves
 the others undefined, so autograd skips their heads (undefined gradients short-circuit the
 backward functions). Outside :func:`only_task` it passes everything, so the final weighted
-backward is unchanged. A tensor made otherwise cannot be taken apart: the engine warns.
+backward is unchanged. A tensor made otherwise cannot be taken apart: the engine warns when
+a gradient method will take per-task gradients through it.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ class Unstacked:
     """The hook on a ``torch.stack`` of task losses (see the module docstring).
 
     Attributes:
-        hooked: whether the tensor was a stack of scalars along dimension 0 (else the engine
-            warned that per-task gradients take the slow path).
+        hooked: whether the tensor was a stack of scalars along dimension 0 (else
+            :meth:`warn_if_slow` warns that per-task gradients take the slow path).
     """
 
     def __init__(self, stacked: Tensor) -> None:
@@ -57,16 +58,21 @@ class Unstacked:
         if self.hooked:
             assert node is not None
             self._handle = node.register_hook(self._hook)
-        else:
-            made_by = type(node).__name__ if node is not None else "no operation"
-            warnings.warn(
-                f"the task losses came as one tensor made by {made_by}, not by torch.stack of "
-                "scalars: per-task gradients then push zeros through every task's head (T^2 "
-                "head work). Pass a list or dict of scalar losses (TaskSet.losses gives one), "
-                "or torch.stack them directly",
-                RuntimeWarning,
-                stacklevel=4,
-            )
+
+    def warn_if_slow(self) -> None:
+        """Warn when the tensor could not be taken apart (called by the engine for gradient
+        methods only: a loss weighting takes no per-task gradient)."""
+        if self.hooked:
+            return
+        made_by = type(self._node).__name__ if self._node is not None else "no operation"
+        warnings.warn(
+            f"the task losses came as one tensor made by {made_by}, not by torch.stack of "
+            "scalars: per-task gradients then push zeros through every task's head (T^2 "
+            "head work). Pass a list or dict of scalar losses (TaskSet.losses gives one), "
+            "or torch.stack them directly",
+            RuntimeWarning,
+            stacklevel=5,
+        )
 
     @staticmethod
     def _hook(grad_inputs: tuple[Any, ...], grad_outputs: tuple[Any, ...]) -> Any:
