@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from polytask.balancers._restrict import PerTask
 from polytask.balancers.base import LossWeighting
 
 
@@ -23,6 +24,11 @@ class LearntPerTask(LossWeighting):
     """
 
     parameter: ClassVar[str] = "values"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # The learnt vector is the per-task state (absent tasks' entries untouched).
+        cls.task_state = {cls.parameter: PerTask()}
 
     def __init__(self, num_tasks: int | None = None, init: float = 0.0) -> None:
         super().__init__()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 from scipy.optimize import brentq
@@ -12,12 +12,12 @@ from torch import Tensor
 from polytask.balancers.base import GramianWeighting
 from polytask.balancers.registry import register
 from polytask.balancers.solvers import (
-    _factor,
-    _nnls_shifted,
-    _out,
-    _prepare,
+    as_weights,
     input_precision,
+    lower_bounded_from_factor,
     min_norm_from_factor,
+    prepare_gramian,
+    psd_factor,
     single_threaded_blas,
 )
 
@@ -55,10 +55,6 @@ class CAGrad(GramianWeighting):
     def gramian_weights(self, gramian: Tensor, losses: Tensor) -> Tensor:
         return cagrad_weights(gramian, self.c)
 
-    def set_extra_state(self, state: dict[str, Any]) -> None:
-        # Checkpoints from before the exact solver carry a warm start ("previous"); unused.
-        super().set_extra_state(state)
-
 
 @single_threaded_blas
 def cagrad_weights(G: Tensor, c: float, max_iter: int = 500) -> Tensor:
@@ -82,17 +78,17 @@ def cagrad_weights(G: Tensor, c: float, max_iter: int = 500) -> Tensor:
     T = G.shape[0]
     b = np.full(T, 1.0 / T)
     if c == 0:
-        return _out(b, G)
-    H, scale = _prepare(G)
+        return as_weights(b, G)
+    H, scale = prepare_gramian(G)
     floor = 16.0 * T * input_precision(G)  # squared norms (unit scale) below this are noise
     if scale == 0.0:
-        return _out(b / (1 + c * c), G)
+        return as_weights(b / (1 + c * c), G)
     H = H / scale
-    A = _factor(H, 1.0)
+    A = psd_factor(H, 1.0)
     Ab = A @ b
     g0 = float(Ab @ Ab)
     if g0 <= floor:  # g_0 = 0: the ball is a point
-        return _out(b / (1 + c * c), G)
+        return as_weights(b / (1 + c * c), G)
     R = c * math.sqrt(g0)
     ones = np.ones(T)
 
@@ -107,9 +103,9 @@ def cagrad_weights(G: Tensor, c: float, max_iter: int = 500) -> Tensor:
 
     low = math.sqrt(floor)
     if slope(low) >= 0:  # optimum at ||g_w|| ~ 0: the degenerate case
-        v = _nnls_shifted(A, b, max_iter)
-        return _out(v / (1 + c * c), G)
+        v = lower_bounded_from_factor(A, b, max_iter)
+        return as_weights(v / (1 + c * c), G)
     lam = brentq(slope, low, 2.0, xtol=1e-14, rtol=1e-14, maxiter=200)
     w, gw_sq = inner(lam)
     v = b + (R / math.sqrt(gw_sq)) * w
-    return _out(v / (1 + c * c), G)
+    return as_weights(v / (1 + c * c), G)

@@ -14,7 +14,7 @@ from polytask.balancers._restrict import PerTask
 from polytask.balancers.base import GramianWeighting
 from polytask.balancers.registry import register
 from polytask.balancers.simplex_lp import simplex_max
-from polytask.balancers.solvers import _psd, single_threaded_blas
+from polytask.balancers.solvers import psd_part, single_threaded_blas
 
 
 @single_threaded_blas
@@ -71,7 +71,7 @@ class EPO(GramianWeighting):
         T = G.shape[0]
         # The positive semi-definite part: a float32 Gramian is indefinite by its rounding,
         # and then even the relaxed programme (G w >= 0) can be infeasible.
-        G = _psd(G / max(float(np.abs(np.diag(G)).max()), 1e-30))
+        G = psd_part(G / max(float(np.abs(np.diag(G)).max()), 1e-30))
         r = np.ones(T) if self.preference is None else np.asarray(self.preference)
         rl = r * np.clip(losses.detach().to("cpu", torch.float64).numpy(), 1e-30, None)
         lhat = rl / rl.sum()

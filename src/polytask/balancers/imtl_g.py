@@ -82,5 +82,4 @@ def _equal_projection_weights(H: Tensor, n: Tensor, precision: float) -> Tensor:
     uniform = torch.full((T,), 1.0 / T, dtype=H.dtype)
     residual = -system @ uniform
     residual[-1] = 0.0  # the weights' sum stays 1
-    rtol = cutoff
-    return uniform + torch.linalg.pinv(system, rtol=rtol) @ residual
+    return uniform + torch.linalg.pinv(system, rtol=cutoff) @ residual

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import ClassVar
 
 import torch
 from torch import Tensor
 
 from polytask.balancers._learnt import LearntPerTask
-from polytask.balancers._restrict import PerTask
 from polytask.balancers.registry import register
 
 
@@ -31,7 +29,6 @@ class IMTLL(LearntPerTask):
     properties: ClassVar[frozenset[str]] = frozenset({"order_invariant"})
 
     parameter: ClassVar[str] = "log_scale"
-    task_state: ClassVar[Mapping[str, PerTask]] = {"log_scale": PerTask()}
 
     def __init__(self, num_tasks: int | None = None) -> None:
         super().__init__(num_tasks, 0.0)

@@ -50,9 +50,8 @@ class PELTR(GramianWeighting):
                 raise ValueError(f"lower bounds must be >= 0 and sum to at most 1, got {values}")
         self.lower_bounds = lower_bounds
 
-    task_state: ClassVar[Mapping[str, PerTask]] = {
-        "lower_bounds": PerTask()
-    }  # a sequence in task order
+    # lower_bounds may be a sequence in task order: sliced for a step with absent tasks.
+    task_state: ClassVar[Mapping[str, PerTask]] = {"lower_bounds": PerTask()}
 
     def on_bind(self) -> None:
         if self.lower_bounds is not None:

@@ -22,7 +22,7 @@ from torch import Tensor
 Array = np.ndarray
 
 
-def _prepare(G: Tensor) -> tuple[Array, float]:
+def prepare_gramian(G: Tensor) -> tuple[Array, float]:
     """The Gramian as float64 NumPy and its largest diagonal entry; raises if not finite."""
     H = G.detach().to("cpu", torch.float64).numpy()
     scale = float(np.abs(np.diag(H)).max()) if H.size else 0.0
@@ -39,7 +39,9 @@ def input_precision(G: Tensor) -> float:
     return float(torch.finfo(G.dtype if G.dtype == torch.float64 else torch.float32).eps)
 
 
-def _out(x: Array, G: Tensor) -> Tensor:
+def as_weights(x: Array, G: Tensor) -> Tensor:
+    """A solver's float64 NumPy result as a tensor on the Gramian's device, in its dtype
+    (float32 unless the Gramian is float64)."""
     dtype = G.dtype if G.dtype == torch.float64 else torch.float32
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64)).to(G.device, dtype)
 
@@ -94,16 +96,16 @@ def min_norm_simplex(G: Tensor, max_iter: int = 250, tol: float = 1e-12) -> Tens
     """
     T = G.shape[0]
     if T == 1:
-        return _out(np.ones(1), G)
-    H, scale = _prepare(G)
+        return as_weights(np.ones(1), G)
+    H, scale = prepare_gramian(G)
     if scale == 0.0:
-        return _out(np.full(T, 1.0 / T), G)
+        return as_weights(np.full(T, 1.0 / T), G)
     H = H / scale
     if T == 2:  # closed form (Sener & Koltun 2018, Algorithm 1)
         denominator = H[0, 0] + H[1, 1] - 2 * H[0, 1]
         gamma = 0.5 if denominator <= 0 else min(1.0, max(0.0, (H[1, 1] - H[0, 1]) / denominator))
-        return _out(np.array([gamma, 1 - gamma]), G)
-    return _out(_min_norm_nnls(H, np.ones(T), max_iter, tol, "min-norm solver (NNLS)"), G)
+        return as_weights(np.array([gamma, 1 - gamma]), G)
+    return as_weights(_min_norm_nnls(H, np.ones(T), max_iter, tol, "min-norm solver (NNLS)"), G)
 
 
 def _min_norm_nnls(H: Array, a: Array, max_iter: int, tol: float, what: str) -> Array:
@@ -119,7 +121,7 @@ def _min_norm_nnls(H: Array, a: Array, max_iter: int, tol: float, what: str) -> 
     with equality where ``x_i > 0``: that optimality gap is checked.) Lawson & Hanson's
     NNLS (scipy, compiled) is an exact active-set method.
     """
-    return min_norm_from_factor(_factor(H, 1.0), a, max_iter, tol, what)
+    return min_norm_from_factor(psd_factor(H, 1.0), a, max_iter, tol, what)
 
 
 def min_norm_from_factor(A: Array, a: Array, max_iter: int, tol: float, what: str) -> Array:
@@ -180,30 +182,32 @@ def lower_bounded_min_norm(G: Tensor, lower: Tensor, max_iter: int = 500) -> Ten
     Raises:
         RuntimeError: the iteration limit was reached.
     """
-    return _out(_lower_bounded(*_prepare(G), lower.detach().cpu().double().numpy(), max_iter), G)
+    return as_weights(
+        _lower_bounded(*prepare_gramian(G), lower.detach().cpu().double().numpy(), max_iter), G
+    )
 
 
 @single_threaded_blas
 def lower_bounded_min_norm_many(G: Tensor, lowers: Tensor, max_iter: int = 500) -> Tensor:
     """:func:`lower_bounded_min_norm` for each row of ``lowers`` ``(K, T)``, sharing one
     factorisation of the Gramian; returns ``(K, T)``."""
-    H, scale = _prepare(G)
+    H, scale = prepare_gramian(G)
     bounds = lowers.detach().cpu().double().numpy()
     if scale == 0.0:
-        return _out(bounds, G)
-    A = _factor(H, scale)
-    return _out(np.stack([_nnls_shifted(A, u, max_iter) for u in bounds]), G)
+        return as_weights(bounds, G)
+    A = psd_factor(H, scale)
+    return as_weights(np.stack([lower_bounded_from_factor(A, u, max_iter) for u in bounds]), G)
 
 
-def _psd(H: Array) -> Array:
+def psd_part(H: Array) -> Array:
     """The nearest positive semi-definite matrix to the symmetric ``H`` (negative eigenvalues
-    set to zero)."""
-    lam, V = torch.linalg.eigh(torch.from_numpy((H + H.T) / 2))
-    out: Array = ((V * lam.clamp_min(0.0)) @ V.T).numpy()
+    set to zero): ``A^T A`` of its :func:`psd_factor`."""
+    A = psd_factor(H, 1.0)
+    out: Array = A.T @ A
     return out
 
 
-def _factor(H: Array, scale: float) -> Array:
+def psd_factor(H: Array, scale: float) -> Array:
     """``A`` with ``A^T A`` the positive semi-definite part of ``H / scale`` (from the
     eigendecomposition, so a Gramian that is only positive semi-definite up to rounding, or
     singular, factors too; no ridge: a ridge of 1e-12 moved the dual-cone projections of
@@ -215,7 +219,7 @@ def _factor(H: Array, scale: float) -> Array:
     return out
 
 
-def _nnls_shifted(A: Array, u: Array, max_iter: int) -> Array:
+def lower_bounded_from_factor(A: Array, u: Array, max_iter: int) -> Array:
     """``v = u + x`` with ``x = argmin ||A (u + x)||^2, x >= 0`` (Lawson & Hanson's NNLS,
     an exact active-set method, compiled in scipy)."""
     r = A @ u
@@ -223,8 +227,8 @@ def _nnls_shifted(A: Array, u: Array, max_iter: int) -> Array:
     if size == 0.0:
         return u.copy()
     # The cone x >= 0 is scale-free, so the right-hand side is brought to unit norm: scipy's
-    # NNLS has absolute tolerances, and a tiny one (a zero task gradient whose bound is met
-    # at the ridge's scale, 1e-6) gave a wrong answer (weights 0.02-0.07 off).
+    # NNLS has absolute tolerances, and a tiny right-hand side (a zero task gradient, whose
+    # factor column is rounding noise) gave a wrong answer (weights 0.02-0.07 off).
     try:
         y, _ = scipy_nnls(A, -r / size, maxiter=max_iter * A.shape[0])
     except RuntimeError as error:
@@ -236,7 +240,7 @@ def _nnls_shifted(A: Array, u: Array, max_iter: int) -> Array:
 def _lower_bounded(H: Array, scale: float, u: Array, max_iter: int) -> Array:
     if scale == 0.0:
         return u
-    return _nnls_shifted(_factor(H, scale), u, max_iter)
+    return lower_bounded_from_factor(psd_factor(H, scale), u, max_iter)
 
 
 @single_threaded_blas
@@ -257,13 +261,13 @@ def alpha_fair_weights(G: Tensor, alpha: float = 1.0, max_iter: int = 100) -> Te
     """
     if alpha <= 0:
         raise ValueError(f"alpha must be > 0, got {alpha}")
-    H, scale = _prepare(G)
+    H, scale = prepare_gramian(G)
     T = H.shape[0]
     if scale == 0.0:
-        return _out(np.full(T, 1.0 / T), G)
+        return as_weights(np.full(T, 1.0 / T), G)
     # The positive semi-definite part (a float32 Gramian is indefinite by its rounding, and
     # f is then not convex), plus the ridge.
-    H = _psd(H / scale) + 1e-10 * np.eye(T)
+    H = psd_part(H / scale) + 1e-10 * np.eye(T)
     p = 1.0 / alpha
 
     def f(w: Array) -> float:
@@ -278,7 +282,7 @@ def alpha_fair_weights(G: Tensor, alpha: float = 1.0, max_iter: int = 100) -> Te
         size = max(float((w ** (-p)).max()), float((np.abs(H) @ w).max()))
         if float(np.abs(grad).max()) <= 1e-10 * size:
             # Undo the scaling: (G/s) w = w^-p  =>  G (w s^(-alpha/(1+alpha))) = (...)^-p.
-            return _out(w * scale ** (-alpha / (1 + alpha)), G)
+            return as_weights(w * scale ** (-alpha / (1 + alpha)), G)
         step = -np.linalg.solve(H + np.diag(p * w ** (-p - 1)), grad)
         t = 1.0
         negative = step < 0
@@ -325,12 +329,12 @@ def simplex_cone_min_norm(
     a = on_simplex.detach().cpu().numpy().astype(np.float64)
     if a.sum() < 1:
         raise ValueError("at least one task must be on the simplex (a main task)")
-    H, scale = _prepare(G)
+    H, scale = prepare_gramian(G)
     if scale == 0.0:
         x = a / a.sum()
-        return _out(x, G)
+        return as_weights(x, G)
     what = "primary/auxiliary QP (NNLS)"
-    return _out(_min_norm_nnls(H / scale, a, max_iter, tol, what), G)
+    return as_weights(_min_norm_nnls(H / scale, a, max_iter, tol, what), G)
 
 
 def project_simplex(v: Array) -> Array:

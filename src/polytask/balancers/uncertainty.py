@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import ClassVar
 
 import torch
 from torch import Tensor
 
 from polytask.balancers._learnt import LearntPerTask
-from polytask.balancers._restrict import PerTask
 from polytask.balancers.registry import register
 
 
@@ -33,7 +31,6 @@ class UncertaintyWeighting(LearntPerTask):
     properties: ClassVar[frozenset[str]] = frozenset({"order_invariant"})
 
     parameter: ClassVar[str] = "log_variance"
-    task_state: ClassVar[Mapping[str, PerTask]] = {"log_variance": PerTask()}
 
     def __init__(self, num_tasks: int | None = None, init_log_variance: float = 0.0) -> None:
         super().__init__(num_tasks, init_log_variance)

@@ -79,12 +79,3 @@ def jacobian_cases(
         for scale in scales:
             for dtype in dtypes:
                 yield JacobianCase(kind, scale, (base * scale).to(dtype))
-
-
-def tolerance(J: Tensor, power: int = 1) -> float:
-    """An absolute tolerance for a quantity of the size ``||J||^power`` computed from ``J``
-    through a ``T x T`` solver: ``1000 T eps(dtype) ||J||_F^power``."""
-    T = J.shape[0]
-    eps = float(torch.finfo(J.dtype).eps)
-    norm = float(J.double().norm())
-    return 1000.0 * T * eps * norm**power
