@@ -326,3 +326,41 @@ def test_learnt_balancer_in_your_own_loop(name: str) -> None:
     late = polytask.balancers.create(name, tasks=tasks)
     optimizer = torch.optim.Adam([*model.parameters(), *late.parameters()], lr=1e-2)
     _own_loop(late, _Skipping(optimizer, skip=5), model)
+
+
+def test_every_file_log_continues_exactly_from_the_checkpoint(tmp_path: Path) -> None:
+    """The CSV log too (not only metrics.jsonl): no rows repeated after a resume."""
+    import csv
+
+    train, val = make_data(), make_data(32, seed=1)
+    make_trainer(tmp_path / "a", csv=True).fit(train, val)
+
+    def crash(trainer, step: int) -> None:
+        if step == 6:
+            raise RuntimeError("simulated crash")
+
+    first = make_trainer(tmp_path / "b", checkpoint_every=4, csv=True)
+    first.callbacks = (crash,)
+    with pytest.raises(RuntimeError):
+        first.fit(train, val)
+    make_trainer(tmp_path / "b", checkpoint_every=4, csv=True).fit(train, val, resume=True)
+
+    def rows(folder: Path) -> list[tuple]:
+        with (folder / "metrics.csv").open() as handle:
+            return [
+                (r["kind"], r["step"], r["name"])
+                for r in csv.DictReader(handle)
+                if r["kind"] in ("train", "epoch")
+            ]
+
+    assert rows(tmp_path / "b") == rows(tmp_path / "a")
+
+
+def test_restart_removes_every_output(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main(["train", "synthetic", f"output={out}", *SMALL, "csv=true"]) == 0
+    assert (out / "metrics.csv").is_file() and (out / "model.yaml").is_file()
+    from polytask.training.run_folder import clear_run
+
+    clear_run(out)
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]

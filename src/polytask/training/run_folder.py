@@ -8,8 +8,9 @@ continue exactly from the checkpoint, no temporary files left behind.
 - :func:`settings_differences` compares the settings that define a run (stored in its
   checkpoint) with the current ones; :data:`MAY_CHANGE_ON_RESUME` lists the trainer settings
   that may differ on resume (training length, logging, where and how fast it runs).
-- :func:`truncate_log` cuts ``metrics.jsonl`` back to the size it had when the checkpoint was
-  written, so a resumed run does not log the lost steps twice.
+- :func:`truncate_logs` cuts every log file (``metrics.jsonl``, ``metrics.csv``) back to the
+  size it had when the checkpoint was written, so a resumed run does not log the lost steps
+  twice. (TensorBoard's event files are not cut: TensorBoard shows the steps again.)
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
@@ -139,19 +140,35 @@ def fingerprint(settings: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
-def log_size(path: Path | None) -> int:
-    """The size of the log now (0 when there is none)."""
-    return path.stat().st_size if path is not None and path.exists() else 0
+def log_files(loggers: Iterable[object]) -> list[Path]:
+    """The files that ``loggers`` append to (those with a ``path``: JSON lines, CSV)."""
+    paths = (getattr(logger, "path", None) for logger in loggers)
+    return [path for path in paths if isinstance(path, Path)]
 
 
-def truncate_log(path: Path | None, size: int) -> None:
-    """Cut the log back to ``size`` bytes (records written after the checkpoint)."""
-    if path is not None and path.exists() and path.stat().st_size > size:
-        with path.open("r+") as handle:
-            handle.truncate(size)
+def log_sizes(loggers: Iterable[object]) -> dict[str, int]:
+    """``{file name: size now}`` of every log file, stored in a checkpoint."""
+    return {p.name: p.stat().st_size if p.exists() else 0 for p in log_files(loggers)}
 
 
-RUN_OUTPUTS = ("checkpoints", "tensorboard", "metrics.jsonl", "results.json", "config.yaml")
+def truncate_logs(loggers: Iterable[object], sizes: Mapping[str, int]) -> None:
+    """Cut every log file back to its size at the checkpoint (records written after it)."""
+    for path in log_files(loggers):
+        size = sizes.get(path.name)
+        if size is not None and path.exists() and path.stat().st_size > size:
+            with path.open("r+") as handle:
+                handle.truncate(size)
+
+
+RUN_OUTPUTS = (
+    "checkpoints",
+    "tensorboard",
+    "metrics.jsonl",
+    "metrics.csv",
+    "results.json",
+    "config.yaml",
+    "model.yaml",
+)
 """What a run writes into its folder (reports too: ``report*``), removed by
 :func:`clear_run`."""
 

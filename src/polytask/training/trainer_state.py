@@ -14,10 +14,10 @@ from polytask.training.run_folder import (
     MAY_CHANGE_ON_RESUME,
     RunMismatchError,
     fingerprint,
-    log_size,
+    log_sizes,
     mismatch_message,
     settings_differences,
-    truncate_log,
+    truncate_logs,
 )
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def state_dict(trainer: Trainer, batcher: Batches) -> dict[str, Any]:
             "history": trainer.history,
             "config": asdict(trainer.config),
             "settings": trainer.started_settings or run_settings(trainer),
-            "log_size": log_size(trainer.logger.path),
+            "log_sizes": log_sizes(trainer.loggers),
         },
         "best_model": trainer.selection.best_state,
     }
@@ -98,7 +98,7 @@ def state_dict(trainer: Trainer, batcher: Batches) -> dict[str, Any]:
 
 def load_state_dict(trainer: Trainer, state: dict[str, Any], batcher: Batches) -> None:
     """Restore :func:`state_dict`; raises naming the mismatch for another model's state.
-    Records logged after the checkpoint are cut from the log."""
+    Records logged after the checkpoint are cut from every log file."""
     if state.get("format") != FORMAT:
         raise ValueError("not a polytask checkpoint (missing format tag)")
     own = trainer.model.state_dict()
@@ -125,8 +125,7 @@ def load_state_dict(trainer: Trainer, state: dict[str, Any], batcher: Batches) -
     trainer.selection.load_state_dict(saved, state["best_model"])
     trainer.history = list(saved["history"])
     ckpt.set_rng_state(state["rng"])
-    if "log_size" in saved:
-        truncate_log(trainer.logger.path, int(saved["log_size"]))
+    truncate_logs(trainer.loggers, saved.get("log_sizes", {}))
 
 
 def plain(values: Mapping[str, Any]) -> dict[str, Any]:
