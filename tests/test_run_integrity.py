@@ -364,3 +364,15 @@ def test_restart_removes_every_output(tmp_path: Path) -> None:
 
     clear_run(out)
     assert sorted(p.name for p in out.iterdir()) == [".lock"]
+
+
+def test_a_resumed_experiment_reads_its_checkpoint_once(tmp_path: Path, monkeypatch) -> None:
+    import polytask.training.checkpoint as ckpt
+
+    out = tmp_path / "run"
+    assert main(["train", "synthetic", f"output={out}", *SMALL]) == 0
+    calls = []
+    original = ckpt.load
+    monkeypatch.setattr(ckpt, "load", lambda *a, **k: calls.append(a) or original(*a, **k))
+    assert main(["train", "synthetic", f"output={out}", *SMALL, "schedule.epochs=2"]) == 0
+    assert len(calls) == 1  # the settings check and the resume share one read

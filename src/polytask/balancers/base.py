@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from polytask.balancers._restrict import PerTask, restricted
 from polytask.gradients.protocol import LEVELS, Level, Need
-from polytask.tasks.task import Role
+from polytask.tasks.task import Role, Task
 
 UNTRAINED_STEPS = 10
 """Steps after which a learnt balancer whose parameters never changed raises
@@ -106,6 +106,16 @@ class Balancer(nn.Module):
             )
         self.roles = dict(roles or dict.fromkeys(names, "main"))
         self.prior_weights = dict(prior_weights or dict.fromkeys(names, 1.0))
+
+    def bind_tasks(self, tasks: Sequence[Task] | Sequence[str]) -> None:
+        """:meth:`bind` to tasks (their names, roles and prior weights) or task names."""
+        items = list(tasks)
+        named = [t for t in items if isinstance(t, Task)]
+        if named and len(named) == len(items):
+            roles = {t.name: t.role for t in named}
+            self.bind([t.name for t in named], roles, {t.name: t.weight for t in named})
+        else:
+            self.bind([str(t) for t in items])
 
     def on_bind(self) -> None:
         """Hook for subclasses that size their state by the number of tasks."""

@@ -31,16 +31,7 @@ def create(
     """
     balancer = BALANCERS.create(name, **options)
     if tasks is not None:
-        items = list(tasks)
-        if items and isinstance(items[0], Task):
-            named = [t for t in items if isinstance(t, Task)]
-            balancer.bind(
-                [t.name for t in named],
-                {t.name: t.role for t in named},
-                {t.name: t.weight for t in named},
-            )
-        else:
-            balancer.bind([str(t) for t in items])
+        balancer.bind_tasks(tasks)
     return balancer
 
 

@@ -142,9 +142,8 @@ class IterableBatches:
     a resumed run continues exactly only when the source gives the same batches in the same
     order again (a ``DataLoader`` with ``shuffle=False``, or a seeded sampler). The source's
     own random draws are fenced off from torch's global generator, so they do not change
-    training's draws (dropout). For exact
-    resume with shuffling, use :class:`IndexBatcher` on a
-    :class:`~polytask.data.TensorTaskDataset`.
+    training's draws (dropout). For exact resume with shuffling, use :class:`IndexBatcher`
+    on a :class:`~polytask.data.TensorTaskDataset`.
     """
 
     def __init__(self, source: Iterable[Any]) -> None:

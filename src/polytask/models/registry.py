@@ -36,17 +36,17 @@ def create(name: str, *, input_layer: Any = None, **options: Any) -> MultiTaskMo
             options.setdefault("input_dim", layer.output_dim)
         model = WithInputLayer(MODELS.create(name, **options), layer)
     # How to build it again (polytask.load_run), when the options are plain data.
-    spec = {"name": name, "options": given} if _plain(given) else None
+    spec = {"name": name, "options": given} if _is_plain_data(given) else None
     model.__dict__["build_spec"] = spec  # a plain attribute, not a module or parameter
     return model
 
 
-def _plain(value: Any) -> bool:
+def _is_plain_data(value: Any) -> bool:
     """Whether ``value`` is made of numbers, strings, booleans, None, lists and dicts only."""
     if isinstance(value, dict):
-        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+        return all(isinstance(k, str) and _is_plain_data(v) for k, v in value.items())
     if isinstance(value, list | tuple):
-        return all(_plain(v) for v in value)
+        return all(_is_plain_data(v) for v in value)
     return value is None or isinstance(value, bool | int | float | str)
 
 

@@ -18,7 +18,7 @@ from polytask.training.config import (
     parse_overrides,
     to_dict,
 )
-from polytask.training.run_folder import fingerprint
+from polytask.training.run_folder import MAY_CHANGE_ON_RESUME, fingerprint
 from polytask.training.trainer_config import TrainerConfig
 
 _TRAINER = TrainerConfig()
@@ -218,18 +218,11 @@ DEFAULT_OUTPUT = "runs/{dataset}-{model}-{balancer}-seed{seed}-{fingerprint}"
 """The run folder template of the packaged configurations."""
 
 MAY_CHANGE = (
-    "schedule.epochs",
-    "schedule.max_steps",
-    "schedule.patience",
+    *(key for key, name in TRAINER_KEYS.items() if name in MAY_CHANGE_ON_RESUME),
     "output",
-    "log_every",
-    "checkpoint_every",
-    "progress",
-    "tensorboard",
-    "csv",
     "report",
     "baselines_dir",
-    "keep_freed_memory",
-    "device",
 )
-"""Experiment settings that do not define a run (a resume may change them)."""
+"""Experiment settings that do not define a run (a resume may change them): the keys of the
+trainer's :data:`~polytask.training.run_folder.MAY_CHANGE_ON_RESUME`, and where the run
+writes and reports."""

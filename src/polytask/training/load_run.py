@@ -37,14 +37,15 @@ def write_model_record(folder: Path, model: MultiTaskModel, tasks: list[Task]) -
             for t in tasks
         ],
     }
-    (folder / MODEL_FILE).write_text(yaml.safe_dump(_plain(record), sort_keys=False))
+    (folder / MODEL_FILE).write_text(yaml.safe_dump(_yaml_ready(record), sort_keys=False))
 
 
-def _plain(value: Any) -> Any:
+def _yaml_ready(value: Any) -> Any:
+    """``value`` with tuples as lists and keys as strings (``yaml.safe_dump`` takes it)."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): _yaml_ready(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [_yaml_ready(v) for v in value]
     return value
 
 

@@ -112,8 +112,7 @@ class Trainer:
                 f"its tasks are {list(model.task_names)}"
             )
         balancer.check_level(None if balancer.needs == "losses" else cfg.level)
-        # Bound now, so that learnt per-task parameters exist (and move to the device).
-        balancer.bind(tasks.names, tasks.roles(), {t.name: t.weight for t in tasks})
+        balancer.bind_tasks(tasks)  # now: learnt per-task parameters exist, move with it
         self.device = resolve_device(cfg.device)
         self.model = model.to(self.device)
         self.balancer = balancer.to(self.device)
@@ -133,6 +132,7 @@ class Trainer:
         if self.run_dir is not None and cfg.tensorboard:
             self.loggers.append(TensorBoardLogger(self.run_dir / "tensorboard"))
         self.gradient_step = GradientStep(self)
+        self._checked: tuple[Path, dict[str, Any]] | None = None  # check_resume's checkpoint
         self.stop_request = StopRequest()
 
     def log(self, kind: str, **fields: Any) -> None:
@@ -183,7 +183,9 @@ class Trainer:
         ``path`` (default: this run folder's) was written under other settings."""
         path = Path(path) if path is not None else self.checkpoint_path()
         if path is not None and path.is_file():
-            trainer_state.check_settings(self, ckpt.load(path), self.settings())
+            state = ckpt.load(path, self.device)
+            trainer_state.check_settings(self, state, self.settings())
+            self._checked = (path, state)  # fit resumes from it without reading it again
 
     def state_dict(self, batcher: Batches) -> dict[str, Any]:
         """Everything needed to continue training exactly from here."""
@@ -262,7 +264,11 @@ class Trainer:
         self.started_settings = self.settings()
         path = self.checkpoint_path() if resume is True else (Path(resume) if resume else None)
         if path is not None and path.is_file():
-            state = ckpt.load(path, self.device)
+            checked, self._checked = self._checked, None
+            if checked is not None and checked[0] == path:
+                state = checked[1]
+            else:
+                state = ckpt.load(path, self.device)
             trainer_state.check_settings(self, state, self.started_settings)
             self.load_state_dict(state, batcher)
             self.log("resume", step=self.step, checkpoint=str(path))
