@@ -59,10 +59,10 @@ def combination(
     raise TypeError(f"{type(balancer).__name__} is a loss weighting: it has no direction")
 
 
-def _tol(J: Tensor, size: float) -> float:
-    """``1000 T eps(dtype) size``: the tolerance of a vector of that size from a ``T x T``
-    solver in ``J``'s precision."""
-    return 1000.0 * J.shape[0] * float(torch.finfo(J.dtype).eps) * size
+def _tol(values: Tensor, size: float) -> float:
+    """``1000 T eps(dtype) size`` (``T = values.shape[0]``, the number of tasks): the
+    tolerance of a quantity of that size from a ``T x T`` solver in ``values``' precision."""
+    return 1000.0 * values.shape[0] * float(torch.finfo(values.dtype).eps) * size
 
 
 def losses_of(J: Tensor) -> Tensor:
@@ -98,7 +98,7 @@ def order_invariant(make: Factory, J: Tensor) -> str | None:
         losses = losses_of(J)
         w = bound(probe, T).loss_weights(losses)
         wp = bound(make(T), T).loss_weights(losses[perm])
-        gap, tol = _gap(w[perm], wp), 1000.0 * T * float(torch.finfo(J.dtype).eps)
+        gap, tol = _gap(w[perm], wp), _tol(J, 1.0)
     else:
         d, size = combination(probe, J, losses_of(J))
         dp, size_p = combination(make(T), J[perm], losses_of(J)[perm])
@@ -150,7 +150,7 @@ def _strongly_stationary_matrix(J: Tensor) -> bool:
     result = linprog(cost, A_eq=equality, b_eq=np.zeros(P), bounds=bounds, method="highs")
     if result.status != 0:
         raise RuntimeError(f"the stationarity programme failed: {result.message}")
-    slack = 1000.0 * T * T * float(torch.finfo(J.dtype).eps)
+    slack = _tol(J, T)
     return bool(result.fun <= slack)
 
 
@@ -199,7 +199,7 @@ def weights_sum_to_one(make: Factory, J: Tensor) -> str | None:
     T = J.shape[0]
     w = bound(make(T), T).loss_weights(losses_of(J))
     gap = abs(float(w.double().sum()) - 1.0)
-    tol = 1000.0 * T * float(torch.finfo(w.dtype).eps)
+    tol = _tol(w, 1.0)
     return f"weights sum to {float(w.sum()):.9g}" if gap > tol else None
 
 
@@ -214,7 +214,7 @@ def loss_scale_invariant(make: Factory, J: Tensor) -> str | None:
     scaled[0] = scaled[0] * 3.0
     a = bound(make(T), T).loss_weights(losses) * losses
     b = bound(make(T), T).loss_weights(scaled) * scaled
-    tol = 1000.0 * T * float(torch.finfo(J.dtype).eps) * float(a.abs().max())
+    tol = _tol(J, float(a.abs().max()))
     gap = float((a - b).abs().max())
     return f"w L changes by {gap:.3e} > {tol:.1e}" if gap > tol else None
 
