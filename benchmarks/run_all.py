@@ -15,6 +15,8 @@ BENCHMARKS = [
     "multi_mnist_balancers.py",
     "primary_auxiliary.py",
     "small_towers.py",
+    "user_model.py",
+    "parkinsons_patients.py",
 ]
 
 if __name__ == "__main__":
