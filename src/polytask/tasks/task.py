@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -30,6 +32,12 @@ class Task:
             Losses are always returned unweighted, so nothing is weighted twice.
         num_classes: number of classes of a ``ce`` task (needed by its metrics).
         kind: ``binary``, ``multiclass`` or ``regression``; inferred from a built-in loss.
+        target_scale: ``(mean, std)`` of a regression task's target, fitted on training
+            rows (``None``: no scaling). The model then predicts the standardised target
+            ``z = (y - mean) / std``: the loss compares the prediction with ``z``, so tasks
+            in very different units reach the balancer at comparable scales, while
+            metrics and :meth:`unscale` map predictions back to ``mean + std * z``, the
+            target's own units.
     """
 
     name: str
@@ -39,6 +47,7 @@ class Task:
     weight: float = 1.0
     num_classes: int | None = None
     kind: Kind | None = None
+    target_scale: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -68,6 +77,21 @@ class Task:
         if self.kind == "multiclass" and self.metrics and self.num_classes is None:
             raise ValueError(f"task {self.name!r}: metrics of a ce task need num_classes=")
         self.metrics = tuple(self.metrics)
+        if self.target_scale is not None:
+            self.target_scale = self._checked_scale(self.target_scale)
+
+    def _checked_scale(self, scale: Sequence[float]) -> tuple[float, float]:
+        where = f"task {self.name!r}: target_scale"
+        if self.kind != "regression":
+            raise ValueError(f"{where} applies to regression tasks only, not {self.kind}")
+        if len(scale) != 2:
+            raise ValueError(f"{where} must be (mean, std), got {list(scale)}")
+        mean, std = float(scale[0]), float(scale[1])
+        if not (math.isfinite(mean) and math.isfinite(std)):
+            raise ValueError(f"{where} must be finite, got ({mean}, {std})")
+        if std <= 0:
+            raise ValueError(f"{where}: std must be positive, got {std}")
+        return mean, std
 
     @property
     def task_kind(self) -> Kind:
@@ -78,3 +102,19 @@ class Task:
     def element_loss(self, pred: Tensor, target: Tensor) -> Tensor:
         """Per-element loss of aligned ``(pred, target)``, shaped like ``target``."""
         return self._fn(pred, target)
+
+    def scale(self, target: Tensor) -> Tensor:
+        """The target as the model learns it: ``(y - mean) / std`` with a
+        :attr:`target_scale`, ``y`` itself otherwise."""
+        if self.target_scale is None:
+            return target
+        mean, std = self.target_scale
+        return (target - mean) / std
+
+    def unscale(self, prediction: Tensor) -> Tensor:
+        """A prediction in the target's own units: ``mean + std * prediction`` with a
+        :attr:`target_scale`, the prediction itself otherwise."""
+        if self.target_scale is None:
+            return prediction
+        mean, std = self.target_scale
+        return prediction * std + mean

@@ -217,7 +217,7 @@ class TaskSet(Sequence[Task]):
                 while given.dim() < mask.dim():
                     given = given.unsqueeze(-1)
                 mask = mask & given.to(torch.bool)
-            clean = sanitize_target(target)
+            clean = task.scale(sanitize_target(target))
             total, count = masked_sum(task.element_loss(pred, clean), mask)
             loss = total / count.clamp_min(1.0)
             for extra, weight in companions.get(task.name, ()):
@@ -285,7 +285,7 @@ class TaskSet(Sequence[Task]):
                 while given.dim() < keep.dim():
                     given = given.unsqueeze(-1)
                 keep = keep & given
-            pred, target = pred.detach().float()[keep], target[keep]
+            pred, target = task.unscale(pred.detach().float()[keep]), target[keep]
             if target.numel() == 0:
                 continue
             p, y = metric_inputs(task.task_kind, pred, target)

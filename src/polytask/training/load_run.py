@@ -74,7 +74,8 @@ class LoadedRun:
     ) -> dict[str, Tensor]:
         """The model's predictions per task for ``inputs`` (a tensor ``(N, ...)``, named
         tensors, or a dataset), in batches, without gradients: logits for ``bce``/``ce``
-        tasks, values for regression tasks. ``{task: (N, ...)}``."""
+        tasks, values for regression tasks in the target's own units (a task's
+        ``target_scale`` undone). ``{task: (N, ...)}``."""
         if isinstance(inputs, TensorTaskDataset):
             inputs = inputs.inputs
         self.model.eval()
@@ -88,7 +89,7 @@ class LoadedRun:
             )
             out = self.model(piece).predictions
             for task in parts:
-                parts[task].append(out[task])
+                parts[task].append(self.tasks.task(task).unscale(out[task]))
         return {task: torch.cat(chunks) for task, chunks in parts.items()}
 
 
