@@ -22,7 +22,9 @@ class GradientNormNormalization(GramianWeighting):
             ``1 / (T eps)`` times a zero gradient, i.e. no contribution.
     """
 
-    properties: ClassVar[frozenset[str]] = frozenset({"order_invariant", "scale_invariant"})
+    properties: ClassVar[frozenset[str]] = frozenset(
+        {"order_invariant", "scale_invariant", "loss_scale_invariant"}
+    )
 
     def __init__(self, eps: float = 1e-12) -> None:
         super().__init__()

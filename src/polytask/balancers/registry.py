@@ -40,6 +40,13 @@ def available() -> list[str]:
     return BALANCERS.available()
 
 
+def with_property(name: str) -> list[str]:
+    """Names of the registered balancers that declare property ``name`` (see
+    :data:`polytask.testing.PROPERTIES`; checked for each of them by
+    :func:`polytask.testing.check_balancer`)."""
+    return [e.name for e in BALANCERS if name in getattr(e.factory, "properties", ())]
+
+
 def describe() -> list[dict[str, Any]]:
     """One row per balancer: name, summary, needs, levels, roles, options with defaults."""
     rows = []

@@ -204,10 +204,20 @@ def weights_sum_to_one(make: Factory, J: Tensor) -> str | None:
 
 
 def loss_scale_invariant(make: Factory, J: Tensor) -> str | None:
-    """Multiplying one task's loss by ``c > 0`` leaves every ``w_t L_t`` (so the update)
-    unchanged."""
+    """Multiplying one task's loss by ``c > 0`` leaves the update unchanged: every
+    ``w_t L_t`` of a loss weighting, the direction ``d`` of a gradient method (whose row
+    ``g_t`` is multiplied by ``c`` too)."""
     T = J.shape[0]
     losses = losses_of(J)
+    if make(T).needs != "losses":
+        scaled_J = J.clone()
+        scaled_J[0] = scaled_J[0] * 3.0
+        scaled_losses = losses.clone()
+        scaled_losses[0] = scaled_losses[0] * 3.0
+        d, size = combination(make(T), J, losses)
+        ds, size_s = combination(make(T), scaled_J, scaled_losses)
+        gap, tol = _gap(ds, d), _tol(J, max(size, size_s))
+        return f"d changes by {gap:.3e} > {tol:.1e}" if gap > tol else None
     if float(losses.abs().max()) == 0.0:
         return None
     scaled = losses.clone()
@@ -246,7 +256,7 @@ PROPERTIES: dict[str, Property] = {
         Property("mean_without_conflict", GRADIENT, mean_without_conflict),
         Property("mean_when_identical", GRADIENT, mean_when_identical),
         Property("weights_sum_to_one", ("losses",), weights_sum_to_one),
-        Property("loss_scale_invariant", ("losses",), loss_scale_invariant),
+        Property("loss_scale_invariant", ("losses", *GRADIENT), loss_scale_invariant),
     )
 }
 """Every property a balancer may declare, by name."""
