@@ -13,6 +13,7 @@ from polytask.data import (  # noqa: F401  (registration)
     school,
     snips,
     synthetic,
+    table,
     yeast,
 )
 from polytask.data.batching import IndexBatcher, IterableBatches, as_batch

@@ -53,7 +53,8 @@ def _read_csv(path: Path) -> Columns:
     opener: Any = gzip.open if path.suffix == ".gz" else open
     delimiter = "\t" if ".tsv" in path.suffixes else ","
     with opener(path, "rt", newline="", encoding="utf-8-sig") as handle:
-        rows = [r for r in csv.reader(handle, delimiter=delimiter) if r and any(c.strip() for c in r)]
+        reader = csv.reader(handle, delimiter=delimiter)
+        rows = [r for r in reader if r and any(c.strip() for c in r)]
     if len(rows) < 2:
         raise TableError(f"{path}: needs a header line and at least one data row")
     header = [h.strip() for h in rows[0]]

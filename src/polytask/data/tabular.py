@@ -130,6 +130,17 @@ class TabularEncoder:
         return config
 
 
+def input_spec(
+    encoder: TabularEncoder, encoding: Encoding, embed_dim: int
+) -> tuple[InputSpec, dict[str, Any] | None]:
+    """What :meth:`TabularEncoder.transform` makes of a row with ``encoding``, and the
+    feature schema of the ``embedding`` encoding (``None`` for ``onehot``)."""
+    if encoding == "embedding":
+        schema = encoder.schema(embed_dim)
+        return InputSpec((), feature_schema=schema), schema
+    return InputSpec((encoder.onehot_width(),)), None
+
+
 def tabular_splits(
     name: str,
     parts: Mapping[str, Sequence[Sequence[str]]],
@@ -173,11 +184,9 @@ def tabular_splits(
             "positive_rate": {t: float(datasets["train"].targets[t].mean()) for t in targets},
         }
     )
-    if encoding == "embedding":
-        meta["feature_schema"] = encoder.schema(embed_dim)
-        spec = InputSpec((), feature_schema=meta["feature_schema"])
-    else:
-        spec = InputSpec((encoder.onehot_width(),))
+    spec, schema = input_spec(encoder, encoding, embed_dim)
+    if schema is not None:
+        meta["feature_schema"] = schema
     return DataSplits(
         datasets["train"], datasets["val"], datasets["test"], tasks, spec.shape, meta, spec
     )
