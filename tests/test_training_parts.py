@@ -101,11 +101,16 @@ def test_one_configuration_for_the_trainer() -> None:
     fields = {f.name for f in dataclasses.fields(TrainerConfig)}
     assert fields - set(TRAINER_KEYS.values()) == {"run_dir", "eval_batch_size"}
     config = ExperimentConfig.from_dict({"dataset": {"name": "synthetic_correlation"}})
-    assert trainer_config(config, None) == TrainerConfig()
+    # Epochs and batch size are sized by the data when left out (tests/test_schedule_sizing.py);
+    # given the trainer's, every default is the trainer's.
+    assert (config.schedule.epochs, config.schedule.batch_size) == (None, None)
+    sized = dataclasses.replace(config.schedule, epochs=10, batch_size=256)
+    assert trainer_config(dataclasses.replace(config, schedule=sized), None) == TrainerConfig()
     changed = ExperimentConfig.from_dict(
         {"dataset": {"name": "x"}, "schedule": {"grad_clip": 2}, "csv": True, "output": "o"}
     )
-    built = trainer_config(changed, "o")
+    sized = dataclasses.replace(changed.schedule, epochs=10, batch_size=256)
+    built = trainer_config(dataclasses.replace(changed, schedule=sized), "o")
     assert built.grad_clip == 2.0 and built.csv and built.run_dir == "o"
 
 

@@ -175,13 +175,18 @@ def train_command(config: str, overrides: Sequence[str], restart: bool = False) 
     from polytask.training.experiment import ExperimentConfig, run_experiment
 
     experiment = ExperimentConfig.from_yaml(config_path(config), list(overrides))
-    result = run_experiment(experiment, restart=restart)
+    result = run_experiment(experiment, restart=restart, announce=lambda m: print(f"polytask: {m}"))
     rows = [
         [task, metric, value, result.test["loss"][task]]
         for task, per in result.test["metrics"].items()
         for metric, value in (per.items() or [("-", float("nan"))])
     ]
     print(format_table(["task", "metric", "test value", "test loss"], rows))
+    if result.scaled_tasks:
+        print(
+            f"note: {', '.join(result.scaled_tasks)} learn standardised targets: test loss in "
+            "standard units, metrics in the targets' own units"
+        )
     print(
         f"best epoch {result.best_epoch} (on validation); {result.steps} steps in "
         f"{result.seconds:.1f}s; run folder: {result.output}"

@@ -84,6 +84,6 @@ def diagnose_config(
     level = config.gradients.level
     prepared = prepare(config, wrap_balancer=lambda b: RecordingBalancer(b, level), write=False)
     trainer = prepared.trainer
-    batches = -(-len(prepared.data.train) // config.schedule.batch_size)
+    batches = -(-len(prepared.data.train) // trainer.config.batch_size)
     trainer.config.epochs = max(trainer.config.epochs, -(-steps // batches))
     return _record(trainer, prepared.data.train, thresholds)

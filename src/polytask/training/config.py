@@ -75,6 +75,13 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
                 return _convert(value, option, where)
             except ConfigError as error:
                 errors.append(str(error))
+        if (
+            len(errors) == 1
+            and type(None) in options
+            and errors[0].startswith(f"{where}: expected")
+        ):
+            # One type or null: say so in the type's own words ("an integer or null").
+            raise ConfigError(errors[0].replace(", got ", " or null, got ", 1))
         raise ConfigError(f"{where}: {value!r} fits none of {[_type_name(o) for o in options]}")
     if origin is Literal:
         if value not in get_args(tp):

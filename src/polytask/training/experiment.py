@@ -55,6 +55,7 @@ from polytask.training.experiment_config import (
 )
 from polytask.training.optim import build_optimizer, build_scheduler
 from polytask.training.run_folder import RunFolder, clear_run
+from polytask.training.sizing import sized_schedule
 from polytask.training.trainer import Trainer, parameter_count
 
 __all__ = [
@@ -96,6 +97,9 @@ class ExperimentResult:
     output: str | None
     report: Path | None = None
     missing_plots: bool = False
+    scaled_tasks: list[str] = dataclasses.field(default_factory=list)
+    """Tasks that learn a standardised target (``Task.target_scale``): their loss is in
+    standard units, their metrics in the target's own units."""
 
 
 @dataclass
@@ -108,6 +112,8 @@ class Prepared:
     model: MultiTaskModel
     trainer: Trainer
     output: Path | None
+    schedule_note: str = ""
+    """What :func:`~polytask.training.sizing.sized_schedule` chose (``""``: nothing)."""
 
 
 def prepare(
@@ -118,11 +124,20 @@ def prepare(
     """Load the data and build tasks, model, balancer, optimizer, schedule and trainer.
 
     ``wrap_balancer`` may wrap the configured balancer (the diagnosis records through it);
-    ``write=False`` leaves the run folder alone (no config copy, no log).
+    ``write=False`` leaves the run folder alone (no config copy, no log). An epoch count or
+    batch size the configuration leaves out is sized by the training rows
+    (:func:`~polytask.training.sizing.sized_schedule`); the returned ``config`` holds the
+    values chosen.
     """
     torch.manual_seed(config.seed)
     loaded = data_registry.load(config.dataset.name, **config.dataset.options)
     assert isinstance(loaded, DataSplits)
+    given = config.schedule
+    sized = sized_schedule(len(loaded.train), given.epochs, given.batch_size, given.max_steps)
+    config = dataclasses.replace(
+        config,
+        schedule=dataclasses.replace(given, epochs=sized.epochs, batch_size=sized.batch_size),
+    )
     tasks = select_tasks(apply_task_overrides(loaded.tasks, config.tasks), config.only_tasks)
     if config.only_tasks is not None:
         names = [t.name for t in tasks]
@@ -148,6 +163,7 @@ def prepare(
         config.optimizer.weight_decay,
     )
     schedule = config.schedule
+    assert schedule.epochs is not None and schedule.batch_size is not None
     steps_per_epoch = -(-len(loaded.train) // schedule.batch_size)
     total = schedule.max_steps or schedule.epochs * steps_per_epoch
     scheduler = build_scheduler(schedule.scheduler, optimizer, total)
@@ -161,7 +177,7 @@ def prepare(
         trainer_config(config, str(out) if out else None),
         run_settings=config.run_settings(),
     )
-    return Prepared(config, loaded, tasks, model, trainer, out)
+    return Prepared(config, loaded, tasks, model, trainer, out, sized.note)
 
 
 def cached_baselines(
@@ -187,7 +203,11 @@ def _summary(value: object) -> object:
     return str(value)
 
 
-def run_experiment(config: ExperimentConfig, restart: bool = False) -> ExperimentResult:
+def run_experiment(
+    config: ExperimentConfig,
+    restart: bool = False,
+    announce: Callable[[str], None] | None = None,
+) -> ExperimentResult:
     """Load data, build everything, train with selection on validation, test once.
 
     Writes ``config.yaml``, ``metrics.jsonl``, ``checkpoints/last.pt`` and ``results.json``
@@ -196,8 +216,13 @@ def run_experiment(config: ExperimentConfig, restart: bool = False) -> Experimen
     :class:`~polytask.training.run_folder.RunMismatchError`, and nothing in the folder is
     touched); ``restart=True`` removes the folder's run and starts over. The folder is
     locked while the run writes (:class:`~polytask.training.run_folder.RunFolder`).
+    ``announce`` receives what the run chose for settings left out (the sized schedule)
+    before training starts.
     """
     prepared = prepare(config)
+    config = prepared.config  # with the schedule's sized values
+    if announce is not None and prepared.schedule_note:
+        announce(prepared.schedule_note)
     out = prepared.output
     with RunFolder(out) if out is not None else contextlib.nullcontext():
         if out is not None:
@@ -225,6 +250,7 @@ def _train_and_test(config: ExperimentConfig, prepared: Prepared) -> ExperimentR
         seconds,
         parameter_count(model),
         str(out) if out else None,
+        scaled_tasks=[t.name for t in prepared.tasks if t.target_scale is not None],
     )
     if out is not None:
         trainer.log("test", metrics=test, best_epoch=fit.best_epoch)
@@ -237,6 +263,11 @@ def _train_and_test(config: ExperimentConfig, prepared: Prepared) -> ExperimentR
                     "steps": fit.steps,
                     "seconds": seconds,
                     "parameters": result.parameters,
+                    "schedule": {
+                        "epochs": config.schedule.epochs,
+                        "batch_size": config.schedule.batch_size,
+                        "sized": prepared.schedule_note,
+                    },
                     "data": loaded.metadata,
                 },
                 indent=2,

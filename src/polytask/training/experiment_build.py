@@ -110,6 +110,7 @@ def make_batcher(config: ExperimentConfig, data: DataSplits) -> GroupBatcher | N
             "(dataset: {name: mixture, options: {parts: [...]}}); this data set has one table"
         )
     sampler = create_sampler(config.sampler.name, **config.sampler.options)
+    assert config.schedule.batch_size is not None, "make_batcher needs the prepared config"
     return GroupBatcher(
         data.train, groups, sampler, config.schedule.batch_size, seed=config.seed,
         mixed=config.sampler.mixed,

@@ -92,10 +92,12 @@ class OptimizerConfig:
 
 @dataclass
 class ScheduleConfig:
-    """Training length and learning-rate schedule."""
+    """Training length and learning-rate schedule. ``epochs`` and ``batch_size`` left out
+    (``None``) are sized by the training rows when the run is prepared
+    (:func:`~polytask.training.sizing.sized_schedule`)."""
 
-    epochs: int = _TRAINER.epochs
-    batch_size: int = _TRAINER.batch_size
+    epochs: int | None = None
+    batch_size: int | None = None
     max_steps: int | None = _TRAINER.max_steps
     scheduler: Literal["none", "cosine", "step"] = "none"
     monitor: str = _TRAINER.monitor
@@ -103,8 +105,8 @@ class ScheduleConfig:
     grad_clip: float | None = _TRAINER.grad_clip
 
     def __post_init__(self) -> None:
-        check_range("epochs", self.epochs, low=1)
-        check_range("batch_size", self.batch_size, low=1)
+        check_range("epochs", self.epochs, low=1, optional=True)
+        check_range("batch_size", self.batch_size, low=1, optional=True)
         check_range("max_steps", self.max_steps, low=1, optional=True)
         check_range("patience", self.patience, low=1, optional=True)
         check_range("grad_clip", self.grad_clip, above=0, optional=True)
@@ -170,8 +172,17 @@ class ExperimentConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
-        """Load ``path`` (``yaml.safe_load``), apply ``key=value`` overrides, check types."""
-        data = merge(load_yaml(path), parse_overrides(overrides or []))
+        """Load ``path`` (``yaml.safe_load``), apply ``key=value`` overrides, check types.
+
+        A relative ``dataset.options.source`` in the file (the ``table`` data set's file) is
+        read relative to the file's folder, so a configuration and its table travel
+        together; one given as an override is relative to the working directory."""
+        data = load_yaml(path)
+        options = (data.get("dataset") or {}).get("options") if isinstance(data, dict) else None
+        source = options.get("source") if isinstance(options, dict) else None
+        if isinstance(source, str) and not Path(source).expanduser().is_absolute():
+            options["source"] = str(Path(path).parent / source)  # type: ignore[index]
+        data = merge(data, parse_overrides(overrides or []))
         return from_dict(cls, data)
 
     @classmethod
