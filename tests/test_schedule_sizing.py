@@ -56,3 +56,33 @@ def test_a_table_experiment_without_a_schedule_trains_enough(tmp_path: Path) -> 
     assert result.steps >= MIN_STEPS
     written = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert written["schedule"]["batch_size"] == 32 and written["schedule"]["epochs"] >= 10
+
+
+def test_trainer_warns_when_a_run_gets_few_optimizer_steps() -> None:
+    """The Trainer's own defaults (10 epochs of 256) on 200 rows: 10 steps, said aloud."""
+    import torch
+
+    from polytask.balancers import create as balancer
+    from polytask.data import TensorTaskDataset
+    from polytask.models import create
+    from polytask.tasks import Task, TaskSet
+    from polytask.training import Trainer, TrainerConfig
+
+    data = TensorTaskDataset(torch.randn(200, 3), {"y": torch.randn(200)})
+    model = create("shared_bottom", input_dim=3, heads={"y": 1})
+    optimizer = torch.optim.Adam(model.parameters())
+    tasks = TaskSet([Task("y", "mse")])
+    trainer = Trainer(
+        model, tasks, balancer("equal"), optimizer, config=TrainerConfig(progress=False)
+    )
+    with pytest.warns(
+        UserWarning, match=r"only 10 optimizer steps .*200 training rows.*sized_schedule"
+    ):
+        trainer.fit(data)
+    enough = TrainerConfig(progress=False, epochs=20, batch_size=16)
+    trainer = Trainer(model, tasks, balancer("equal"), optimizer, config=enough)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        trainer.fit(data)

@@ -17,6 +17,7 @@ command line prints it; ``results.json`` records it).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 MIN_STEPS = 1500
@@ -25,6 +26,9 @@ with Adam at the default learning rate converges on a few-hundred-row table with
 ``benchmarks/small_tables.py``)."""
 
 MIN_EPOCHS, MIN_BATCH, MAX_BATCH = 10, 32, 256
+
+FEW_STEPS = 100
+"""A run planned with fewer optimizer steps is warned about (:func:`warn_if_few_steps`)."""
 
 
 @dataclass(frozen=True)
@@ -61,3 +65,19 @@ def sized_schedule(
         "steps); set schedule.epochs and schedule.batch_size to choose them"
     )
     return SizedSchedule(epochs, batch_size, note)
+
+
+def warn_if_few_steps(rows: int, steps: int) -> None:
+    """Warn when a run of ``steps`` optimizer steps over ``rows`` training rows is too short
+    to train (fewer than :data:`FEW_STEPS`), with the schedule :func:`sized_schedule` would
+    choose."""
+    if steps >= FEW_STEPS:
+        return
+    sized = sized_schedule(rows, None, None, None)
+    warnings.warn(
+        f"only {steps} optimizer steps for {rows} training rows: the model will barely "
+        f"train. Set epochs or max_steps (sized_schedule suggests epochs={sized.epochs}, "
+        f"batch_size={sized.batch_size})",
+        UserWarning,
+        stacklevel=3,
+    )

@@ -38,6 +38,7 @@ from polytask.training.logger import CsvLogger, JsonlLogger, Logger, TensorBoard
 from polytask.training.loop import run_epochs
 from polytask.training.run_folder import RunFolder
 from polytask.training.selection import ModelSelection
+from polytask.training.sizing import warn_if_few_steps
 from polytask.training.step import GradientStep
 from polytask.training.step_window import StepWindow
 from polytask.training.trainer_config import (
@@ -243,6 +244,8 @@ class Trainer:
                 if isinstance(train, TensorTaskDataset)
                 else IterableBatches(train)
             )
+        if isinstance(train, TensorTaskDataset) and self.config.max_steps is None:
+            warn_if_few_steps(len(train), self.config.epochs * len(batcher))
         # One process at a time in a run folder (a lock the kernel drops with the process).
         with RunFolder(self.run_dir) if self.run_dir else contextlib.nullcontext():
             self._start(batcher, resume)
