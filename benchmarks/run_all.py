@@ -17,6 +17,7 @@ BENCHMARKS = [
     "small_towers.py",
     "user_model.py",
     "parkinsons_patients.py",
+    "small_tables.py",
 ]
 
 if __name__ == "__main__":

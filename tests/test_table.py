@@ -316,3 +316,28 @@ def test_cli_trains_and_compares_the_example_table(
     assert main(["compare", config, "schedule.max_steps=30", "--balancers", "equal,gradient_norm",
                  "--seeds", "1"]) == 0  # fmt: skip
     assert "gradient_norm" in capsys.readouterr().out
+
+
+def test_parquet_without_pyarrow_names_the_extra(
+    houses_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "t.parquet"
+    path.write_bytes(b"PAR1")
+    monkeypatch.setitem(__import__("sys").modules, "pyarrow", None)
+    monkeypatch.setitem(__import__("sys").modules, "pyarrow.parquet", None)
+    with pytest.raises(TableError, match=r"pip install 'polytask\[table\]'"):
+        pd.load("table", source=path, tasks=TASKS)
+
+
+def test_cli_error_for_a_bad_table_is_one_line(
+    tmp_path: Path, houses_csv: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from polytask.cli.main import main
+
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "dataset: {name: table, options: {source: houses.csv, tasks: {prize: mse}}}\n"
+    )
+    assert main(["train", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Did you mean 'price'" in err and str(houses_csv) in err
