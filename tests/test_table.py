@@ -16,6 +16,8 @@ import polytask.data as pd
 from polytask.data.splits import per_task_splits
 from polytask.data.table_source import TableError
 
+from .conftest import have_data
+
 
 def houses(rows: int = 300, seed: int = 0) -> dict[str, list[Any]]:
     """A generated table: two numeric inputs and a city, a price in currency units (~1e5),
@@ -341,3 +343,43 @@ def test_cli_error_for_a_bad_table_is_one_line(
     assert main(["train", str(config)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Did you mean 'price'" in err and str(houses_csv) in err
+
+
+def test_large_and_small_metrics_are_shown_in_scientific_notation() -> None:
+    from polytask.evaluation.text import number_text
+
+    assert number_text(1052337024.0) == "1.0523e+09"
+    assert number_text(46.13749) == "46.1375"
+    assert number_text(0.00001234) == "1.2340e-05"
+    assert number_text(0.0) == "0.0000"
+
+
+@pytest.mark.skipif(not have_data("school"), reason="local school copy not found")
+def test_school_as_a_per_task_table_reproduces_the_school_loader(tmp_path: Path) -> None:
+    """The school data written out as a CSV with a school column, loaded by the table data
+    set with the loader's split and preprocessing: the same rows, inputs and targets."""
+    from scipy.io import loadmat
+
+    from polytask.data.files import resolve
+    from polytask.data.school import FILE, FOLDER
+
+    mat = loadmat(resolve(FOLDER, FILE, None))
+    names = [f"x{j}" for j in range(28)]
+    table: dict[str, list[Any]] = {"school": [], **{n: [] for n in names}, "score": []}
+    for t in range(mat["X"].shape[1]):
+        for x, y in zip(mat["X"][0, t].tolist(), mat["Y"][0, t].ravel().tolist(), strict=True):
+            table["school"].append(f"{t + 1:03d}")
+            for n, v in zip(names, x, strict=True):
+                table[n].append(repr(float(v)))
+            table["score"].append(repr(float(y)))
+    expected = pd.load("school")
+    data = pd.load("table", source=write_csv(tmp_path / "school.csv", table),
+                   tasks={"score": "mse"}, task_column="school", fractions=(0.65, 0.1, 0.25),
+                   standardize_inputs=["x3", "x4"], scale_targets=False)  # fmt: skip
+    assert isinstance(data, pd.DataSplits) and isinstance(expected, pd.DataSplits)
+    assert [t.name for t in data.tasks] == [t.name for t in expected.tasks]
+    for split in ("train", "val", "test"):
+        mine, theirs = data.split(split), expected.split(split)
+        assert torch.allclose(mine.inputs, theirs.inputs, atol=1e-5)  # type: ignore[arg-type]
+        for task in theirs.targets:
+            assert torch.allclose(mine.targets[task], theirs.targets[task], equal_nan=True)

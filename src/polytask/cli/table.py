@@ -18,5 +18,7 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str
 
 def _fmt(value: object) -> str:
     if isinstance(value, float):
-        return f"{value:.4f}"
+        from polytask.evaluation.text import number_text
+
+        return number_text(value)
     return str(value)

@@ -13,6 +13,7 @@ from polytask.evaluation import plots
 from polytask.evaluation.diagnosis import Diagnosis, pair_names
 from polytask.evaluation.measures import Directions, delta_m, delta_p, relative_changes
 from polytask.evaluation.report import Report
+from polytask.evaluation.text import number_text
 
 
 def read_log(path: str | Path) -> list[dict[str, Any]]:
@@ -43,11 +44,11 @@ def metric_table(
     rows = []
     for task, per in metrics.items():
         for metric, value in per.items():
-            base = "" if baselines is None else f"{baselines[task][metric]:.4f}"
+            base = "" if baselines is None else number_text(baselines[task][metric])
             change = "" if changes is None else f"{100 * changes[task][metric]:+.2f}%"
             up = directions.get(task, {}).get(metric)
             shown = "?" if up is None else ("yes" if up else "no")
-            rows.append([task, metric, shown, f"{value:.4f}", base, change])
+            rows.append([task, metric, shown, number_text(value), base, change])
     return headers, rows, note
 
 
