@@ -113,3 +113,16 @@ def test_train_packaged_mmoe_config(tmp_path: Path, capsys) -> None:
     assert "name: mmoe" in (tmp_path / "run" / "config.yaml").read_text()
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["steps"] == -(-480 // 128)
+
+
+def test_overrides_may_follow_the_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`polytask compare CONFIG --seeds 2 schedule.epochs=1` passes the override on, as the
+    same override before the flags does; a stray word is still refused."""
+    from polytask.cli import main as cli
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(cli, "compare_command", lambda args: seen.update(vars(args)) or 0)
+    assert cli.main(["compare", "synthetic", "--seeds", "2", "schedule.epochs=1", "seed=3"]) == 0
+    assert seen["overrides"] == ["schedule.epochs=1", "seed=3"] and seen["seeds"] == 2
+    with pytest.raises(SystemExit):
+        cli.main(["compare", "synthetic", "--seeds", "2", "stray"])

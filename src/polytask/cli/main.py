@@ -252,7 +252,15 @@ def compare_command(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``polytask`` command; returns the exit status."""
-    args = build_parser().parse_args(argv)  # --help and --version end here, before torch loads
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)  # --help and --version end here, before torch
+    # key=value overrides may come anywhere on the line, also after the flags.
+    misplaced = [a for a in extra if "=" in a and not a.startswith("-")]
+    if misplaced and hasattr(args, "overrides"):
+        args.overrides = [*args.overrides, *misplaced]
+        extra = [a for a in extra if a not in misplaced]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     from polytask.training.config import ConfigError
     from polytask.training.run_folder import RunFolderInUseError
 
