@@ -204,6 +204,16 @@ def test_embedding_encoding_builds_a_feature_schema(houses_csv: Path) -> None:
     assert set(data.train.inputs) == {"city", "dense"}  # type: ignore[arg-type]
 
 
+def assert_same_splits(data: pd.DataSplits, expected: pd.DataSplits, atol: float) -> None:
+    """The same tasks, and in every split the same inputs (to ``atol``) and targets."""
+    assert [t.name for t in data.tasks] == [t.name for t in expected.tasks]
+    for split in ("train", "val", "test"):
+        mine, theirs = data.split(split), expected.split(split)
+        assert torch.allclose(mine.inputs, theirs.inputs, atol=atol)  # type: ignore[arg-type]
+        for task in theirs.targets:
+            assert torch.allclose(mine.targets[task], theirs.targets[task], equal_nan=True)
+
+
 def test_per_task_table_reproduces_per_task_splits(tmp_path: Path) -> None:
     g = torch.Generator().manual_seed(3)
     xs = [torch.randn(n, 3, generator=g) for n in (30, 45, 25)]
@@ -223,12 +233,7 @@ def test_per_task_table_reproduces_per_task_splits(tmp_path: Path) -> None:
                        task_column="school", fractions=fractions, seed=7,
                        standardize_inputs=["b"], scale_targets=False)  # fmt: skip
     assert isinstance(data, pd.DataSplits)
-    assert [t.name for t in data.tasks] == [t.name for t in expected.tasks]
-    for split in ("train", "val", "test"):
-        mine, theirs = data.split(split), expected.split(split)
-        assert torch.allclose(mine.inputs, theirs.inputs, atol=1e-6)  # type: ignore[arg-type]
-        for task in theirs.targets:
-            assert torch.allclose(mine.targets[task], theirs.targets[task], equal_nan=True)
+    assert_same_splits(data, expected, atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -377,9 +382,4 @@ def test_school_as_a_per_task_table_reproduces_the_school_loader(tmp_path: Path)
                    tasks={"score": "mse"}, task_column="school", fractions=(0.65, 0.1, 0.25),
                    standardize_inputs=["x3", "x4"], scale_targets=False)  # fmt: skip
     assert isinstance(data, pd.DataSplits) and isinstance(expected, pd.DataSplits)
-    assert [t.name for t in data.tasks] == [t.name for t in expected.tasks]
-    for split in ("train", "val", "test"):
-        mine, theirs = data.split(split), expected.split(split)
-        assert torch.allclose(mine.inputs, theirs.inputs, atol=1e-5)  # type: ignore[arg-type]
-        for task in theirs.targets:
-            assert torch.allclose(mine.targets[task], theirs.targets[task], equal_nan=True)
+    assert_same_splits(data, expected, atol=1e-5)
