@@ -16,7 +16,7 @@ import polytask.data as pd
 from polytask.data.splits import per_task_splits
 from polytask.data.table_source import TableError
 
-from .conftest import have_data
+from .conftest import DATA_ROOT, have_data
 
 
 def houses(rows: int = 300, seed: int = 0) -> dict[str, list[Any]]:
@@ -368,7 +368,7 @@ def test_school_as_a_per_task_table_reproduces_the_school_loader(tmp_path: Path)
     from polytask.data.files import resolve
     from polytask.data.school import FILE, FOLDER
 
-    mat = loadmat(resolve(FOLDER, FILE, None))
+    mat = loadmat(resolve(FOLDER, FILE, DATA_ROOT))
     names = [f"x{j}" for j in range(28)]
     table: dict[str, list[Any]] = {"school": [], **{n: [] for n in names}, "score": []}
     for t in range(mat["X"].shape[1]):
@@ -377,7 +377,7 @@ def test_school_as_a_per_task_table_reproduces_the_school_loader(tmp_path: Path)
             for n, v in zip(names, x, strict=True):
                 table[n].append(repr(float(v)))
             table["score"].append(repr(float(y)))
-    expected = pd.load("school")
+    expected = pd.load("school", root=DATA_ROOT)
     data = pd.load("table", source=write_csv(tmp_path / "school.csv", table),
                    tasks={"score": "mse"}, task_column="school", fractions=(0.65, 0.1, 0.25),
                    standardize_inputs=["x3", "x4"], scale_targets=False)  # fmt: skip

@@ -16,6 +16,11 @@ from typing import Any, Generic, TypeVar
 T = TypeVar("T")
 
 
+class UnknownOptionError(TypeError):
+    """An option that the registered factory does not take; the message lists the valid
+    ones (a ``TypeError``, as Python's own for an unexpected keyword)."""
+
+
 def unknown_name_message(kind: str, name: str, valid: list[str]) -> str:
     """Build the error text for a name that matches nothing.
 
@@ -108,7 +113,7 @@ class Registry(Generic[T]):
         if not accepts_any:
             for key in options:
                 if key not in valid:
-                    raise TypeError(
+                    raise UnknownOptionError(
                         unknown_name_message(f"option of {self.kind} {name!r}", key, list(valid))
                     )
         return entry.factory(**options)

@@ -29,6 +29,7 @@ Semantics shared by every method (stated once, here):
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
@@ -114,6 +115,20 @@ class Balancer(nn.Module):
         if named and len(named) == len(items):
             roles = {t.name: t.role for t in named}
             self.bind([t.name for t in named], roles, {t.name: t.weight for t in named})
+            auxiliary = [t for t, r in roles.items() if r == "auxiliary"]
+            if auxiliary and not self.uses_roles:
+                from polytask.balancers.registry import BALANCERS
+
+                users = [e.name for e in BALANCERS if getattr(e.factory, "uses_roles", False)]
+                mine = [e.name for e in BALANCERS if e.factory is type(self)]
+                name = mine[0] if mine else type(self).__name__
+                warnings.warn(
+                    f"{name} ignores the role of the task(s) {auxiliary} (auxiliary): it "
+                    "weighs every task alike. Balancers that use roles: "
+                    f"{', '.join(users)}",
+                    UserWarning,
+                    stacklevel=3,
+                )
         else:
             self.bind([str(t) for t in items])
 

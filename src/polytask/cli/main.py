@@ -6,12 +6,14 @@ import argparse
 import inspect
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
 import polytask
 from polytask.cli import demo
+from polytask.cli.errors import user_message
 from polytask.cli.listing import blocks
 from polytask.cli.table import format_table
 
@@ -29,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="polytask", description="Multi-task learning for PyTorch."
     )
     parser.add_argument("--version", action="version", version=f"polytask {polytask.__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of any error")
     commands = parser.add_subparsers(dest="command", required=True)
     demo.add_arguments(commands.add_parser("demo", help="train on MultiMNIST and print a table"))
     train = commands.add_parser("train", help="train from a YAML configuration")
@@ -261,9 +264,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra = [a for a in extra if a not in misplaced]
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    from polytask.training.config import ConfigError
-    from polytask.training.run_folder import RunFolderInUseError
+    with warnings.catch_warnings():  # restores how warnings show when the command ends
+        if not args.debug:
+            warnings.showwarning = _one_line_warning
+        return _run(args)
 
+
+def _one_line_warning(message: Warning | str, *_: object, **__: object) -> None:
+    """A warning as one line on stderr, as an error is (``--debug`` keeps Python's form)."""
+    print(f"polytask: warning: {message}", file=sys.stderr)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the parsed command; a user's mistake becomes one line and exit status 2."""
     try:
         if args.command == "demo":
             return demo.run(args)
@@ -283,15 +296,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 128 + error.signum
         print("polytask: interrupted", file=sys.stderr)
         return 130
-    except (
-        ConfigError,
-        KeyError,
-        FileNotFoundError,
-        TypeError,
-        ValueError,
-        RunFolderInUseError,
-    ) as error:
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+    except Exception as error:
+        message = None if args.debug else user_message(error)
+        if message is None:
+            raise  # an internal bug (or --debug): the traceback must show
         print(f"polytask: error: {message}", file=sys.stderr)
         return 2
 

@@ -23,6 +23,12 @@ from torch import Tensor
 from polytask._registry import unknown_name_message
 
 Kind = Literal["binary", "multiclass", "regression"]
+
+
+class TargetTypeError(TypeError):
+    """A task's targets have a dtype its loss cannot take; the message names the task."""
+
+
 ElementLoss = Callable[[Tensor, Tensor], Tensor]
 
 
@@ -102,7 +108,7 @@ def align(task: str, kind: Kind, pred: Tensor, target: Tensor) -> tuple[Tensor, 
     """
     if kind == "multiclass":
         if target.is_floating_point() or target.is_complex():
-            raise TypeError(
+            raise TargetTypeError(
                 f"task {task!r}: cross-entropy needs integer class targets, got {target.dtype}; "
                 "convert the labels with .long()"
             )

@@ -14,6 +14,7 @@ from polytask._registry import unknown_name_message
 from polytask.outputs import TaskOutputs
 from polytask.tasks.losses import align, label_mask, masked_mean, masked_sum, sanitize_target
 from polytask.tasks.metrics import higher_is_better, make_metric, metric_inputs
+from polytask.tasks.target_checks import out_of_range, range_message
 from polytask.tasks.task import Role, Task
 
 NonFinitePolicy = Literal["raise", "skip"]
@@ -71,6 +72,11 @@ class TaskLosses(Mapping[str, Tensor]):
 
     def __getitem__(self, name: str) -> Tensor:
         return self._losses[name]
+
+    def __repr__(self) -> str:
+        values = self.detached().tolist()
+        shown = ", ".join(f"{n}={v:.4f}" for n, v in zip(self._losses, values, strict=True))
+        return f"TaskLosses({shown})"
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._losses)
@@ -202,6 +208,8 @@ class TaskSet(Sequence[Task]):
             self._check_keys("masks", masks, required=False)
         values: dict[str, Tensor] = {}
         counts: list[Tensor] = []
+        ranges: list[Tensor] = []  # classification tasks: a label their loss cannot take
+        ranged_tasks: list[Task] = []
         for task in self._tasks:
             pred, target = align(
                 task.name, task.task_kind, predictions[task.name], targets[task.name]
@@ -218,7 +226,15 @@ class TaskSet(Sequence[Task]):
                     given = given.unsqueeze(-1)
                 mask = mask & given.to(torch.bool)
             clean = task.scale(sanitize_target(target))
-            total, count = masked_sum(task.element_loss(pred, clean), mask)
+            classes = int(pred.shape[-1]) if task.kind == "multiclass" else None
+            try:
+                element = task.element_loss(pred, clean)
+            except IndexError as error:  # a class index past the logits (on the CPU)
+                raise ValueError(range_message(task, target, mask, classes)) from error
+            if task.kind == "binary" or classes is not None:
+                ranges.append(out_of_range(task, target, mask, classes))
+                ranged_tasks.append(task)
+            total, count = masked_sum(element, mask)
             loss = total / count.clamp_min(1.0)
             for extra, weight in companions.get(task.name, ()):
                 extra, _ = align(task.name, task.task_kind, extra, targets[task.name])
@@ -233,10 +249,18 @@ class TaskSet(Sequence[Task]):
         )
         vector = result.detached()
         assert result.counts is not None
-        # One read from the device for both checks: finiteness and presence.
-        flags = torch.cat([torch.isfinite(vector), result.counts > 0]).tolist()
+        # One read from the device for every check: finiteness, presence, target ranges.
+        checks = [torch.isfinite(vector), result.counts > 0]
+        if ranges:
+            checks.append(torch.stack(ranges).to(vector.device))
+        flags = torch.cat(checks).tolist()
         T = len(self._tasks)
-        result.present = [bool(f) for f in flags[T:]]
+        result.present = [bool(f) for f in flags[T : 2 * T]]
+        if any(flags[2 * T :]):
+            task = ranged_tasks[flags[2 * T :].index(True)]
+            target = targets[task.name]
+            classes = int(predictions[task.name].shape[-1]) if task.kind == "multiclass" else None
+            raise ValueError(range_message(task, target, label_mask(target), classes))
         if not all(flags[:T]):
             bad = nonfinite_tasks(result.names, vector)
             message = (

@@ -30,12 +30,34 @@ def save_atomic(state: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file cannot be read: truncated, not a checkpoint, or holding objects
+    that safe loading refuses. The message names the file and the fix."""
+
+
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint with ``torch.load(weights_only=True)`` (no arbitrary code runs)."""
+    """Load a checkpoint with ``torch.load(weights_only=True)`` (no arbitrary code runs).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CheckpointError: the file is not a readable checkpoint.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    state: dict[str, Any] = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # any failure to read the file: it is not a checkpoint
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read ({reason[:120]}): it is truncated or not a "
+            "polytask checkpoint; run with --restart (or delete it) to start the run over"
+        ) from error
+    if not isinstance(state, dict):
+        raise CheckpointError(
+            f"checkpoint {path} holds a {type(state).__name__}, not a polytask checkpoint; "
+            "run with --restart (or delete it) to start the run over"
+        )
     return state
 
 

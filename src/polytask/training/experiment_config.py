@@ -4,6 +4,7 @@ the trainer's settings, the run folder's name and the settings that define a run
 from __future__ import annotations
 
 import dataclasses
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -11,6 +12,7 @@ from typing import Any, Literal
 from polytask.gradients.jacobian import Method
 from polytask.gradients.protocol import Level
 from polytask.training.config import (
+    FieldError,
     check_range,
     from_dict,
     load_yaml,
@@ -132,6 +134,10 @@ class GradientConfig:
     method: Method = _TRAINER.gradient_method
 
 
+OUTPUT_FIELDS = ("dataset", "model", "balancer", "seed", "fingerprint")
+"""The placeholders ``output`` may use."""
+
+
 @dataclass
 class ExperimentConfig:
     """Everything one training run needs; loads from YAML (see ``polytask/configs/``).
@@ -169,6 +175,16 @@ class ExperimentConfig:
     def __post_init__(self) -> None:
         check_range("log_every", self.log_every, low=1)
         check_range("checkpoint_every", self.checkpoint_every, low=0)
+        if self.output is not None:
+            fields = {f for _, f, _, _ in string.Formatter().parse(self.output) if f is not None}
+            unknown = sorted(fields - set(OUTPUT_FIELDS))
+            if unknown:
+                valid = ", ".join("{" + f + "}" for f in OUTPUT_FIELDS)
+                raise FieldError(
+                    "output",
+                    f"unknown placeholder {{{unknown[0]}}} in {self.output!r}; valid: {valid} "
+                    "(write {{ and }} for literal braces)",
+                )
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:

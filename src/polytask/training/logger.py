@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from polytask._extras import missing_extra
+
 
 def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
@@ -89,16 +91,15 @@ class TensorBoardLogger:
     """Scalars to TensorBoard (optional extra: ``pip install 'polytask[tensorboard]'``).
 
     Raises:
-        ImportError: TensorBoard is not installed; the message names the extra to install.
+        MissingExtraError: TensorBoard is not installed; the message names the extra.
     """
 
     def __init__(self, log_dir: str | Path) -> None:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as error:
-            raise ImportError(
-                "TensorBoard logging needs the tensorboard package: "
-                "pip install 'polytask[tensorboard]' (or set tensorboard=False)"
+            raise missing_extra(
+                "TensorBoard logging", "tensorboard", "set tensorboard=false"
             ) from error
         self.writer = SummaryWriter(log_dir=str(log_dir))
 

@@ -26,6 +26,7 @@ from polytask.balancers.base import Balancer
 from polytask.data.batching import Batches, IndexBatcher, IterableBatches
 from polytask.data.dataset import Batch, TensorTaskDataset
 from polytask.models.base import MultiTaskModel
+from polytask.tasks.target_checks import check_targets
 from polytask.tasks.taskset import TaskSet
 from polytask.training import checkpoint as ckpt
 from polytask.training import trainer_state
@@ -126,12 +127,17 @@ class Trainer:
         self.selection = ModelSelection(monitor_direction(tasks, cfg.monitor), cfg.patience)
         self.window = StepWindow()
         self.run_dir = Path(cfg.run_dir) if cfg.run_dir else None
+        # TensorBoard first: a missing extra fails before anything is written.
+        board = (
+            [TensorBoardLogger(self.run_dir / "tensorboard")]
+            if self.run_dir and cfg.tensorboard
+            else []
+        )
         self.logger = JsonlLogger(self.run_dir / "metrics.jsonl" if self.run_dir else None)
         self.loggers: list[Logger] = [self.logger, *loggers]
         if self.run_dir is not None and cfg.csv:
             self.loggers.append(CsvLogger(self.run_dir / "metrics.csv"))
-        if self.run_dir is not None and cfg.tensorboard:
-            self.loggers.append(TensorBoardLogger(self.run_dir / "tensorboard"))
+        self.loggers.extend(board)
         self.gradient_step = GradientStep(self)
         self._checked: tuple[Path, dict[str, Any]] | None = None  # check_resume's checkpoint
         self.stop_request = StopRequest()
@@ -238,6 +244,9 @@ class Trainer:
             missing = [t for t in self.tasks.names if t not in train.targets]
             if missing:
                 raise KeyError(f"training data has no targets for task(s) {missing}")
+        for name, part in (("training data", train), ("validation data", val)):
+            if isinstance(part, TensorTaskDataset):  # once, before any step (a bad class is a
+                check_targets(self.tasks, part.targets, name)  # device assert on CUDA)
         if batcher is None:
             batcher = (
                 IndexBatcher(train, self.config.batch_size, shuffle=True, seed=self.config.seed)
