@@ -13,6 +13,8 @@ import torch
 from polytask.cli.main import main
 from polytask.tasks import Task, TaskSet
 
+from .conftest import DATA_ROOT
+
 CONFIG = str(Path(__file__).parents[1] / "src" / "polytask" / "configs" / "synthetic.yaml")
 SMALL = ["schedule.epochs=1", "dataset.options.num_samples=300", "report=false", "progress=false"]
 
@@ -127,3 +129,35 @@ def test_cli_warnings_are_one_line_too(tmp_path: Path) -> None:
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert "polytask: warning: only" in run.stderr and ".py:" not in run.stderr
+
+
+def test_demo_without_mnist_says_how_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("POLYTASK_OFFLINE", "1")
+    monkeypatch.setenv("POLYTASK_DATA", str(tmp_path / "empty"))
+    monkeypatch.setenv("POLYTASK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--epochs", "1", "--train-size", "64", "--balancers", "equal"]) == 2
+    err = capsys.readouterr().err
+    assert "polytask: error: train-images" in err and "downloaded once" in err
+    assert "POLYTASK_DATA" in err and "mnist/" in err
+
+
+@pytest.mark.skipif(
+    not __import__("tests.conftest", fromlist=["have_data"]).have_data("mnist"),
+    reason="local MNIST copy not found",
+)
+def test_demo_prints_where_its_reports_are(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("POLYTASK_DATA", str(DATA_ROOT))
+    monkeypatch.chdir(tmp_path)
+    argv = ["demo", "--epochs", "1", "--train-size", "256", "--val-size", "64", "--test-size", "64",
+            "--balancers", "equal", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    reports = [
+        line.split("report: ")[1] for line in out.splitlines() if line.startswith("report: ")
+    ]
+    assert len(reports) == 1 and Path(tmp_path, reports[0]).is_file()

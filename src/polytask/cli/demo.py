@@ -30,7 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-size", type=int, default=None, help="test images (default all)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--output", default="runs/demo", help="run folder prefix")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the data split and training (default 0)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
 
@@ -81,10 +83,12 @@ def run(args: argparse.Namespace) -> int:
         try:
             result = run_experiment(config)
         except DataFileError as error:
-            print(f"error: {error}", file=sys.stderr)
+            print(f"polytask: error: {error}", file=sys.stderr)
             print(
-                "hint: set POLYTASK_DATA to the folder holding mnist/ (make demo does this "
-                "when ../shared/data exists)",
+                "hint: the demo needs the four MNIST files (about 11 MB). With internet, unset "
+                "POLYTASK_OFFLINE and they are downloaded once into the cache; without, copy "
+                "them into a folder mnist/ and set POLYTASK_DATA to its parent (in a source "
+                "checkout, make demo does this when ../shared/data exists)",
                 file=sys.stderr,
             )
             return 2
@@ -102,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
             ]
         )
         print(f"done in {result.seconds:.1f}s; run folder {result.output}", flush=True)
+        if result.report is not None:
+            print(f"report: {result.report}", flush=True)
     print("\nTest split (MultiMNIST test, 10,000 pairs unless --test-size):")
     print(
         format_table(
