@@ -123,9 +123,10 @@ def test_cli_warnings_are_one_line_too(tmp_path: Path) -> None:
     import subprocess
     import sys
 
+    argv = ["train", CONFIG, f"output={tmp_path / 'r'}", *SMALL]
     run = subprocess.run(
-        [sys.executable, "-m", "polytask.cli.main", "train", CONFIG, f"output={tmp_path / 'r'}", *SMALL],
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "polytask.cli.main", *argv], capture_output=True, text=True,
+        timeout=120,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert "polytask: warning: only" in run.stderr and ".py:" not in run.stderr
