@@ -223,4 +223,4 @@ def test_html_report_opens_in_a_real_browser_without_missing_images(tmp_path: Pa
         capture_output=True, text=True, timeout=120, check=True,
     ).stdout  # fmt: skip
     assert 'data-broken="0"' in dom, dom[:500]
-    assert 'data-images="4"' in dom
+    assert 'data-images="6"' in dom  # loss, weights, conflict, validation, metrics, lr

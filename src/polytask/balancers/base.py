@@ -117,13 +117,11 @@ class Balancer(nn.Module):
             self.bind([t.name for t in named], roles, {t.name: t.weight for t in named})
             auxiliary = [t for t, r in roles.items() if r == "auxiliary"]
             if auxiliary and not self.uses_roles:
-                from polytask.balancers.registry import BALANCERS
+                from polytask.balancers.registry import BALANCERS, name_of
 
                 users = [e.name for e in BALANCERS if getattr(e.factory, "uses_roles", False)]
-                mine = [e.name for e in BALANCERS if e.factory is type(self)]
-                name = mine[0] if mine else type(self).__name__
                 warnings.warn(
-                    f"{name} ignores the role of the task(s) {auxiliary} (auxiliary): it "
+                    f"{name_of(self)} ignores the role of the task(s) {auxiliary} (auxiliary): it "
                     "weighs every task alike. Balancers that use roles: "
                     f"{', '.join(users)}",
                     UserWarning,

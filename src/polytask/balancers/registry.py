@@ -40,6 +40,13 @@ def available() -> list[str]:
     return BALANCERS.available()
 
 
+def name_of(balancer: object) -> str:
+    """The registry name of ``balancer``'s class (``mgda``), or the class name for a class of
+    your own."""
+    cls = type(balancer)
+    return next((e.name for e in BALANCERS if e.factory is cls), cls.__name__)
+
+
 def with_property(name: str) -> list[str]:
     """Names of the registered balancers that declare property ``name`` (see
     :data:`polytask.testing.PROPERTIES`; checked for each of them by

@@ -31,6 +31,19 @@ def _png(fig: Any) -> bytes:
     return buffer.getvalue()
 
 
+LINESTYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def series_styles(n: int) -> list[dict[str, Any]]:
+    """A distinct (line style, marker) for each of ``n`` series, so lines drawn on top of
+    each other (equal weighting's identical weights) all stay visible."""
+    return [
+        {"linestyle": LINESTYLES[i % len(LINESTYLES)], "marker": MARKERS[i % len(MARKERS)]}
+        for i in range(n)
+    ]
+
+
 def line_plot(
     x: Sequence[float],
     series: Mapping[str, Sequence[float]],
@@ -40,18 +53,51 @@ def line_plot(
     ylabel: str,
     log_y: bool = False,
 ) -> bytes:
-    """One line per series (for example one task's loss over steps); with few points each
-    point is marked too (a one-epoch run's single point is otherwise invisible)."""
+    """One line per series (for example one task's loss over steps), each in its own line
+    style and marker (:func:`series_styles`), markers every few points and staggered
+    between series: a one-point run shows, and equal lines drawn on each other stay apart."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for name, values in series.items():
-        marker = "o" if len(values) <= 20 else None
-        ax.plot(list(x)[: len(values)], list(values), label=name, marker=marker)
+    styles = series_styles(len(series))
+    for i, ((name, values), style) in enumerate(zip(series.items(), styles, strict=True)):
+        every = max(1, len(values) // 12)
+        # Markers at staggered points: equal series show every marker side by side.
+        start = (i * every) // max(len(series), 1)
+        ax.plot(list(x)[: len(values)], list(values), label=name, markevery=(start, every), **style)
     if log_y:
         ax.set_yscale("log")
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
+    return _png(fig)
+
+
+def panel_plot(
+    x: Sequence[float],
+    panels: Mapping[str, Mapping[str, Sequence[float]]],
+    *,
+    title: str,
+    xlabel: str,
+) -> bytes:
+    """One small panel per group (for example per task: its metrics over epochs), each with
+    its own y scale, so an MSE in squared currency and an AUC are both readable."""
+    plt = _pyplot()
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.4 * rows), squeeze=False)
+    for ax, (name, series) in zip(axes.flat, panels.items(), strict=False):
+        for (label, values), style in zip(series.items(), series_styles(len(series)), strict=True):
+            every = max(1, len(values) // 12)
+            ax.plot(list(x)[: len(values)], list(values), label=label, markevery=every, **style)
+        ax.set_title(name, fontsize="small")
+        ax.set_xlabel(xlabel, fontsize="small")
+        ax.grid(alpha=0.3)
+        if len(series) > 1:
+            ax.legend(fontsize="x-small")
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.set_visible(False)
+    fig.suptitle(title)
+    fig.tight_layout()
     return _png(fig)
 
 

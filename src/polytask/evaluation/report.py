@@ -7,8 +7,17 @@ import html
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from polytask.evaluation.plots import PLOTS_HINT, MissingPlottingError
+
+
+def _markdown() -> Any:
+    """A CommonMark renderer with GitHub tables and raw HTML off (markdown-it-py: a
+    well-kept parser, so report text renders as the .md file reads)."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).enable("table")
 
 
 @dataclass
@@ -40,7 +49,8 @@ class Report:
         self.blocks.append(_Block("heading", text))
 
     def text(self, markdown: str) -> None:
-        """A paragraph (markdown in the .md file; escaped text, line breaks kept, in HTML)."""
+        """Markdown text: kept as it is in the .md file, rendered to HTML by markdown-it-py
+        (CommonMark with tables; raw HTML in the text is escaped, never run)."""
         self.blocks.append(_Block("text", markdown))
 
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
@@ -83,7 +93,7 @@ class Report:
             if b.kind == "heading":
                 body.append(f"<h2>{html.escape(b.text)}</h2>")
             elif b.kind == "text":
-                body.append(f"<p>{html.escape(b.text).replace(chr(10), '<br>')}</p>")
+                body.append(_markdown().render(b.text))
             elif b.kind == "table":
                 head = "".join(f"<th>{html.escape(h)}</th>" for h in b.headers)
                 rows = "".join(
@@ -101,7 +111,7 @@ class Report:
             "body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;"
             "padding:.3em .6em;text-align:right;white-space:nowrap}th{background:#eee}"
-            "img{max-width:100%}"
+            "img{max-width:100%}pre{background:#f6f6f6;padding:.6em;overflow-x:auto}"
         )
         return (
             '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'

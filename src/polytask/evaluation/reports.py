@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from polytask.evaluation import plots
 from polytask.evaluation.diagnosis import Diagnosis, pair_names
@@ -116,11 +117,12 @@ def run_report(
     else:
         report.text("No training steps were logged (log_every larger than the run?).")
     if epochs:
+        numbers = [r["epoch"] for r in epochs]
         report.figure(
             "validation",
             "Validation loss per task",
             lambda: plots.line_plot(
-                [r["epoch"] for r in epochs],
+                numbers,
                 {t: [r["val"]["loss"][t] for r in epochs] for t in tasks},
                 title="validation loss",
                 xlabel="epoch",
@@ -128,6 +130,33 @@ def run_report(
                 log_y=True,
             ),
         )
+        curves = {  # a panel per task and metric: each on its own scale
+            f"{t} {m}": {m: [r["val"]["metrics"][t][m] for r in epochs]}
+            for t, metrics in epochs[0]["val"]["metrics"].items()
+            for m in metrics
+        }
+        if curves:
+            report.figure(
+                "validation-metrics",
+                "Validation metrics per task (the model kept is the best epoch's)",
+                lambda: plots.panel_plot(
+                    numbers, curves, title="validation metrics", xlabel="epoch"
+                ),
+            )
+    if train and "lr" in train[0]:
+        groups = {f"group {g}": [r["lr"][g] for r in train] for g in range(len(train[0]["lr"]))}
+        report.figure(
+            "lr",
+            "Learning rate per parameter group",
+            lambda: plots.line_plot(
+                [r["step"] for r in train], groups, title="learning rate", xlabel="step",
+                ylabel="lr",
+            ),
+        )  # fmt: skip
+    report.heading("Configuration")
+    config = run_dir / "config.yaml"
+    text = config.read_text() if config.is_file() else yaml.safe_dump(start.get("config", {}))
+    report.text(f"```yaml\n{text.rstrip()}\n```")
     return report
 
 

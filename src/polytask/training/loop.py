@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from polytask.data.batching import Batches
@@ -80,10 +81,7 @@ def run_epoch(
                 running += losses.double()
                 count += 1
             if trainer.step % cfg.log_every == 0 and count:
-                values = dict(zip(trainer.tasks.names, (running / count).tolist(), strict=True))
-                lr = [group["lr"] for group in trainer.optimizer.param_groups]
-                summary = trainer.window.summary(trainer.tasks.names)
-                trainer.log("train", epoch=epoch, step=trainer.step, loss=values, lr=lr, **summary)
+                values = log_window(trainer, epoch, running, count)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()}, refresh=False)
                 running.zero_()
                 count = 0
@@ -103,5 +101,17 @@ def run_epoch(
                 return False
     finally:
         bar.close()
+    if count:  # the epoch's last, shorter window: a short run still has a training curve
+        log_window(trainer, epoch, running, count)
     trainer.log("epoch_time", epoch=epoch, seconds=time.perf_counter() - started)
     return True
+
+
+def log_window(trainer: Trainer, epoch: int, running: Tensor, count: int) -> dict[str, float]:
+    """Log the ``train`` record of the steps since the last one (mean loss per task over
+    ``count`` steps, learning rates, the balancer's window summary); returns the losses."""
+    values = dict(zip(trainer.tasks.names, (running / count).tolist(), strict=True))
+    lr = [group["lr"] for group in trainer.optimizer.param_groups]
+    summary = trainer.window.summary(trainer.tasks.names)
+    trainer.log("train", epoch=epoch, step=trainer.step, loss=values, lr=lr, **summary)
+    return values

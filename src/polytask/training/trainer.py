@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from polytask.balancers.base import Balancer
+from polytask.balancers.registry import name_of
 from polytask.data.batching import Batches, IndexBatcher, IterableBatches
 from polytask.data.dataset import Batch, TensorTaskDataset
 from polytask.models.base import MultiTaskModel
@@ -293,6 +294,6 @@ class Trainer:
                 "start",
                 config=asdict(cfg),
                 tasks=self.tasks.names,
-                balancer=type(self.balancer).__name__,
+                balancer=name_of(self.balancer),
                 parameters=parameter_count(self.model),
             )

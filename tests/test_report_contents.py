@@ -1,0 +1,74 @@
+"""What the reports show a person (issue 16, items 8-10): markdown rendered as HTML (tables
+are tables, code is code), registry names, the resolved configuration, validation metric
+curves, the learning rate, and a training curve for short runs too."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from polytask.evaluation.report import Report
+from polytask.training.experiment import run_experiment
+
+from .test_studies import small_config
+
+
+def test_text_blocks_render_markdown_safely() -> None:
+    report = Report("t")
+    report.text("| cause | present |\n|---|---|\n| conflict | `no` |\n\n<script>alert(1)</script>")
+    page = report.html()
+    assert "<table>" in page and "<td><code>no</code></td>" in page
+    assert "<script>alert" not in page and "&lt;script&gt;" in page
+    assert "| cause |" not in page
+
+
+def test_run_report_names_the_balancer_and_shows_config_metrics_and_lr(tmp_path: Path) -> None:
+    config = small_config(tmp_path, log_every=1000)  # no step window completes: short run
+    run_experiment(config)
+    md = (tmp_path / "run" / "report.md").read_text()
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "Balancer mgda" in md and "MGDA" not in md.split("\n")[2]
+    assert "## Configuration" in md and "balancer:" in md and "name: mgda" in md
+    assert "<pre><code" in page and "`" not in re.sub(r"<pre>.*?</pre>", "", page, flags=re.S)
+    for figure in ("report-loss.png", "report-validation-metrics.png", "report-lr.png"):
+        assert (tmp_path / "run" / figure).is_file(), figure
+
+
+def test_overlapping_lines_stay_visible() -> None:
+    """Equal weighting draws every task's weight on the same line: each series gets its
+    own line style and markers, so none hides another."""
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from polytask.evaluation import plots
+
+    styles = plots.series_styles(4)
+    assert len({(s["linestyle"], s["marker"]) for s in styles}) == 4
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed")
+def test_reports_tables_are_tables_in_a_browser(tmp_path: Path) -> None:
+    """Opened in headless chromium: the run report's tables and the diagnosis summary are
+    HTML tables, and no markdown table syntax is left as text."""
+    from polytask.cli.main import main
+
+    run_experiment(small_config(tmp_path))
+    assert main(["diagnose", "synthetic", "dataset.options.num_samples=300", "--steps", "8",
+                 "--output", str(tmp_path / "diag")]) == 0  # fmt: skip
+    pages = {tmp_path / "run" / "report.html": 1, tmp_path / "diag" / "report.html": 2}
+    for page, tables in pages.items():
+        assert CHROMIUM is not None
+        dom = subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
+            capture_output=True, text=True, timeout=120, check=True,
+        ).stdout  # fmt: skip
+        assert dom.count("<table>") >= tables, page
+        assert "|---|" not in dom and "| cause |" not in dom
