@@ -72,3 +72,21 @@ def test_reports_tables_are_tables_in_a_browser(tmp_path: Path) -> None:
         ).stdout  # fmt: skip
         assert dom.count("<table>") >= tables, page
         assert "|---|" not in dom and "| cause |" not in dom
+
+
+def test_diagnosis_says_how_each_cause_is_decided() -> None:
+    """A 'no' beside 'negative on 83% of steps' reads as a contradiction unless the rule is
+    stated: the report states each cause's rule with its thresholds."""
+    import torch
+
+    from polytask.evaluation.diagnosis import Recording, Thresholds, diagnose
+
+    recording = Recording(["a", "b"], "representation")
+    g = torch.tensor([[1.0, -0.05], [-0.05, 1.0]])  # slightly negative: not a conflict
+    for step in range(10):
+        recording.add(torch.tensor([1.0, 1.0]) / (step + 1), g)
+    text = diagnose(recording, Thresholds()).to_markdown()
+    assert "| gradient conflict | no |" in text and "negative on 100% of steps" in text
+    assert "gradient conflict: present when a pair's mean cosine is at most -0.1" in text
+    assert "different convergence speeds: present when" in text
+    assert "different loss scales: present when" in text

@@ -83,7 +83,7 @@ class Recording:
 @dataclass
 class Finding:
     """One cause: whether it is present, how strongly (0 = absent; larger = stronger), the
-    numbers behind it, a sentence, and balancers to try."""
+    numbers behind it, a sentence, balancers to try, and the rule that decides presence."""
 
     cause: str
     present: bool
@@ -91,6 +91,7 @@ class Finding:
     numbers: dict[str, Any]
     explanation: str
     suggestions: list[str]
+    rule: str = ""
 
 
 @dataclass
@@ -126,6 +127,8 @@ class Diagnosis:
                 f"| {f.cause} | {'yes' if f.present else 'no'} | {f.strength:.2f} | "
                 f"{f.explanation} |"
             )
+        lines += ["", "How presence is decided (the evidence column is read against these):", ""]
+        lines += [f"- {f.cause}: {f.rule}" for f in self.findings.values() if f.rule]
         lines.append("")
         if self.present:
             for name in self.present:
@@ -191,6 +194,12 @@ def diagnose(recording: Recording, thresholds: Thresholds | None = None) -> Diag
             f"{th.conflict_strong_cosine} on {100 * worst[1]['strongly_negative_fraction']:.0f}%"
         ),
         SUGGESTIONS["conflict"],
+        f"present when a pair's mean cosine is at most {th.conflict_mean_cosine} or its "
+        f"cosine is below {th.conflict_strong_cosine} on at least "
+        f"{100 * th.conflict_strong_fraction:.0f}% of steps. A cosine a little below 0 "
+        "(nearly orthogonal gradients, common when tasks use different features) is "
+        "reported but is not a conflict, so 'negative on most steps' and 'no' can stand "
+        "together.",
     )
 
     # 2. convergence speed: loss ratios from the first 5% to the last 10% of steps
@@ -218,6 +227,8 @@ def diagnose(recording: Recording, thresholds: Thresholds | None = None) -> Diag
         + ", ".join(f"{n} {r:.3f}" for n, r in zip(names, ratios, strict=True))
         + (f" (largest/smallest {speed_ratio:.1f}x)" if math.isfinite(speed_ratio) else ""),
         SUGGESTIONS["speed"],
+        f"present when the largest loss ratio L(end)/L(0) is at least {th.speed_ratio:g}x the "
+        f"smallest and they differ by at least {th.speed_gap:g}.",
     )
 
     # 3. scale: initial loss magnitudes and gradient norms
@@ -242,6 +253,8 @@ def diagnose(recording: Recording, thresholds: Thresholds | None = None) -> Diag
         },
         f"initial losses differ {loss_spread:.1f}x, gradient norms {norm_spread:.1f}x",
         SUGGESTIONS["scale"],
+        f"present when the largest initial loss or gradient norm is at least "
+        f"{th.scale_ratio:g}x the smallest.",
     )
     return Diagnosis(
         tasks=list(names),
