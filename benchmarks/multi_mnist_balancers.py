@@ -104,17 +104,29 @@ def main() -> None:
 def plot_lines(payload: dict[str, Any], folder: Path) -> list[str]:
     """Write the plot of each method's mean accuracies (the front of the means joined) and
     return the markdown that shows it; a note instead when matplotlib is missing."""
-    methods = payload["comparison"]["methods"]
-    labels = [m["method"] for m in methods]
-    points = [
-        (m["metrics"]["left/accuracy"]["mean"], m["metrics"]["right/accuracy"]["mean"])
-        for m in methods
+    methods = [
+        plots.MethodPoints(
+            m["method"],
+            (m["metrics"]["left/accuracy"]["mean"], m["metrics"]["right/accuracy"]["mean"]),
+            (
+                m["metrics"]["left/accuracy"]["half_width"],
+                m["metrics"]["right/accuracy"]["half_width"],
+            ),
+            [
+                (
+                    r["test"]["metrics"]["left"]["accuracy"],
+                    r["test"]["metrics"]["right"]["accuracy"],
+                )
+                for r in m["runs"]
+            ],
+        )
+        for m in payload["comparison"]["methods"]
     ]
     try:
         png = plots.pareto_plot(
-            points, labels, pareto_front([list(p) for p in points], [True, True]),
-            xlabel="left accuracy (mean over seeds)", ylabel="right accuracy (mean over seeds)",
-            title="MultiMNIST: mean test accuracy per method", points_label="methods",
+            methods, pareto_front([list(m.mean) for m in methods], [True, True]),
+            xlabel="left accuracy", ylabel="right accuracy",
+            title="MultiMNIST: test accuracy per method (mean, 95% CI, seeds faint)",
         )  # fmt: skip
     except plots.MissingPlottingError:
         return ["", f"(no plot: {plots.PLOTS_HINT})"]

@@ -90,3 +90,43 @@ def test_diagnosis_says_how_each_cause_is_decided() -> None:
     assert "gradient conflict: present when a pair's mean cosine is at most -0.1" in text
     assert "different convergence speeds: present when" in text
     assert "different loss scales: present when" in text
+
+
+def test_compare_prints_progress_per_task_metrics_and_a_front_of_methods(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 16, items 3, 7, 11: a line per finished run with the overall count, the
+    per-task metrics (mean +- CI) in the terminal, and the Pareto front over method means
+    (the text counts methods, not runs)."""
+    from polytask.cli.main import main
+
+    argv = ["compare", "synthetic", "--balancers", "equal,pcgrad", "--seeds", "2",
+            "--no-baselines", "--output", str(tmp_path / "cmp"),
+            "dataset.options.num_samples=300", "schedule.epochs=1"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "[1/4] shared_bottom / equal seed 0" in out and "[4/4]" in out
+    assert "y1/mse" in out and "+-" in out  # the per-task table, mean +- CI
+    md = (tmp_path / "cmp" / "report.md").read_text()
+    assert re.search(r"\d of 2 methods are not dominated", md), md
+
+
+def test_front_is_over_method_means() -> None:
+    """Two methods whose seeds scatter: the front is taken on the means over seeds."""
+    from polytask.evaluation.stats import summarize
+    from polytask.studies.compare import Comparison, MethodResult
+    from polytask.studies.seeds import SeedRun
+    from polytask.training.experiment import NamedConfig
+
+    def method(label: str, values: list[tuple[float, float]]) -> MethodResult:
+        runs = [SeedRun(i, {"metrics": {"a": {"mse": x}, "b": {"mse": y}}}, 1.0, 1, None)
+                for i, (x, y) in enumerate(values)]  # fmt: skip
+        return MethodResult(label, "m", NamedConfig(label), runs)
+
+    # p's seeds: one dominates everything, one is dominated; its mean (1.5, 1.5) is
+    # dominated by q's mean (1.0, 1.0).
+    p, q = method("p", [(0.5, 0.5), (2.5, 2.5)]), method("q", [(1.0, 1.0), (1.0, 1.0)])
+    comparison = Comparison(["a", "b"], {"a": {"mse": False}, "b": {"mse": False}}, [p, q],
+                            columns=[("a", "mse"), ("b", "mse")])  # fmt: skip
+    assert comparison.front_methods() == [1]
+    assert summarize([0.5, 2.5]).mean == 1.5

@@ -246,6 +246,12 @@ def compare_command(args: argparse.Namespace) -> int:
         baselines=not args.no_baselines,
         weight_sweep=args.weight_sweep,
     )
+    columns = comparison.columns
+    metrics = [
+        [r.label, *(r.metric(t, m).format(4) for t, m in columns)] for r in comparison.results
+    ]
+    print(format_table(["method", *(f"{t}/{m}" for t, m in columns)], metrics))
+    print(f"(test metrics, mean +- 95% CI over {args.seeds} seed(s))\n")
     ranks = comparison.ranks()
     rows = [[r.label, *comparison.headline(r, ranks)] for r in comparison.results]
     print(format_table(["method", "delta-m %", "mean rank", "ms/step"], rows))

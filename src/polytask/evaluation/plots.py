@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 PLOTS_HINT = "plots need matplotlib: pip install 'polytask[plots]'"
@@ -117,29 +119,41 @@ def heatmap(matrix: Sequence[Sequence[float]], labels: Sequence[str], *, title: 
     return _png(fig)
 
 
+@dataclass
+class MethodPoints:
+    """One method on a Pareto plot: its mean, the half-widths of its confidence intervals
+    (NaN with one seed) and its single-seed points."""
+
+    label: str
+    mean: tuple[float, float]
+    half_width: tuple[float, float]
+    seeds: Sequence[tuple[float, float]]
+
+
 def pareto_plot(
-    points: Sequence[tuple[float, float]],
-    labels: Sequence[str],
+    methods: Sequence[MethodPoints],
     front: Sequence[int],
     *,
     xlabel: str,
     ylabel: str,
     title: str,
-    points_label: str = "runs",
 ) -> bytes:
-    """Every run (or what ``points_label`` names) as a labelled point, the non-dominated ones
-    joined as the front."""
+    """Each method's mean with error bars in its own colour and marker, its seeds faint
+    beside it, and the methods on the ``front`` joined. Names go in the legend, so they
+    never overlap however close the points are."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    xs, ys = [p[0] for p in points], [p[1] for p in points]
-    ax.scatter(xs, ys, color="0.6", label=points_label)
-    on_front = sorted((points[i] for i in front), key=lambda p: p[0])
-    ax.plot(
-        [p[0] for p in on_front], [p[1] for p in on_front], "o-", color="C3", label="Pareto front"
-    )
-    for (x, y), label in zip(points, labels, strict=True):
-        ax.annotate(label, (x, y), fontsize="x-small", xytext=(3, 3), textcoords="offset points")
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for i, (m, style) in enumerate(zip(methods, series_styles(len(methods)), strict=True)):
+        color = f"C{i % 10}"
+        ax.scatter([p[0] for p in m.seeds], [p[1] for p in m.seeds], color=color, alpha=0.25,
+                   marker=style["marker"], s=18)  # fmt: skip
+        xerr, yerr = (None if math.isnan(h) else h for h in m.half_width)
+        ax.errorbar(*m.mean, xerr=xerr, yerr=yerr, color=color, marker=style["marker"],
+                    markersize=7, capsize=3, linestyle="none", label=m.label)  # fmt: skip
+    on_front = sorted((methods[i].mean for i in front), key=lambda p: p[0])
+    ax.plot([p[0] for p in on_front], [p[1] for p in on_front], "-", color="0.3", zorder=0,
+            label="Pareto front (means)")  # fmt: skip
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1.0))  # off the data
     return _png(fig)

@@ -51,7 +51,7 @@ def single_task_baselines(
     if missing:
         say(f"training {len(missing)} single-task baseline run(s) ({cache.folder})")
         configs = [single_task_config(config, task, seed) for seed, task in missing]
-        for (seed, task), run in zip(missing, run_configs(configs, workers), strict=True):
+        for (seed, task), run in zip(missing, run_configs(configs, workers, say=say), strict=True):
             metrics = run.test["metrics"][task]
             plain = to_dict(dataclasses.replace(config, seed=seed))
             cache.put(baseline_spec(plain, task), metrics, seconds=run.seconds, steps=run.steps)

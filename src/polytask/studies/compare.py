@@ -81,15 +81,17 @@ class Comparison:
         directions = {f"{t}/{m}": self.directions[t][m] for t, m in self.columns}
         return mean_rank(scores, directions)
 
-    def front(self) -> tuple[list[SeedRun], list[str], list[int]]:
-        """Every run, its method label, and the indices of the non-dominated runs over the
-        tasks' primary metrics (the first metric of each task)."""
-        primary = [(t, m) for t, m in self.columns if m == self.primary_metric(t)]
-        runs = [run for r in self.results for run in r.runs]
-        labels = [r.label for r in self.results for _ in r.runs]
-        points = [[run.test["metrics"][t][m] for t, m in primary] for run in runs]
-        up = [self.directions[t][m] for t, m in primary]
-        return runs, labels, pareto_front(points, up)
+    def front_methods(self) -> list[int]:
+        """Indices of the methods not dominated on the means over seeds of the tasks'
+        primary metrics (the first metric of each task). The front is a statement about
+        methods, so it is taken on their means, not across single seeds."""
+        primary = self.primary_columns()
+        points = [[r.metric(t, m).mean for t, m in primary] for r in self.results]
+        return pareto_front(points, [self.directions[t][m] for t, m in primary])
+
+    def primary_columns(self) -> list[tuple[str, str]]:
+        """``(task, metric)`` of each task's primary metric."""
+        return [(t, self.primary_metric(t)) for t in self.tasks]
 
     def primary_metric(self, task: str) -> str:
         """The task's first metric (the one model selection and the Pareto front use)."""
@@ -189,7 +191,7 @@ def compare(
         f"training {len(configs)} run(s): {len(models)} model(s) x {len(methods)} "
         f"method(s) x {len(seeds)} seed(s)"
     )
-    runs = run_configs(configs, workers)
+    runs = run_configs(configs, workers, say=say)
     results = [
         MethodResult(label, model, method, runs[i * len(seeds) : (i + 1) * len(seeds)])
         for i, (label, model, method) in enumerate(plan)
@@ -249,30 +251,34 @@ def comparison_report(comparison: Comparison, config: ExperimentConfig) -> Repor
         report.table(["task", "metric", "mean over seeds"], base_rows)
     else:
         report.text("No single-task baselines were trained (--no-baselines): no delta-m.")
-    runs, labels, front = comparison.front()
+    front = comparison.front_methods()
     report.heading("Pareto front")
-    on_front = sorted({labels[i] for i in front})
     report.text(
-        f"{len(front)} of {len(runs)} runs are not dominated on the tasks' primary metrics: "
-        + ", ".join(on_front)
+        f"{len(front)} of {len(comparison.results)} methods are not dominated on the means over "
+        "seeds of the tasks' primary metrics: "
+        + ", ".join(comparison.results[i].label for i in front)
         + "."
     )
-    primary = [(t, comparison.primary_metric(t)) for t in comparison.tasks]
+    primary = comparison.primary_columns()
     if len(primary) >= 2:
         (t1, m1), (t2, m2) = primary[0], primary[1]
-        points = [(run.test["metrics"][t1][m1], run.test["metrics"][t2][m2]) for run in runs]
         if len(primary) > 2:
             report.text("The plot shows the first two tasks; the front is over all tasks.")
+        methods = [
+            plots.MethodPoints(
+                r.label,
+                (r.metric(t1, m1).mean, r.metric(t2, m2).mean),
+                (r.metric(t1, m1).half_width, r.metric(t2, m2).half_width),
+                [(run.test["metrics"][t1][m1], run.test["metrics"][t2][m2]) for run in r.runs],
+            )
+            for r in comparison.results
+        ]
         report.figure(
             "pareto",
-            "Every run on the first two tasks' primary metrics, the Pareto front joined",
+            "Each method's mean over seeds (bars: 95% CI; faint: single seeds), the front "
+            "of the means joined",
             lambda: plots.pareto_plot(
-                points,
-                labels,
-                front,
-                xlabel=f"{t1} {m1}",
-                ylabel=f"{t2} {m2}",
-                title="Pareto front",
+                methods, front, xlabel=f"{t1} {m1}", ylabel=f"{t2} {m2}", title="Pareto front"
             ),
         )
     return report

@@ -76,11 +76,8 @@ def diagnose_config(
     :class:`~polytask.evaluation.recorder.RecordingBalancer`)."""
     short: dict[str, Any] = {"max_steps": steps, "patience": None}
     config = dataclasses.replace(
-        config,
-        schedule=dataclasses.replace(config.schedule, **short),
-        output=None,
-        progress=False,
-    )
+        config, schedule=dataclasses.replace(config.schedule, **short), output=None
+    )  # its progress setting stays: a bar over the recorded steps, on stderr
     level = config.gradients.level
     prepared = prepare(config, wrap_balancer=lambda b: RecordingBalancer(b, level), write=False)
     trainer = prepared.trainer

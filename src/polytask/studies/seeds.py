@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
 from typing import Any
@@ -47,17 +48,44 @@ def _run(config: ExperimentConfig, threads: int | None) -> SeedRun:
     return SeedRun(config.seed, result.test, result.seconds, result.steps, result.output)
 
 
-def run_configs(configs: Sequence[ExperimentConfig], workers: int = 1) -> list[SeedRun]:
+def run_configs(
+    configs: Sequence[ExperimentConfig],
+    workers: int = 1,
+    say: Callable[[str], None] | None = None,
+) -> list[SeedRun]:
     """Run each configuration (in order, or in ``workers`` spawned processes sharing the
-    CPU cores), returning results in the input order."""
+    CPU cores), returning results in the input order. ``say`` hears one line as each run
+    ends (also from worker processes): ``[3/12] mgda seed 1: 14.2 s, about 2 min left``."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    started = time.perf_counter()
+    results: dict[int, SeedRun] = {}
+
+    def finished(index: int, run: SeedRun) -> None:
+        results[index] = run
+        if say is None:
+            return
+        done, total = len(results), len(configs)
+        config = configs[index]
+        left = (time.perf_counter() - started) / done * (total - done)
+        eta = f", about {_duration(left)} left" if done < total else ""
+        say(f"[{done}/{total}] {config.model.name} / {config.balancer.name} seed "
+            f"{config.seed}: {run.seconds:.1f} s{eta}")  # fmt: skip
+
     if workers == 1 or len(configs) == 1:
-        return [_run(c, None) for c in configs]
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(_run, c, threads) for c in configs]
-        return [f.result() for f in futures]
+        for i, c in enumerate(configs):
+            finished(i, _run(c, None))
+    else:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(_run, c, threads): i for i, c in enumerate(configs)}
+            for future in as_completed(futures):
+                finished(futures[future], future.result())
+    return [results[i] for i in range(len(configs))]
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def run_seeds(config: ExperimentConfig, seeds: Sequence[int], workers: int = 1) -> list[SeedRun]:
