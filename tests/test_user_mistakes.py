@@ -162,3 +162,20 @@ def test_demo_prints_where_its_reports_are(
         line.split("report: ")[1] for line in out.splitlines() if line.startswith("report: ")
     ]
     assert len(reports) == 1 and Path(tmp_path, reports[0]).is_file()
+
+
+def test_a_full_disk_while_checkpointing_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch.save on a full disk raises 'unexpected pos ...': the user reads what failed, that
+    the previous checkpoint is intact, and what to do."""
+    import polytask.training.checkpoint as ckpt
+
+    def full(*_: object, **__: object) -> None:
+        raise RuntimeError(
+            "[enforce fail at inline_container.cc:603] . unexpected pos 77568 vs 77456"
+        )
+
+    monkeypatch.setattr(ckpt.torch, "save", full)
+    err = one_line_error(capsys, "train", CONFIG, f"output={tmp_path / 'r'}", *SMALL)
+    assert "last.pt" in err and "disk full" in err and "intact" in err

@@ -12,6 +12,11 @@ import numpy as np
 import torch
 
 
+class CheckpointError(ValueError):
+    """A checkpoint cannot be read (truncated, not a checkpoint, objects that safe loading
+    refuses) or written (a full disk); the message names the file and the fix."""
+
+
 def save_atomic(state: dict[str, Any], path: str | Path) -> Path:
     """Write ``state`` to ``path`` through a temporary file in the same folder and an atomic
     rename: a crash while writing leaves the previous file intact."""
@@ -24,15 +29,16 @@ def save_atomic(state: dict[str, Any], path: str | Path) -> Path:
         with open(tmp, "rb") as written:
             os.fsync(written.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as error:  # a full disk shows as either, depending on where
+        raise CheckpointError(
+            f"writing checkpoint {path} failed ({str(error).splitlines()[0][:120]}); the "
+            "previous checkpoint is intact. Is the disk full? Free space or choose another "
+            "output folder, then run the same command to resume"
+        ) from error
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file cannot be read: truncated, not a checkpoint, or holding objects
-    that safe loading refuses. The message names the file and the fix."""
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
