@@ -40,3 +40,36 @@ def test_trainer_snippet_runs_after_the_own_loop(tmp_path, monkeypatch) -> None:
     predictions = scope["predictions"]
     assert set(predictions) == {"y1", "y2"}
     assert (tmp_path / "runs" / "readme" / "metrics.csv").is_file()
+
+
+def test_readme_documents_every_configuration_key() -> None:
+    """The README's key table names every field of the experiment's configuration (a nested
+    configuration's fields as dotted keys), so no key a user may set goes undocumented."""
+    import dataclasses
+    import typing
+
+    from polytask.training.experiment_config import ExperimentConfig, TaskOverride
+
+    text = README.read_text()
+    table = text[text.index("| key | default | meaning |") :]
+    table = table[: table.index("\n\n")]
+
+    def dataclass_of(hint: object) -> type | None:
+        options = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+        found = options[0]
+        return found if isinstance(found, type) and dataclasses.is_dataclass(found) else None
+
+    expected = []
+    for name, hint in typing.get_type_hints(ExperimentConfig).items():
+        inner = dataclass_of(hint)
+        if inner is None:
+            expected.append(name)
+        else:
+            expected += [f"{name}.{f.name}" for f in dataclasses.fields(inner)]
+    expected = [k for k in expected if k != "tasks"]
+    expected += [f"tasks.<task>.{f.name}" for f in dataclasses.fields(TaskOverride)]
+    missing = [
+        k for k in expected
+        if f"`{k}`" not in table and f"`.{k.rsplit('.', 1)[-1]}`" not in table
+    ]  # fmt: skip
+    assert not missing, missing
