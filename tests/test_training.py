@@ -109,7 +109,9 @@ def test_interrupted_checkpoint_write_keeps_previous(tmp_path: Path, monkeypatch
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
+    from polytask.training.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match=r"\(disk full\); the previous checkpoint is intact"):
         save_atomic({"value": torch.tensor([2.0])}, path)
     monkeypatch.undo()
     assert load_checkpoint(path)["value"].item() == 1.0

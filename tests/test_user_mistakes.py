@@ -21,7 +21,8 @@ SMALL = ["schedule.epochs=1", "dataset.options.num_samples=300", "report=false",
 
 def one_line_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     assert main(list(argv)) == 2
-    err = capsys.readouterr().err
+    lines = capsys.readouterr().err.splitlines(keepends=True)
+    err = "".join(line for line in lines if not line.startswith("polytask: warning: "))
     assert err.startswith("polytask: error: ") and err.count("\n") == 1, err
     return err
 
@@ -39,7 +40,30 @@ def test_output_that_is_not_a_directory(tmp_path: Path, capsys: pytest.CaptureFi
     assert f"{tmp_path}/file" in err and "not a directory" in err.lower()
 
 
-@pytest.mark.parametrize("content", [b"truncated", b"PK\x03\x04" + bytes(range(256)) * 8])
+def _unsafe_pickle() -> bytes:
+    import datetime
+    import io
+
+    buffer = io.BytesIO()
+    torch.save({"when": datetime.datetime(2026, 1, 1)}, buffer)  # refused by weights_only
+    return buffer.getvalue()
+
+
+def _foreign_checkpoint() -> bytes:
+    import io
+
+    from polytask.training.trainer_state import FORMAT
+
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT, "model": {}}, buffer)  # a polytask tag, nothing else
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"truncated", b"PK\x03\x04" + bytes(range(256)) * 8, _unsafe_pickle(), _foreign_checkpoint()],
+    ids=["truncated", "random", "unsafe-pickle", "foreign"],
+)
 def test_unreadable_checkpoint_names_the_file_and_the_fix(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes
 ) -> None:

@@ -140,7 +140,8 @@ class Trainer:
             self.loggers.append(CsvLogger(self.run_dir / "metrics.csv"))
         self.loggers.extend(board)
         self.gradient_step = GradientStep(self)
-        self._checked: tuple[Path, dict[str, Any]] | None = None  # check_resume's checkpoint
+        # check_resume's checkpoint, its state and the settings it was checked against
+        self._checked: tuple[Path, dict[str, Any], dict[str, Any]] | None = None
         self.stop_request = StopRequest()
 
     def log(self, kind: str, **fields: Any) -> None:
@@ -192,8 +193,9 @@ class Trainer:
         path = Path(path) if path is not None else self.checkpoint_path()
         if path is not None and path.is_file():
             state = ckpt.load(path, self.device)
-            trainer_state.check_settings(self, state, self.settings())
-            self._checked = (path, state)  # fit resumes from it without reading it again
+            settings = self.settings()
+            trainer_state.check_settings(self, state, settings)
+            self._checked = (path, state, settings)  # fit resumes from it, not checking twice
 
     def state_dict(self, batcher: Batches) -> dict[str, Any]:
         """Everything needed to continue training exactly from here."""
@@ -278,12 +280,18 @@ class Trainer:
         path = self.checkpoint_path() if resume is True else (Path(resume) if resume else None)
         if path is not None and path.is_file():
             checked, self._checked = self._checked, None
-            if checked is not None and checked[0] == path:
-                state = checked[1]
-            else:
-                state = ckpt.load(path, self.device)
-            trainer_state.check_settings(self, state, self.started_settings)
-            self.load_state_dict(state, batcher)
+            reuse = checked is not None and checked[0] == path
+            state = checked[1] if checked is not None and reuse else ckpt.load(path, self.device)
+            if not (reuse and checked is not None and checked[2] == self.started_settings):
+                trainer_state.check_settings(self, state, self.started_settings)
+            try:
+                self.load_state_dict(state, batcher)
+            except (KeyError, ValueError) as error:  # a foreign or damaged checkpoint
+                what = f"lacks {error.args[0]!r}" if isinstance(error, KeyError) else str(error)
+                raise ckpt.CheckpointError(
+                    f"checkpoint {path} cannot be resumed ({what}); run with --restart (or "
+                    "delete it) to start the run over"
+                ) from error
             self.log("resume", step=self.step, checkpoint=str(path))
         elif resume and resume is not True:
             raise FileNotFoundError(f"no checkpoint to resume from at {path}")
