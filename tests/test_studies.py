@@ -116,9 +116,13 @@ def test_baseline_cache_keys_and_tampering(tmp_path: Path) -> None:
 def test_seeds_in_parallel_processes_equal_sequential(tmp_path: Path) -> None:
     config = small_config(tmp_path, report=False)
     sequential = run_seeds(config, [0, 1], workers=1)
+    heard: list[str] = []
     parallel = run_seeds(
-        dataclasses.replace(config, output=str(tmp_path / "par")), [0, 1], workers=2
-    )
+        dataclasses.replace(config, output=str(tmp_path / "par")), [0, 1], workers=2,
+        say=heard.append,
+    )  # fmt: skip
+    # Progress from the worker processes, with the overall count (issue 16, item 3).
+    assert [line[:5] for line in heard] == ["[1/2]", "[2/2]"] and "mgda seed" in heard[0]
     assert [r.seed for r in sequential] == [0, 1]
     for a, b in zip(sequential, parallel, strict=True):
         assert a.test["metrics"] == b.test["metrics"]

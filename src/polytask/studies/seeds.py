@@ -88,8 +88,13 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
-def run_seeds(config: ExperimentConfig, seeds: Sequence[int], workers: int = 1) -> list[SeedRun]:
+def run_seeds(
+    config: ExperimentConfig,
+    seeds: Sequence[int],
+    workers: int = 1,
+    say: Callable[[str], None] | None = None,
+) -> list[SeedRun]:
     """Train ``config`` once per seed (see :func:`run_configs`)."""
     if not seeds:
         raise ValueError("give at least one seed")
-    return run_configs([with_seed(config, s) for s in seeds], workers)
+    return run_configs([with_seed(config, s) for s in seeds], workers, say=say)
