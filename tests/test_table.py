@@ -383,3 +383,11 @@ def test_school_as_a_per_task_table_reproduces_the_school_loader(tmp_path: Path)
                    standardize_inputs=["x3", "x4"], scale_targets=False)  # fmt: skip
     assert isinstance(data, pd.DataSplits) and isinstance(expected, pd.DataSplits)
     assert_same_splits(data, expected, atol=1e-5)
+
+
+def test_summaries_of_large_values_are_readable() -> None:
+    from polytask.evaluation.stats import summarize
+
+    assert summarize([9299257344.0]).format() == "9.2993e+09"
+    assert summarize([9.3e9, 9.5e9, 9.1e9]).format() == "9.3000e+09 +- 5.0e+08"
+    assert summarize([0.5, 0.7]).format(2) == "0.60 +- 1.27"

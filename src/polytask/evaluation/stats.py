@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from scipy import stats as scipy_stats
 
+from polytask.evaluation.text import number_text
+
 
 @dataclass(frozen=True)
 class Summary:
@@ -34,9 +36,12 @@ class Summary:
         return self.mean + self.half_width
 
     def format(self, digits: int = 4) -> str:
-        """``mean +- half_width`` (``mean`` alone for one value)."""
+        """``mean +- half_width`` (``mean`` alone for one value); very large or small values
+        in scientific notation (:func:`~polytask.evaluation.text.number_text`)."""
         if self.n < 2:
-            return f"{self.mean:.{digits}f}"
+            return number_text(self.mean, digits)
+        if number_text(self.mean, digits).count("e"):
+            return f"{self.mean:.{digits}e} +- {self.half_width:.1e}"
         return f"{self.mean:.{digits}f} +- {self.half_width:.{digits}f}"
 
 
