@@ -20,7 +20,9 @@ class EqualWeighting(LossWeighting):
     No hyper-parameters.
     """
 
-    properties: ClassVar[frozenset[str]] = frozenset({"order_invariant", "weights_sum_to_one"})
+    properties: ClassVar[frozenset[str]] = frozenset(
+        {"order_invariant", "weights_sum_to_one", "constant_weights"}
+    )
 
     def loss_weights(self, losses: Tensor) -> Tensor:
         return torch.full_like(losses, 1.0 / losses.numel())

@@ -27,6 +27,8 @@ class FixedWeights(LossWeighting):
     ``equal``.
     """
 
+    properties: ClassVar[frozenset[str]] = frozenset({"constant_weights"})
+
     def __init__(self, weights: Mapping[str, float] | Sequence[float] | None = None) -> None:
         super().__init__()
         if weights is not None:

@@ -25,6 +25,8 @@ class PriorLossNormalization(LossWeighting):
         priors: ``{task: prior loss}`` or a sequence in task order (all > 0).
     """
 
+    properties: ClassVar[frozenset[str]] = frozenset({"constant_weights"})
+
     def __init__(self, priors: Mapping[str, float] | Sequence[float]) -> None:
         super().__init__()
         values = list(priors.values()) if isinstance(priors, Mapping) else list(priors)

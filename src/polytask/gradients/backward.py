@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from polytask.gradients.consumers import consumer_capture
+from polytask.gradients.distributed_guard import refuse_on_several_ranks
 from polytask.gradients.gramian import flatten_jacobian, gramian, split_direction
 from polytask.gradients.graph import walk
 from polytask.gradients.jacobian import (
@@ -185,6 +186,7 @@ def _backward(
 ) -> BackwardResult:
     level = resolve_level(features, shared_params)
     balancer.check_level(level)
+    refuse_on_several_ranks(balancer)
     balancer.bind(items.names, items.roles, items.prior_weights)
     if items.skip:
         return BackwardResult(None, None, level, skipped=True, present=items.present)

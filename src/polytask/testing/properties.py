@@ -229,6 +229,18 @@ def loss_scale_invariant(make: Factory, J: Tensor) -> str | None:
     return f"w L changes by {gap:.3e} > {tol:.1e}" if gap > tol else None
 
 
+def constant_weights(make: Factory, J: Tensor) -> str | None:
+    """Weights that do not depend on the batch: the same for other losses (so exact under
+    data parallelism, where each rank sees other losses)."""
+    T = J.shape[0]
+    losses = losses_of(J)
+    other = losses.flip(0) * 3.0 + 1.0
+    a = bound(make(T), T).loss_weights(losses)
+    b = bound(make(T), T).loss_weights(other)
+    gap = float((a.double() - b.double()).abs().max())
+    return f"weights change by {gap:.3e} with the losses" if gap > _tol(a, 1.0) else None
+
+
 @dataclass(frozen=True)
 class Property:
     """A declarable property: its name, the method families it applies to and its check."""
@@ -257,6 +269,7 @@ PROPERTIES: dict[str, Property] = {
         Property("mean_when_identical", GRADIENT, mean_when_identical),
         Property("weights_sum_to_one", ("losses",), weights_sum_to_one),
         Property("loss_scale_invariant", ("losses", *GRADIENT), loss_scale_invariant),
+        Property("constant_weights", ("losses",), constant_weights),
     )
 }
 """Every property a balancer may declare, by name."""
