@@ -45,7 +45,10 @@ def snips(root: str | Path | None = None, min_count: int = 1) -> DataSplits:
     tokens and ``-1`` (missing) at ``[CLS]`` and padding. Vocabulary, intents and tags come
     from the training split only. ``metadata`` holds ``vocab_size``, ``vocab``, ``intents``
     and ``tags`` (for :class:`~polytask.models.TransformerMTL`: ``vocab_size=...``,
-    ``head_types={"slots": "token"}``).
+    ``head_types={"slots": "token"}``). Slots are scored as the field reports them: span F1
+    over BIO chunks (the primary metric), token accuracy and sentence accuracy
+    (:mod:`polytask.tasks.spans`); a validation or test tag never seen in training is an
+    error, not a silently dropped gold slot.
     """
     raw = {
         s: (_lines(s, "seq.in", root), _lines(s, "seq.out", root), _lines(s, "label", root))
@@ -77,7 +80,12 @@ def snips(root: str | Path | None = None, min_count: int = 1) -> DataSplits:
             if len(ws) != len(ts):
                 raise ValueError(f"snips/{split} line {n + 1}: {len(ws)} tokens but {len(ts)} tags")
             tokens[n, 1 : 1 + len(ws)] = torch.tensor([ids.get(x, UNK) for x in ws])
-            slots[n, 1 : 1 + len(ts)] = torch.tensor([tag_id.get(x, -1) for x in ts])
+            unseen = [x for x in ts if x not in tag_id]
+            if unseen:  # a gold slot the scorer would silently drop
+                raise ValueError(
+                    f"snips/{split} line {n + 1}: tag {unseen[0]!r} never occurs in training"
+                )
+            slots[n, 1 : 1 + len(ts)] = torch.tensor([tag_id[x] for x in ts])
         intent = torch.tensor([intent_id.get(x, -1) for x in labels])
         name = "val" if split == "valid" else split
         datasets[name] = TensorTaskDataset(
@@ -85,7 +93,13 @@ def snips(root: str | Path | None = None, min_count: int = 1) -> DataSplits:
         )
     tasks = [
         Task("intent", "ce", metrics=("accuracy",), num_classes=len(intents)),
-        Task("slots", "ce", metrics=("accuracy",), num_classes=len(tag_names)),
+        Task(
+            "slots",
+            "ce",
+            metrics=("span_f1", "accuracy", "sentence_accuracy"),
+            num_classes=len(tag_names),
+            labels=tag_names,
+        ),
     ]
     meta = {
         "dataset": "snips",

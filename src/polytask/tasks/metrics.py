@@ -3,12 +3,13 @@
 ``make_metric("auc", kind="binary")`` returns a fresh ``torchmetrics.Metric``; its
 ``higher_is_better`` attribute (from torchmetrics) tells whether a larger value is better, which
 delta-m and model selection need. Names: ``auc``, ``accuracy``, ``f1``, ``precision``,
-``recall``, ``ap`` (classification); ``mse``, ``rmse``, ``mae``, ``r2`` (regression).
+``recall``, ``ap`` (classification); ``mse``, ``rmse``, ``mae``, ``r2`` (regression);
+``span_f1`` and ``sentence_accuracy`` (token classification: :mod:`polytask.tasks.spans`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torchmetrics
 import torchmetrics.classification as tmc
@@ -17,14 +18,17 @@ from torch import Tensor
 
 from polytask._registry import unknown_name_message
 from polytask.tasks.losses import Kind
+from polytask.tasks.spans import SentenceAccuracy, SpanF1
 
-MetricFactory = Callable[[Kind, "int | None"], torchmetrics.Metric]
+MetricFactory = Callable[[Kind, "int | None", "Sequence[str] | None"], torchmetrics.Metric]
 
 
 def _classification(
     binary: type[torchmetrics.Metric], multiclass: type[torchmetrics.Metric], **multi_kw: object
 ) -> MetricFactory:
-    def build(kind: Kind, num_classes: int | None) -> torchmetrics.Metric:
+    def build(
+        kind: Kind, num_classes: int | None, labels: Sequence[str] | None
+    ) -> torchmetrics.Metric:
         if kind == "binary":
             return binary()
         if kind == "multiclass":
@@ -37,10 +41,27 @@ def _classification(
 
 
 def _regression(cls: type[torchmetrics.Metric], **kw: object) -> MetricFactory:
-    def build(kind: Kind, num_classes: int | None) -> torchmetrics.Metric:
+    def build(
+        kind: Kind, num_classes: int | None, labels: Sequence[str] | None
+    ) -> torchmetrics.Metric:
         if kind != "regression":
             raise ValueError(f"a regression metric cannot score a {kind} task")
         return cls(**kw)
+
+    return build
+
+
+def _sequence(cls: type[SpanF1] | type[SentenceAccuracy]) -> MetricFactory:
+    def build(
+        kind: Kind, num_classes: int | None, labels: Sequence[str] | None
+    ) -> torchmetrics.Metric:
+        if kind != "multiclass":
+            raise ValueError(f"a sequence metric scores token classification (ce), not {kind}")
+        if cls is SentenceAccuracy:
+            return SentenceAccuracy()
+        if labels is None:
+            raise ValueError("span_f1 needs the tag names: Task(..., labels=[...])")
+        return SpanF1(labels)
 
     return build
 
@@ -56,14 +77,19 @@ METRICS: dict[str, MetricFactory] = {
     "rmse": _regression(tmr.MeanSquaredError, squared=False),
     "mae": _regression(tmr.MeanAbsoluteError),
     "r2": _regression(tmr.R2Score),
+    "span_f1": _sequence(SpanF1),
+    "sentence_accuracy": _sequence(SentenceAccuracy),
 }
 
 
-def make_metric(name: str, kind: Kind, num_classes: int | None = None) -> torchmetrics.Metric:
-    """A fresh metric ``name`` for a task of ``kind``; raises with close names if unknown."""
+def make_metric(
+    name: str, kind: Kind, num_classes: int | None = None, labels: Sequence[str] | None = None
+) -> torchmetrics.Metric:
+    """A fresh metric ``name`` for a task of ``kind`` (``labels``: the class names, which
+    ``span_f1`` reads); raises with close names if unknown."""
     if name not in METRICS:
         raise KeyError(unknown_name_message("metric", name, list(METRICS)))
-    return METRICS[name](kind, num_classes)
+    return METRICS[name](kind, num_classes, labels)
 
 
 def higher_is_better(metric: torchmetrics.Metric) -> bool:

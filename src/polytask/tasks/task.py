@@ -31,6 +31,8 @@ class Task:
             Losses are always returned unweighted, so nothing is weighted twice.
         num_classes: number of classes of a ``ce`` task (needed by its metrics).
         kind: ``binary``, ``multiclass`` or ``regression``; inferred from a built-in loss.
+        labels: the name of each class of a ``ce`` task, in class-id order (``span_f1``
+            reads BIO tags from them); ``num_classes`` entries.
         target_scale: ``(mean, std)`` of a regression task's target, fitted on training
             rows (``None``: no scaling). The model then predicts the standardised target
             ``z = (y - mean) / std``: the loss compares the prediction with ``z``, so tasks
@@ -47,6 +49,7 @@ class Task:
     num_classes: int | None = None
     kind: Kind | None = None
     target_scale: tuple[float, float] | None = None
+    labels: Sequence[str] | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -78,6 +81,12 @@ class Task:
         self.metrics = tuple(self.metrics)
         if self.target_scale is not None:
             self.target_scale = self._checked_scale(self.target_scale)
+        if self.labels is not None:
+            self.labels = [str(label) for label in self.labels]
+            if self.num_classes is not None and len(self.labels) != self.num_classes:
+                raise ValueError(
+                    f"task {self.name!r}: {len(self.labels)} labels for {self.num_classes} classes"
+                )
 
     def _checked_scale(self, scale: Sequence[float]) -> tuple[float, float]:
         where = f"task {self.name!r}: target_scale"

@@ -278,7 +278,7 @@ class TaskSet(Sequence[Task]):
     def make_metrics(self) -> dict[str, dict[str, torchmetrics.Metric]]:
         """Fresh metric objects: ``{task: {metric name: Metric}}``."""
         return {
-            t.name: {m: make_metric(m, t.task_kind, t.num_classes) for m in t.metrics}
+            t.name: {m: make_metric(m, t.task_kind, t.num_classes, t.labels) for m in t.metrics}
             for t in self._tasks
         }
 
@@ -309,9 +309,18 @@ class TaskSet(Sequence[Task]):
                 while given.dim() < keep.dim():
                     given = given.unsqueeze(-1)
                 keep = keep & given
+            sequence = [
+                m for m in metrics[task.name].values() if getattr(m, "sequence_level", False)
+            ]
+            if sequence:  # whole sequences: predicted ids, gold ids with -1 where unlabelled
+                ids = pred.detach().argmax(-1)
+                gold = torch.where(keep, target, torch.full_like(target, -1))
+                for metric in sequence:
+                    metric.update(ids, gold)
             pred, target = task.unscale(pred.detach().float()[keep]), target[keep]
             if target.numel() == 0:
                 continue
             p, y = metric_inputs(task.task_kind, pred, target)
             for metric in metrics[task.name].values():
-                metric.update(p, y)
+                if not getattr(metric, "sequence_level", False):
+                    metric.update(p, y)

@@ -1,0 +1,88 @@
+"""Slot filling scored as the field scores it: span F1 over BIO chunks (CoNLL / seqeval
+convention, micro-averaged over slot types) and sentence accuracy, checked on hand-worked
+sequences, malformed I- tags included."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from polytask.tasks import Task, TaskSet
+from polytask.tasks.spans import bio_spans
+
+LABELS = ["O", "B-city", "I-city", "B-date", "I-date"]
+
+
+@pytest.mark.parametrize(
+    ("tags", "spans"),
+    [
+        (["B-city", "I-city", "O", "B-date"], {("city", 0, 1), ("date", 3, 3)}),
+        # An I- after O starts a chunk (seqeval's lenient default, as conlleval).
+        (["O", "I-city", "I-city"], {("city", 1, 2)}),
+        # An I- of another type ends the chunk and starts its own.
+        (["B-city", "I-date", "I-date"], {("city", 0, 0), ("date", 1, 2)}),
+        # B after B: two chunks of one token.
+        (["B-city", "B-city"], {("city", 0, 0), ("city", 1, 1)}),
+        (["O", "O"], set()),
+        (["I-date"], {("date", 0, 0)}),
+    ],
+)
+def test_bio_spans_by_hand(tags: list[str], spans: set[tuple[str, int, int]]) -> None:
+    assert bio_spans(tags) == spans
+
+
+def ids(tags: list[str], length: int) -> list[int]:
+    return [LABELS.index(t) for t in tags] + [-1] * (length - len(tags))
+
+
+def test_span_f1_and_sentence_accuracy_by_hand() -> None:
+    """Two utterances. Gold: {city 0-1, date 3} and {date 1-2}. Predicted: {city 0-1,
+    city 3} and {date 1-2}: 2 correct of 3 predicted and 3 gold: F1 = 2/3. Sentence
+    accuracy: the second utterance only: 1/2. Padding (-1) is never scored."""
+    gold = torch.tensor(
+        [ids(["B-city", "I-city", "O", "B-date"], 5), ids(["O", "B-date", "I-date"], 5)]
+    )
+    pred_tags = torch.tensor(
+        [ids(["B-city", "I-city", "O", "B-city"], 5), ids(["O", "B-date", "I-date"], 5)]
+    )
+    pred_tags[pred_tags < 0] = 1  # what the model predicts at padding must not count
+    logits = torch.nn.functional.one_hot(pred_tags, len(LABELS)).float()
+    tasks = TaskSet([Task("slots", "ce", num_classes=5, labels=LABELS,
+                          metrics=("span_f1", "sentence_accuracy", "accuracy"))])  # fmt: skip
+    metrics = tasks.make_metrics()
+    tasks.update_metrics(metrics, {"slots": logits[:1]}, {"slots": gold[:1]})
+    tasks.update_metrics(metrics, {"slots": logits[1:]}, {"slots": gold[1:]})  # two batches
+    values = {k: float(m.compute()) for k, m in metrics["slots"].items()}
+    assert values["span_f1"] == pytest.approx(2 / 3)
+    assert values["sentence_accuracy"] == pytest.approx(1 / 2)
+    assert values["accuracy"] == pytest.approx(6 / 7)
+
+
+def test_span_metrics_need_the_tag_names() -> None:
+    with pytest.raises(ValueError, match="labels="):
+        TaskSet([Task("slots", "ce", num_classes=5, metrics=("span_f1",))]).make_metrics()
+    with pytest.raises(ValueError, match="5 classes"):
+        Task("slots", "ce", num_classes=5, labels=LABELS[:3])
+
+
+def test_span_f1_equals_seqeval_on_random_sequences() -> None:
+    """seqeval (the field's scorer, default mode) as an independent reference: random tag
+    sequences with many malformed I- tags, the same micro F1."""
+    seqeval = pytest.importorskip("seqeval.metrics")
+    from polytask.tasks.spans import SpanF1
+
+    g = torch.Generator().manual_seed(0)
+    gold = torch.randint(0, len(LABELS), (300, 9), generator=g)
+    pred = torch.where(
+        torch.rand(300, 9, generator=g) < 0.7, gold, torch.randint(0, 5, (300, 9), generator=g)
+    )
+    lengths = torch.randint(1, 10, (300,), generator=g)
+    gold[torch.arange(9)[None, :] >= lengths[:, None]] = -1  # padding
+    metric = SpanF1(LABELS)
+    metric.update(pred, gold)
+    names = [
+        [LABELS[i] for i, t in zip(p, y, strict=True) if t >= 0]
+        for p, y in zip(pred.tolist(), gold.tolist(), strict=True)
+    ]
+    truth = [[LABELS[t] for t in y if t >= 0] for y in gold.tolist()]
+    assert float(metric.compute()) == pytest.approx(seqeval.f1_score(truth, names), abs=1e-12)
