@@ -1,0 +1,34 @@
+"""Classic regularised multi-task learning as scikit-learn estimators (``polytask.classic``).
+
+Reference text 01's objective: ``T`` tasks, each with its own data ``D_t`` and linear model
+``w_t``, ``min_W sum_t (1/(2 m_t)) sum_i (y_ti - x_ti w_t - b_t)^2 + lambda g(W)``; ``g`` says
+how the tasks relate. Needs numpy, scipy and scikit-learn (``pip install
+'polytask[classic]'``); imported lazily.
+
+- :class:`MeanRegularizedMTL` (Evgeniou & Pontil 2004): tasks pulled towards their mean.
+- :class:`JointFeatureSelectionMTL` (Argyriou et al. 2008; Liu et al. 2009): ``||W||_{2,1}``,
+  the features every task uses.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from polytask._extras import missing_extra
+
+__all__ = ["JointFeatureSelectionMTL", "MeanRegularizedMTL"]
+
+
+def __getattr__(name: str) -> Any:
+    modules = {
+        "MeanRegularizedMTL": "polytask.classic.mean_regularized",
+        "JointFeatureSelectionMTL": "polytask.classic.joint_feature_selection",
+    }
+    if name not in modules:
+        raise AttributeError(f"module 'polytask.classic' has no attribute {name!r}")
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        raise missing_extra("polytask.classic", "classic") from None
+    return getattr(importlib.import_module(modules[name]), name)

@@ -1,0 +1,152 @@
+"""What every classic multi-task regressor shares: the scikit-learn contract with task ids,
+the least-squares data term vectorised over tasks, and prediction.
+
+Data: rows ``X`` ``(n, d)``, targets ``y`` ``(n,)``, and each row's task, given as
+``task_ids`` ``(n,)`` or as the column ``task_column`` of ``X`` (which scikit-learn's
+scorers and ``GridSearchCV`` pass along, since they never pass metadata to ``predict``).
+Without either, every row belongs to one task. A NaN target is a missing label: the row is
+left out. Weights ``coef_`` are ``(T, d)`` (as scikit-learn's ``MultiTaskLasso``), one row
+per task of ``tasks_``; ``intercept_`` ``(T,)`` is each task's own, unpenalised.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
+
+from polytask.classic.solver import Array, fista
+
+
+class ClassicMTLRegressor(RegressorMixin, BaseEstimator):
+    """Base of the classic estimators: a subclass gives the penalty's gradient (smooth
+    part), its proximal operator (non-smooth part) and their Lipschitz constant.
+
+    The data term is ``sum_t (1 / (2 m_t)) sum_{i in t} (y_i - x_i w_t - b_t)^2``: each task's
+    mean squared error, so a task with many rows does not outweigh the others (reference
+    text 01). With one shared ``X`` of ``n`` rows this is scikit-learn's
+    ``(1 / (2n)) ||Y - X W^T||_F^2``; MALSAR sums squared errors instead (its ``rho`` is
+    ours times ``2 n``).
+    """
+
+    task_column: int | None
+    fit_intercept: bool
+    max_iter: int
+    tol: float
+
+    # ------------------------------------------------------------------ what subclasses give
+    def _smooth_penalty(self, W: Array) -> tuple[float, Array, float]:
+        """``(value, gradient, Lipschitz constant)`` of the smooth part of the penalty."""
+        return 0.0, np.zeros_like(W), 0.0
+
+    def _prox(self, V: Array, step: float) -> Array:
+        """The proximal operator of the non-smooth part (the identity when there is none)."""
+        return V
+
+    def _nonsmooth_penalty(self, W: Array) -> float:
+        return 0.0
+
+    # ------------------------------------------------------------------ data
+    def _split_tasks(self, X: Any, task_ids: Any, fitting: bool) -> tuple[Array, Array]:
+        """Features without the task column, and each row's task id."""
+        if self.task_column is not None:
+            if task_ids is not None:
+                raise ValueError("give the tasks either as task_column or as task_ids, not both")
+            full = check_array(X, ensure_all_finite=False, dtype=None)
+            if not -full.shape[1] <= self.task_column < full.shape[1]:
+                raise ValueError(
+                    f"task_column={self.task_column} but X has {full.shape[1]} columns"
+                )
+            ids = full[:, self.task_column]
+            X = np.delete(full, self.task_column, axis=1).astype(np.float64)
+        elif task_ids is None:
+            ids = None
+        else:
+            ids = np.asarray(task_ids)
+        X = validate_data(self, X, reset=fitting, dtype=np.float64)
+        if ids is None:
+            ids = np.zeros(X.shape[0], dtype=np.int64)
+        if ids.shape != (X.shape[0],):
+            raise ValueError(f"task ids have shape {ids.shape}; X has {X.shape[0]} rows")
+        return X, ids
+
+    def fit(self, X: Any, y: Any, task_ids: Any = None) -> ClassicMTLRegressor:
+        """Fit one linear model per task (see the class docstring for the data).
+
+        Args:
+            X: ``(n, d)`` features (with the task column when ``task_column`` is set).
+            y: ``(n,)`` targets; NaN marks a missing label.
+            task_ids: ``(n,)`` task of each row (any hashable values), or ``None``.
+        """
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None"
+            )
+        X, ids = self._split_tasks(X, task_ids, fitting=True)
+        y = column_or_1d(
+            check_array(y, ensure_2d=False, ensure_all_finite="allow-nan", dtype=np.float64),
+            warn=True,
+        )
+        if np.isinf(y).any():
+            raise ValueError("y contains infinity (a missing label is NaN)")
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(f"y has {y.shape[0]} rows, X has {X.shape[0]}")
+        keep = ~np.isnan(y)
+        if not keep.any():
+            raise ValueError("y has no label: every value is NaN (a missing label)")
+        X, y, ids = X[keep], y[keep], ids[keep]
+        self.tasks_, codes = np.unique(ids, return_inverse=True)
+        order = np.argsort(codes, kind="stable")
+        X, y, codes = X[order], y[order], codes[order]
+        T, d = len(self.tasks_), X.shape[1]
+        counts = np.bincount(codes, minlength=T)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        x_mean = np.add.reduceat(X, starts, axis=0) / counts[:, None]
+        y_mean = np.add.reduceat(y, starts) / counts
+        if self.fit_intercept:  # each task's own intercept: centre each task's rows
+            X = X - x_mean[codes]
+            y = y - y_mean[codes]
+        row_weight = 1.0 / counts[codes]
+        # Lipschitz constant of the data term: max_t lambda_max(X_t^T X_t) / m_t.
+        data_L = max(
+            float(np.linalg.eigvalsh(X[a : a + m].T @ X[a : a + m])[-1]) / m
+            for a, m in zip(starts, counts, strict=True)
+        )
+
+        def value_and_grad(W: Array) -> tuple[float, Array]:
+            residual = np.einsum("nd,nd->n", X, W[codes]) - y
+            scaled = residual * row_weight
+            grad = np.add.reduceat(scaled[:, None] * X, starts, axis=0)
+            value, penalty_grad, _ = self._smooth_penalty(W)
+            return 0.5 * float(scaled @ residual) + value, grad + penalty_grad
+
+        _, _, penalty_L = self._smooth_penalty(np.zeros((T, d)))
+        solution = fista(
+            value_and_grad, self._prox, self._nonsmooth_penalty, data_L + penalty_L,
+            np.zeros((T, d)), self.max_iter, self.tol,
+        )  # fmt: skip
+        self.coef_ = solution.W
+        self.n_iter_ = solution.iterations
+        self.intercept_ = (
+            y_mean - np.einsum("td,td->t", x_mean, self.coef_)
+            if self.fit_intercept
+            else np.zeros(T)
+        )
+        return self
+
+    def predict(self, X: Any, task_ids: Any = None) -> Array:
+        """Each row's prediction by its task's model; a task id not seen in ``fit`` is an
+        error naming it."""
+        check_is_fitted(self, "coef_")
+        X, ids = self._split_tasks(X, task_ids, fitting=False)
+        index = {v: i for i, v in enumerate(self.tasks_.tolist())}
+        unknown = sorted({v for v in ids.tolist() if v not in index}, key=str)
+        if unknown:
+            raise ValueError(
+                f"task id(s) {unknown[:5]} were not seen in fit; the fitted tasks are "
+                f"{self.tasks_.tolist()[:10]}{'...' if len(self.tasks_) > 10 else ''}"
+            )
+        codes = np.array([index[v] for v in ids.tolist()], dtype=np.int64)
+        return np.einsum("nd,nd->n", X, self.coef_[codes]) + self.intercept_[codes]

@@ -1,0 +1,148 @@
+"""Classic regularised MTL estimators against independent references: the proximal operator
+against brute-force minimisation, the l2,1 estimator against scikit-learn's MultiTaskLasso,
+the mean-regularised estimator against its limits (independent and pooled least squares),
+optimality conditions, and the scikit-learn contract with task ids."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+
+from scipy.optimize import minimize
+from sklearn.linear_model import LinearRegression, MultiTaskLasso
+
+from polytask.classic import JointFeatureSelectionMTL, MeanRegularizedMTL
+from polytask.classic.joint_feature_selection import group_soft_threshold
+
+
+def long_format(T: int = 4, m: int = 40, d: int = 5, seed: int = 0, shared_x: bool = False):
+    """Rows of T related linear tasks: X (T m, d), y, task ids; also the per-task pieces."""
+    g = np.random.default_rng(seed)
+    base = g.normal(size=d)
+    X_shared = g.normal(size=(m, d))
+    xs, ys, ids = [], [], []
+    for t in range(T):
+        X = X_shared if shared_x else g.normal(size=(m, d))
+        w = base + 0.3 * g.normal(size=d)
+        w[-1] = 0.0  # a feature no task uses
+        xs.append(X)
+        ys.append(X @ w + 1.5 * t + 0.1 * g.normal(size=m))
+        ids.append(np.full(m, t))
+    return np.vstack(xs), np.concatenate(ys), np.concatenate(ids), xs, ys
+
+
+def test_group_soft_threshold_is_the_proximal_operator() -> None:
+    g = np.random.default_rng(1)
+    V = g.normal(size=(3, 4))
+    V[:, 1] *= 0.05  # a column under the threshold
+    tau = 0.4
+
+    def objective(w: np.ndarray) -> float:
+        W = w.reshape(V.shape)
+        return tau * float(np.linalg.norm(W, axis=0).sum()) + 0.5 * float(np.sum((W - V) ** 2))
+
+    brute = minimize(objective, V.ravel(), method="Powell", options={"xtol": 1e-10, "ftol": 1e-14})
+    assert np.allclose(group_soft_threshold(V, tau), brute.x.reshape(V.shape), atol=1e-5)
+    assert np.all(group_soft_threshold(V, tau)[:, 1] == 0)
+
+
+def test_l21_with_one_shared_x_equals_multitask_lasso() -> None:
+    X, y, ids, xs, ys = long_format(shared_x=True)
+    alpha = 0.05
+    ours = JointFeatureSelectionMTL(alpha=alpha).fit(X, y, task_ids=ids)
+    theirs = MultiTaskLasso(alpha=alpha, tol=1e-12, max_iter=100_000).fit(xs[0], np.stack(ys, 1))
+    assert np.allclose(ours.coef_, theirs.coef_, atol=1e-6)
+    assert np.allclose(ours.intercept_, theirs.intercept_, atol=1e-6)
+
+
+def test_l21_solution_meets_its_optimality_conditions() -> None:
+    """Subgradient check: for a used feature j, grad_j f + alpha W_j / ||W_j|| = 0; for an
+    unused one, ||grad_j f|| <= alpha (tasks with their own rows here)."""
+    X, y, ids, xs, ys = long_format(seed=3)
+    alpha = 0.08
+    model = JointFeatureSelectionMTL(alpha=alpha).fit(X, y, task_ids=ids)
+    grad = np.stack([
+        -(x - x.mean(0)).T @ ((yt - yt.mean()) - (x - x.mean(0)) @ w) / len(yt)
+        for x, yt, w in zip(xs, ys, model.coef_, strict=True)
+    ])  # fmt: skip
+    for j in range(X.shape[1]):
+        norm = np.linalg.norm(model.coef_[:, j])
+        if norm > 0:
+            assert np.allclose(grad[:, j] + alpha * model.coef_[:, j] / norm, 0, atol=1e-6)
+        else:
+            assert np.linalg.norm(grad[:, j]) <= alpha + 1e-8
+
+
+def test_mean_regularized_limits_are_independent_and_pooled_least_squares() -> None:
+    X, y, ids, xs, ys = long_format(seed=2)
+    independent = MeanRegularizedMTL(alpha=0.0).fit(X, y, task_ids=ids)
+    for x, yt, w in zip(xs, ys, independent.coef_, strict=True):
+        assert np.allclose(w, LinearRegression().fit(x, yt).coef_, atol=1e-7)
+    pooled = MeanRegularizedMTL(alpha=1e6, max_iter=200_000).fit(X, y, task_ids=ids)
+    centred_x = np.vstack([x - x.mean(0) for x in xs])
+    centred_y = np.concatenate([yt - yt.mean() for yt in ys])
+    shared = np.linalg.lstsq(centred_x, centred_y, rcond=None)[0]  # equal m_t: plain LS
+    assert np.allclose(pooled.coef_, shared[None, :], atol=1e-4)
+
+
+def test_task_column_predicts_each_rows_task_and_names_unknown_tasks() -> None:
+    X, y, ids, _, _ = long_format(seed=4)
+    with_column = np.column_stack([X[:, :2], ids, X[:, 2:]])
+    a = JointFeatureSelectionMTL(alpha=0.01, task_column=2).fit(with_column, y)
+    b = JointFeatureSelectionMTL(alpha=0.01).fit(X, y, task_ids=ids)
+    assert np.allclose(a.predict(with_column), b.predict(X, task_ids=ids))
+    unknown = with_column[:3].copy()
+    unknown[:, 2] = 99
+    with pytest.raises(ValueError, match=r"task id\(s\) \[99.0\] were not seen in fit"):
+        a.predict(unknown)
+
+
+def test_missing_labels_are_left_out_and_cross_validation_scores_per_task() -> None:
+    """With task_column, cross_val_score scores each row with its task's model (with
+    task_ids only, a scorer could not pass them and would score a shared model)."""
+    from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
+
+    X, y, ids, _, _ = long_format(T=3, m=60, seed=5)
+    y_missing = y.copy()
+    y_missing[::7] = np.nan
+    data = np.column_stack([ids, X])
+    model = MeanRegularizedMTL(alpha=0.1, task_column=0)
+    assert np.all(np.isfinite(model.fit(data, y_missing).coef_))
+    folds = KFold(3, shuffle=True, random_state=0)  # every task in every fold
+    scores = cross_val_score(model, data, y, cv=folds, scoring="r2", error_score="raise")
+    assert scores.min() > 0.9  # the per-task intercepts (0, 1.5, 3) are used
+    search = GridSearchCV(model, {"alpha": [0.01, 1.0]}, cv=folds, error_score="raise")
+    search.fit(data, y)
+    assert search.best_params_["alpha"] in (0.01, 1.0)
+
+
+@pytest.mark.parametrize("estimator", [MeanRegularizedMTL, JointFeatureSelectionMTL])
+def test_check_estimator_passes(estimator: type) -> None:
+    """scikit-learn's own estimator checks (without task ids every row is one task)."""
+    import warnings
+
+    from sklearn.utils.estimator_checks import check_estimator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = check_estimator(estimator(alpha=0.05, max_iter=3000, tol=1e-7), on_fail=None)
+    failed = [
+        (r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"
+    ]
+    assert not failed, failed
+
+
+def test_classic_without_scikit_learn_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+    import sys
+
+    import polytask.classic
+
+    for name in [m for m in sys.modules if m.startswith(("polytask.classic.", "sklearn"))]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    importlib.reload(polytask.classic)
+    with pytest.raises(ImportError, match=r"pip install 'polytask\[classic\]'"):
+        polytask.classic.MeanRegularizedMTL  # noqa: B018
