@@ -13,8 +13,14 @@ pytest.importorskip("sklearn")
 from scipy.optimize import minimize
 from sklearn.linear_model import LinearRegression, MultiTaskLasso
 
-from polytask.classic import JointFeatureSelectionMTL, MeanRegularizedMTL
+from polytask.classic import (
+    GraphRegularizedMTL,
+    JointFeatureSelectionMTL,
+    MeanRegularizedMTL,
+    TraceNormMTL,
+)
 from polytask.classic.joint_feature_selection import group_soft_threshold
+from polytask.classic.trace_norm import singular_value_threshold
 
 
 def long_format(T: int = 4, m: int = 40, d: int = 5, seed: int = 0, shared_x: bool = False):
@@ -118,7 +124,9 @@ def test_missing_labels_are_left_out_and_cross_validation_scores_per_task() -> N
     assert search.best_params_["alpha"] in (0.01, 1.0)
 
 
-@pytest.mark.parametrize("estimator", [MeanRegularizedMTL, JointFeatureSelectionMTL])
+@pytest.mark.parametrize(
+    "estimator", [MeanRegularizedMTL, JointFeatureSelectionMTL, TraceNormMTL, GraphRegularizedMTL]
+)
 def test_check_estimator_passes(estimator: type) -> None:
     """scikit-learn's own estimator checks (without task ids every row is one task)."""
     import warnings
@@ -146,3 +154,57 @@ def test_classic_without_scikit_learn_names_the_extra(monkeypatch: pytest.Monkey
     importlib.reload(polytask.classic)
     with pytest.raises(ImportError, match=r"pip install 'polytask\[classic\]'"):
         polytask.classic.MeanRegularizedMTL  # noqa: B018
+
+
+def test_singular_value_threshold_is_the_proximal_operator() -> None:
+    g = np.random.default_rng(6)
+    V = g.normal(size=(3, 3))
+    tau = 0.7
+
+    def objective(w: np.ndarray) -> float:
+        W = w.reshape(V.shape)
+        return tau * float(np.linalg.svd(W, compute_uv=False).sum()) + 0.5 * float(
+            np.sum((W - V) ** 2)
+        )
+
+    # The trace norm is not smooth: a derivative-free search only bounds the minimum from
+    # above, and random perturbations of the closed form never go below it.
+    brute = minimize(objective, V.ravel(), method="Powell", options={"maxfev": 50_000})
+    best = objective(singular_value_threshold(V, tau).ravel())
+    assert best <= brute.fun + 1e-9
+    steps = g.normal(size=(500, V.size)) * np.geomspace(1e-6, 1e-1, 500)[:, None]
+    nearby = [objective(singular_value_threshold(V, tau).ravel() + d) for d in steps]
+    assert min(nearby) >= best - 1e-12
+
+
+def test_trace_norm_solution_meets_its_optimality_conditions() -> None:
+    """-grad f / alpha = U V^T + Z with U^T Z = 0, Z V = 0 and ||Z||_2 <= 1, for the
+    solution's singular vectors U, V: the subgradient condition of the trace norm."""
+    X, y, ids, xs, ys = long_format(T=5, seed=7)
+    alpha = 0.3
+    model = TraceNormMTL(alpha=alpha).fit(X, y, task_ids=ids)
+    grad = np.stack([
+        -(x - x.mean(0)).T @ ((yt - yt.mean()) - (x - x.mean(0)) @ w) / len(yt)
+        for x, yt, w in zip(xs, ys, model.coef_, strict=True)
+    ])  # fmt: skip
+    U, s, Vt = np.linalg.svd(model.coef_, full_matrices=False)
+    rank = int((s > 1e-8 * s[0]).sum())
+    assert 0 < rank < min(model.coef_.shape)  # the penalty did cut the rank
+    U, Vt = U[:, :rank], Vt[:rank]
+    M = -grad / alpha
+    assert np.allclose(U.T @ M @ Vt.T, np.eye(rank), atol=1e-5)
+    Z = M - U @ Vt
+    assert np.allclose(U.T @ Z, 0, atol=1e-5) and np.allclose(Z @ Vt.T, 0, atol=1e-5)
+    assert np.linalg.norm(Z, 2) <= 1 + 1e-6
+
+
+def test_complete_graph_equals_mean_regularization() -> None:
+    """sum_{s<t} ||w_s - w_t||^2 = T sum_t ||w_t - w_bar||^2: the complete graph with
+    alpha / T is mean regularisation with alpha."""
+    X, y, ids, _, _ = long_format(T=4, seed=8)
+    edges = [(s, t) for s in range(4) for t in range(s + 1, 4)]
+    graph = GraphRegularizedMTL(graph=edges, alpha=0.5 / 4).fit(X, y, task_ids=ids)
+    mean = MeanRegularizedMTL(alpha=0.5).fit(X, y, task_ids=ids)
+    assert np.allclose(graph.coef_, mean.coef_, atol=1e-7)
+    with pytest.raises(ValueError, match="names task 9"):
+        GraphRegularizedMTL(graph=[(0, 9)]).fit(X, y, task_ids=ids)

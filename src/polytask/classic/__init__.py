@@ -8,6 +8,8 @@ how the tasks relate. Needs numpy, scipy and scikit-learn (``pip install
 - :class:`MeanRegularizedMTL` (Evgeniou & Pontil 2004): tasks pulled towards their mean.
 - :class:`JointFeatureSelectionMTL` (Argyriou et al. 2008; Liu et al. 2009): ``||W||_{2,1}``,
   the features every task uses.
+- :class:`TraceNormMTL` (Ji & Ye 2009): ``||W||_*``, tasks in a low-dimensional subspace.
+- :class:`GraphRegularizedMTL` (MALSAR's SRMTL): related tasks, given as a graph, alike.
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ from typing import Any
 
 from polytask._extras import missing_extra
 
-__all__ = ["JointFeatureSelectionMTL", "MeanRegularizedMTL"]
+__all__ = ["GraphRegularizedMTL", "JointFeatureSelectionMTL", "MeanRegularizedMTL", "TraceNormMTL"]
 
 
 def __getattr__(name: str) -> Any:
     modules = {
         "MeanRegularizedMTL": "polytask.classic.mean_regularized",
         "JointFeatureSelectionMTL": "polytask.classic.joint_feature_selection",
+        "TraceNormMTL": "polytask.classic.trace_norm",
+        "GraphRegularizedMTL": "polytask.classic.graph_regularized",
     }
     if name not in modules:
         raise AttributeError(f"module 'polytask.classic' has no attribute {name!r}")

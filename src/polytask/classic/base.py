@@ -48,6 +48,9 @@ class ClassicMTLRegressor(RegressorMixin, BaseEstimator):
     def _nonsmooth_penalty(self, W: Array) -> float:
         return 0.0
 
+    def _prepare(self) -> None:
+        """Set up what the penalty needs once ``tasks_`` is known (before solving)."""
+
     # ------------------------------------------------------------------ data
     def _split_tasks(self, X: Any, task_ids: Any, fitting: bool) -> tuple[Array, Array]:
         """Features without the task column, and each row's task id."""
@@ -98,6 +101,7 @@ class ClassicMTLRegressor(RegressorMixin, BaseEstimator):
             raise ValueError("y has no label: every value is NaN (a missing label)")
         X, y, ids = X[keep], y[keep], ids[keep]
         self.tasks_, codes = np.unique(ids, return_inverse=True)
+        self._prepare()
         order = np.argsort(codes, kind="stable")
         X, y, codes = X[order], y[order], codes[order]
         T, d = len(self.tasks_), X.shape[1]

@@ -1,0 +1,53 @@
+"""Low-rank multi-task learning by the trace norm (Ji & Ye, "An accelerated gradient method
+for trace norm minimization", ICML 2009; Argyriou et al. 2008)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from polytask.classic.base import ClassicMTLRegressor
+from polytask.classic.solver import Array
+
+
+def singular_value_threshold(V: Array, threshold: float) -> Array:
+    """The proximal operator of ``threshold * ||V||_*``: ``V``'s singular values shrunk by
+    ``threshold`` (those below it set to 0), its singular vectors kept."""
+    U, s, Vt = np.linalg.svd(V, full_matrices=False)
+    return (U * np.maximum(s - threshold, 0.0)) @ Vt
+
+
+class TraceNormMTL(ClassicMTLRegressor):
+    """Task weights in a low-dimensional subspace:
+
+    ``min_W sum_t (1/(2 m_t)) ||y_t - X_t w_t - b_t||^2 + alpha ||W||_*``
+
+    (``||W||_*``: the sum of ``W``'s singular values, the convex envelope of its rank), so
+    the tasks share a few directions in feature space. Solved by accelerated proximal
+    gradient with singular value thresholding, as Ji & Ye (2009).
+
+    Args:
+        alpha: strength of the trace-norm penalty (>= 0; default 1.0).
+        task_column, fit_intercept, max_iter, tol: as :class:`~polytask.classic.MeanRegularizedMTL`.
+    """
+
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        task_column: int | None = None,
+        fit_intercept: bool = True,
+        max_iter: int = 10_000,
+        tol: float = 1e-10,
+    ) -> None:
+        self.alpha = alpha
+        self.task_column = task_column
+        self.fit_intercept = fit_intercept
+        self.max_iter = max_iter
+        self.tol = tol
+
+    def _prox(self, V: Array, step: float) -> Array:
+        if self.alpha < 0:
+            raise ValueError(f"alpha must be >= 0, got {self.alpha}")
+        return singular_value_threshold(V, step * self.alpha)
+
+    def _nonsmooth_penalty(self, W: Array) -> float:
+        return self.alpha * float(np.linalg.svd(W, compute_uv=False).sum())
