@@ -15,10 +15,14 @@ from sklearn.linear_model import LinearRegression, MultiTaskLasso
 
 from polytask.classic import (
     GraphRegularizedMTL,
+    IndependentMTL,
     JointFeatureSelectionMTL,
     MeanRegularizedMTL,
+    PooledMTL,
     TraceNormMTL,
+    stack_tasks,
 )
+from polytask.classic import long_format as dataset_long_format
 from polytask.classic.joint_feature_selection import group_soft_threshold
 from polytask.classic.trace_norm import singular_value_threshold
 
@@ -125,8 +129,10 @@ def test_missing_labels_are_left_out_and_cross_validation_scores_per_task() -> N
 
 
 @pytest.mark.parametrize(
-    "estimator", [MeanRegularizedMTL, JointFeatureSelectionMTL, TraceNormMTL, GraphRegularizedMTL]
-)
+    "estimator",
+    [MeanRegularizedMTL, JointFeatureSelectionMTL, TraceNormMTL, GraphRegularizedMTL,
+     IndependentMTL, PooledMTL],
+)  # fmt: skip
 def test_check_estimator_passes(estimator: type) -> None:
     """scikit-learn's own estimator checks (without task ids every row is one task)."""
     import warnings
@@ -135,7 +141,7 @@ def test_check_estimator_passes(estimator: type) -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        results = check_estimator(estimator(alpha=0.05, max_iter=3000, tol=1e-7), on_fail=None)
+        results = check_estimator(estimator(max_iter=3000, tol=1e-7), on_fail=None)
     failed = [
         (r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"
     ]
@@ -208,3 +214,32 @@ def test_complete_graph_equals_mean_regularization() -> None:
     assert np.allclose(graph.coef_, mean.coef_, atol=1e-7)
     with pytest.raises(ValueError, match="names task 9"):
         GraphRegularizedMTL(graph=[(0, 9)]).fit(X, y, task_ids=ids)
+
+
+def test_baselines_are_the_limits_of_mean_regularization() -> None:
+    X, y, ids, _, _ = long_format(seed=9)
+    independent = IndependentMTL().fit(X, y, task_ids=ids)
+    zero = MeanRegularizedMTL(alpha=0.0).fit(X, y, task_ids=ids)
+    assert np.allclose(independent.coef_, zero.coef_, atol=1e-8)
+    pooled = PooledMTL().fit(X, y, task_ids=ids)
+    strong = MeanRegularizedMTL(alpha=1e6, max_iter=200_000).fit(X, y, task_ids=ids)
+    assert np.allclose(pooled.coef_, strong.coef_, atol=1e-4)
+    assert np.allclose(pooled.coef_, pooled.coef_[:1])  # one weight vector
+
+
+def test_stack_tasks_and_long_format_give_task_rows() -> None:
+    import torch
+
+    from polytask.data.splits import per_task_splits
+
+    X, y, ids = stack_tasks([np.ones((2, 3)), np.zeros((1, 3))], [[1, 2], [3]], names=["a", "b"])
+    assert X.shape == (3, 3) and y.tolist() == [1, 2, 3] and ids.tolist() == ["a", "a", "b"]
+    g = torch.Generator().manual_seed(0)
+    xs = [torch.randn(20, 3, generator=g) for _ in range(3)]
+    ys = [x.sum(1) + t for t, x in enumerate(xs)]
+    data = per_task_splits("toy", xs, ys, ["s1", "s2", "s3"], (0.6, 0.2, 0.2), 0, {})
+    X, y, ids = dataset_long_format(data.train)
+    assert X.shape == (36, 3) and set(ids.tolist()) == {"s1", "s2", "s3"}
+    model = MeanRegularizedMTL(alpha=0.01).fit(X, y, task_ids=ids)
+    Xt, yt, idt = dataset_long_format(data.test)
+    assert np.mean((model.predict(Xt, task_ids=idt) - yt) ** 2) < 1e-3

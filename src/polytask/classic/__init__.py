@@ -10,6 +10,9 @@ how the tasks relate. Needs numpy, scipy and scikit-learn (``pip install
   the features every task uses.
 - :class:`TraceNormMTL` (Ji & Ye 2009): ``||W||_*``, tasks in a low-dimensional subspace.
 - :class:`GraphRegularizedMTL` (MALSAR's SRMTL): related tasks, given as a graph, alike.
+- Baselines: :class:`IndependentMTL` (each task alone) and :class:`PooledMTL` (one model).
+- Data: :func:`stack_tasks` (per-task lists) and :func:`long_format` (a polytask dataset
+  of per-task data, such as ``school``) give ``(X, y, task_ids)``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,16 @@ from typing import Any
 
 from polytask._extras import missing_extra
 
-__all__ = ["GraphRegularizedMTL", "JointFeatureSelectionMTL", "MeanRegularizedMTL", "TraceNormMTL"]
+__all__ = [
+    "GraphRegularizedMTL",
+    "IndependentMTL",
+    "JointFeatureSelectionMTL",
+    "MeanRegularizedMTL",
+    "PooledMTL",
+    "TraceNormMTL",
+    "long_format",
+    "stack_tasks",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -28,6 +40,10 @@ def __getattr__(name: str) -> Any:
         "JointFeatureSelectionMTL": "polytask.classic.joint_feature_selection",
         "TraceNormMTL": "polytask.classic.trace_norm",
         "GraphRegularizedMTL": "polytask.classic.graph_regularized",
+        "IndependentMTL": "polytask.classic.baselines",
+        "PooledMTL": "polytask.classic.baselines",
+        "stack_tasks": "polytask.classic.data",
+        "long_format": "polytask.classic.data",
     }
     if name not in modules:
         raise AttributeError(f"module 'polytask.classic' has no attribute {name!r}")
