@@ -18,6 +18,7 @@ BENCHMARKS = [
     "user_model.py",
     "parkinsons_patients.py",
     "small_tables.py",
+    "classic.py",
 ]
 
 if __name__ == "__main__":
