@@ -61,7 +61,9 @@ def test_group_soft_threshold_is_the_proximal_operator() -> None:
 def test_l21_with_one_shared_x_equals_multitask_lasso() -> None:
     X, y, ids, xs, ys = long_format(shared_x=True)
     alpha = 0.05
-    ours = JointFeatureSelectionMTL(alpha=alpha).fit(X, y, task_ids=ids)
+    ours = JointFeatureSelectionMTL(alpha=alpha, tol=1e-12, max_iter=100_000).fit(
+        X, y, task_ids=ids
+    )
     theirs = MultiTaskLasso(alpha=alpha, tol=1e-12, max_iter=100_000).fit(xs[0], np.stack(ys, 1))
     assert np.allclose(ours.coef_, theirs.coef_, atol=1e-6)
     assert np.allclose(ours.intercept_, theirs.intercept_, atol=1e-6)
@@ -72,7 +74,9 @@ def test_l21_solution_meets_its_optimality_conditions() -> None:
     unused one, ||grad_j f|| <= alpha (tasks with their own rows here)."""
     X, y, ids, xs, ys = long_format(seed=3)
     alpha = 0.08
-    model = JointFeatureSelectionMTL(alpha=alpha).fit(X, y, task_ids=ids)
+    model = JointFeatureSelectionMTL(alpha=alpha, tol=1e-12, max_iter=100_000).fit(
+        X, y, task_ids=ids
+    )
     grad = np.stack([
         -(x - x.mean(0)).T @ ((yt - yt.mean()) - (x - x.mean(0)) @ w) / len(yt)
         for x, yt, w in zip(xs, ys, model.coef_, strict=True)
@@ -87,10 +91,10 @@ def test_l21_solution_meets_its_optimality_conditions() -> None:
 
 def test_mean_regularized_limits_are_independent_and_pooled_least_squares() -> None:
     X, y, ids, xs, ys = long_format(seed=2)
-    independent = MeanRegularizedMTL(alpha=0.0).fit(X, y, task_ids=ids)
+    independent = MeanRegularizedMTL(alpha=0.0, tol=1e-12, max_iter=100_000).fit(X, y, task_ids=ids)
     for x, yt, w in zip(xs, ys, independent.coef_, strict=True):
         assert np.allclose(w, LinearRegression().fit(x, yt).coef_, atol=1e-7)
-    pooled = MeanRegularizedMTL(alpha=1e6, max_iter=200_000).fit(X, y, task_ids=ids)
+    pooled = MeanRegularizedMTL(alpha=1e6, tol=1e-12, max_iter=200_000).fit(X, y, task_ids=ids)
     centred_x = np.vstack([x - x.mean(0) for x in xs])
     centred_y = np.concatenate([yt - yt.mean() for yt in ys])
     shared = np.linalg.lstsq(centred_x, centred_y, rcond=None)[0]  # equal m_t: plain LS
@@ -188,7 +192,7 @@ def test_trace_norm_solution_meets_its_optimality_conditions() -> None:
     solution's singular vectors U, V: the subgradient condition of the trace norm."""
     X, y, ids, xs, ys = long_format(T=5, seed=7)
     alpha = 0.3
-    model = TraceNormMTL(alpha=alpha).fit(X, y, task_ids=ids)
+    model = TraceNormMTL(alpha=alpha, tol=1e-12, max_iter=100_000).fit(X, y, task_ids=ids)
     grad = np.stack([
         -(x - x.mean(0)).T @ ((yt - yt.mean()) - (x - x.mean(0)) @ w) / len(yt)
         for x, yt, w in zip(xs, ys, model.coef_, strict=True)
@@ -209,8 +213,10 @@ def test_complete_graph_equals_mean_regularization() -> None:
     alpha / T is mean regularisation with alpha."""
     X, y, ids, _, _ = long_format(T=4, seed=8)
     edges = [(s, t) for s in range(4) for t in range(s + 1, 4)]
-    graph = GraphRegularizedMTL(graph=edges, alpha=0.5 / 4).fit(X, y, task_ids=ids)
-    mean = MeanRegularizedMTL(alpha=0.5).fit(X, y, task_ids=ids)
+    graph = GraphRegularizedMTL(graph=edges, alpha=0.5 / 4, tol=1e-12, max_iter=100_000).fit(
+        X, y, task_ids=ids
+    )
+    mean = MeanRegularizedMTL(alpha=0.5, tol=1e-12, max_iter=100_000).fit(X, y, task_ids=ids)
     assert np.allclose(graph.coef_, mean.coef_, atol=1e-7)
     with pytest.raises(ValueError, match="names task 9"):
         GraphRegularizedMTL(graph=[(0, 9)]).fit(X, y, task_ids=ids)
@@ -218,11 +224,11 @@ def test_complete_graph_equals_mean_regularization() -> None:
 
 def test_baselines_are_the_limits_of_mean_regularization() -> None:
     X, y, ids, _, _ = long_format(seed=9)
-    independent = IndependentMTL().fit(X, y, task_ids=ids)
-    zero = MeanRegularizedMTL(alpha=0.0).fit(X, y, task_ids=ids)
+    independent = IndependentMTL(tol=1e-12, max_iter=100_000).fit(X, y, task_ids=ids)
+    zero = MeanRegularizedMTL(alpha=0.0, tol=1e-12, max_iter=100_000).fit(X, y, task_ids=ids)
     assert np.allclose(independent.coef_, zero.coef_, atol=1e-8)
-    pooled = PooledMTL().fit(X, y, task_ids=ids)
-    strong = MeanRegularizedMTL(alpha=1e6, max_iter=200_000).fit(X, y, task_ids=ids)
+    pooled = PooledMTL(tol=1e-12, max_iter=100_000).fit(X, y, task_ids=ids)
+    strong = MeanRegularizedMTL(alpha=1e6, tol=1e-12, max_iter=200_000).fit(X, y, task_ids=ids)
     assert np.allclose(pooled.coef_, strong.coef_, atol=1e-4)
     assert np.allclose(pooled.coef_, pooled.coef_[:1])  # one weight vector
 
@@ -243,3 +249,20 @@ def test_stack_tasks_and_long_format_give_task_rows() -> None:
     model = MeanRegularizedMTL(alpha=0.01).fit(X, y, task_ids=ids)
     Xt, yt, idt = dataset_long_format(data.test)
     assert np.mean((model.predict(Xt, task_ids=idt) - yt) ** 2) < 1e-3
+
+
+def test_the_docs_example_runs_on_school() -> None:
+    """docs/classic.md's example, verbatim, on the local School copy."""
+    import re
+    from pathlib import Path
+
+    from .conftest import DATA_ROOT, have_data
+
+    if not have_data("school"):
+        pytest.skip("local school copy not found")
+    page = (Path(__file__).parents[1] / "docs" / "classic.md").read_text()
+    (snippet,) = re.findall(r"```python\n(.*?)```", page, re.S)
+    snippet = snippet.replace('load("school")', f'load("school", root={str(DATA_ROOT)!r})')
+    namespace: dict[str, object] = {}
+    exec(compile(snippet, "docs/classic.md", "exec"), namespace)
+    assert namespace["search"].best_params_["alpha"] in (1e-3, 1e-2, 1e-1)  # type: ignore[attr-defined]

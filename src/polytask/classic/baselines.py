@@ -24,7 +24,7 @@ class IndependentMTL(ClassicMTLRegressor):
         task_column: int | None = None,
         fit_intercept: bool = True,
         max_iter: int = 10_000,
-        tol: float = 1e-10,
+        tol: float = 1e-7,
     ) -> None:
         self.l2 = l2
         self.task_column = task_column
@@ -54,7 +54,7 @@ class PooledMTL(ClassicMTLRegressor):
         task_column: int | None = None,
         fit_intercept: bool = True,
         max_iter: int = 10_000,
-        tol: float = 1e-10,
+        tol: float = 1e-7,
     ) -> None:
         self.l2 = l2
         self.task_column = task_column

@@ -38,7 +38,7 @@ class GraphRegularizedMTL(ClassicMTLRegressor):
         task_column: int | None = None,
         fit_intercept: bool = True,
         max_iter: int = 10_000,
-        tol: float = 1e-10,
+        tol: float = 1e-7,
     ) -> None:
         self.graph = graph
         self.alpha = alpha

@@ -39,7 +39,7 @@ class JointFeatureSelectionMTL(ClassicMTLRegressor):
         task_column: int | None = None,
         fit_intercept: bool = True,
         max_iter: int = 10_000,
-        tol: float = 1e-10,
+        tol: float = 1e-7,
     ) -> None:
         self.alpha = alpha
         self.task_column = task_column

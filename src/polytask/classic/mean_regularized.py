@@ -35,7 +35,7 @@ class MeanRegularizedMTL(ClassicMTLRegressor):
         task_column: int | None = None,
         fit_intercept: bool = True,
         max_iter: int = 10_000,
-        tol: float = 1e-10,
+        tol: float = 1e-7,
     ) -> None:
         self.alpha = alpha
         self.l2 = l2
