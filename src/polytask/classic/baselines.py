@@ -38,39 +38,13 @@ class IndependentMTL(ClassicMTLRegressor):
         return self.l2 * float(np.sum(W**2)), 2 * self.l2 * W, 2 * self.l2
 
 
-class PooledMTL(ClassicMTLRegressor):
+class PooledMTL(IndependentMTL):
     """One weight vector for every task (each keeping its own intercept when
     ``fit_intercept``): the same objective with ``w_t = w`` for all ``t``, each task's
-    squared error still averaged over its own rows.
-
-    Args:
-        l2: ridge on the shared weights (>= 0; default 0).
-        task_column, fit_intercept, max_iter, tol: as :class:`~polytask.classic.MeanRegularizedMTL`.
-    """
-
-    def __init__(
-        self,
-        l2: float = 0.0,
-        task_column: int | None = None,
-        fit_intercept: bool = True,
-        max_iter: int = 10_000,
-        tol: float = 1e-7,
-    ) -> None:
-        self.l2 = l2
-        self.task_column = task_column
-        self.fit_intercept = fit_intercept
-        self.max_iter = max_iter
-        self.tol = tol
-
-    def _smooth_penalty(self, W: Array) -> tuple[float, Array, float]:
-        if self.l2 < 0:
-            raise ValueError(f"l2 must be >= 0, got {self.l2}")
-        return self.l2 * float(np.sum(W**2)), 2 * self.l2 * W, 2 * self.l2
+    squared error still averaged over its own rows. Same options as
+    :class:`IndependentMTL` (``l2`` is the ridge on the shared weights)."""
 
     def _prox(self, V: Array, step: float) -> Array:
-        # The projection onto {W: all rows equal}; with the data term's gradient summed over
-        # tasks, the projected iteration solves the pooled problem.
+        # The projection onto {W: all rows equal}: projected gradient on the data term
+        # (summed over tasks) solves the pooled problem.
         return np.broadcast_to(V.mean(axis=0, keepdims=True), V.shape).copy()
-
-    def _nonsmooth_penalty(self, W: Array) -> float:
-        return 0.0

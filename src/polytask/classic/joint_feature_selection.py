@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from polytask.classic.base import ClassicMTLRegressor
+from polytask.classic.norm_penalty import NormPenalizedMTL
 from polytask.classic.solver import Array
 
 
@@ -18,7 +18,7 @@ def group_soft_threshold(V: Array, threshold: float) -> Array:
     return V * np.maximum(0.0, 1.0 - threshold / np.maximum(norms, 1e-300))
 
 
-class JointFeatureSelectionMTL(ClassicMTLRegressor):
+class JointFeatureSelectionMTL(NormPenalizedMTL):
     """The features all tasks share:
 
     ``min_W sum_t (1/(2 m_t)) ||y_t - X_t w_t - b_t||^2 + alpha sum_j ||W[:, j]||_2``
@@ -33,24 +33,9 @@ class JointFeatureSelectionMTL(ClassicMTLRegressor):
         task_column, fit_intercept, max_iter, tol: as :class:`~polytask.classic.MeanRegularizedMTL`.
     """
 
-    def __init__(
-        self,
-        alpha: float = 1.0,
-        task_column: int | None = None,
-        fit_intercept: bool = True,
-        max_iter: int = 10_000,
-        tol: float = 1e-7,
-    ) -> None:
-        self.alpha = alpha
-        self.task_column = task_column
-        self.fit_intercept = fit_intercept
-        self.max_iter = max_iter
-        self.tol = tol
+    shrink = staticmethod(group_soft_threshold)
 
-    def _prox(self, V: Array, step: float) -> Array:
-        if self.alpha < 0:
-            raise ValueError(f"alpha must be >= 0, got {self.alpha}")
-        return group_soft_threshold(V, step * self.alpha)
-
-    def _nonsmooth_penalty(self, W: Array) -> float:
-        return self.alpha * float(np.linalg.norm(W, axis=0).sum())
+    @staticmethod
+    def norm(W: Array) -> float:
+        """The penalised norm of ``W``."""
+        return float(np.linalg.norm(W, axis=0).sum())

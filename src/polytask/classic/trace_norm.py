@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from polytask.classic.base import ClassicMTLRegressor
+from polytask.classic.norm_penalty import NormPenalizedMTL
 from polytask.classic.solver import Array
 
 
@@ -16,7 +16,7 @@ def singular_value_threshold(V: Array, threshold: float) -> Array:
     return (U * np.maximum(s - threshold, 0.0)) @ Vt
 
 
-class TraceNormMTL(ClassicMTLRegressor):
+class TraceNormMTL(NormPenalizedMTL):
     """Task weights in a low-dimensional subspace:
 
     ``min_W sum_t (1/(2 m_t)) ||y_t - X_t w_t - b_t||^2 + alpha ||W||_*``
@@ -30,24 +30,9 @@ class TraceNormMTL(ClassicMTLRegressor):
         task_column, fit_intercept, max_iter, tol: as :class:`~polytask.classic.MeanRegularizedMTL`.
     """
 
-    def __init__(
-        self,
-        alpha: float = 1.0,
-        task_column: int | None = None,
-        fit_intercept: bool = True,
-        max_iter: int = 10_000,
-        tol: float = 1e-7,
-    ) -> None:
-        self.alpha = alpha
-        self.task_column = task_column
-        self.fit_intercept = fit_intercept
-        self.max_iter = max_iter
-        self.tol = tol
+    shrink = staticmethod(singular_value_threshold)
 
-    def _prox(self, V: Array, step: float) -> Array:
-        if self.alpha < 0:
-            raise ValueError(f"alpha must be >= 0, got {self.alpha}")
-        return singular_value_threshold(V, step * self.alpha)
-
-    def _nonsmooth_penalty(self, W: Array) -> float:
-        return self.alpha * float(np.linalg.svd(W, compute_uv=False).sum())
+    @staticmethod
+    def norm(W: Array) -> float:
+        """The penalised norm of ``W``."""
+        return float(np.linalg.svd(W, compute_uv=False).sum())

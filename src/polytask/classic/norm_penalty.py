@@ -1,0 +1,49 @@
+"""Estimators whose penalty is ``alpha`` times a norm with a closed-form proximal operator
+(l2,1, trace norm): one constructor and solver hook, the norm given by the subclass."""
+
+from __future__ import annotations
+
+from polytask.classic.base import ClassicMTLRegressor
+from polytask.classic.solver import Array
+
+
+class NormPenalizedMTL(ClassicMTLRegressor):
+    """``min_W data term + alpha ||W||`` for the norm of :meth:`norm`, whose proximal
+    operator is :meth:`shrink` (``threshold = step * alpha``).
+
+    Args:
+        alpha: strength of the penalty (>= 0; default 1.0).
+        task_column, fit_intercept, max_iter, tol: as :class:`~polytask.classic.MeanRegularizedMTL`.
+    """
+
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        task_column: int | None = None,
+        fit_intercept: bool = True,
+        max_iter: int = 10_000,
+        tol: float = 1e-7,
+    ) -> None:
+        self.alpha = alpha
+        self.task_column = task_column
+        self.fit_intercept = fit_intercept
+        self.max_iter = max_iter
+        self.tol = tol
+
+    @staticmethod
+    def shrink(V: Array, threshold: float) -> Array:
+        """The proximal operator of ``threshold * norm``."""
+        raise NotImplementedError
+
+    @staticmethod
+    def norm(W: Array) -> float:
+        """The penalised norm of ``W`` ``(T, d)``."""
+        raise NotImplementedError
+
+    def _prox(self, V: Array, step: float) -> Array:
+        if self.alpha < 0:
+            raise ValueError(f"alpha must be >= 0, got {self.alpha}")
+        return self.shrink(V, step * self.alpha)
+
+    def _nonsmooth_penalty(self, W: Array) -> float:
+        return self.alpha * self.norm(W)
