@@ -19,6 +19,7 @@ from polytask.classic import (
     JointFeatureSelectionMTL,
     MeanRegularizedMTL,
     PooledMTL,
+    RelationshipMTL,
     TraceNormMTL,
     stack_tasks,
 )
@@ -135,7 +136,7 @@ def test_missing_labels_are_left_out_and_cross_validation_scores_per_task() -> N
 @pytest.mark.parametrize(
     "estimator",
     [MeanRegularizedMTL, JointFeatureSelectionMTL, TraceNormMTL, GraphRegularizedMTL,
-     IndependentMTL, PooledMTL],
+     RelationshipMTL, IndependentMTL, PooledMTL],
 )  # fmt: skip
 def test_check_estimator_passes(estimator: type) -> None:
     """scikit-learn's own estimator checks (without task ids every row is one task)."""
@@ -266,3 +267,31 @@ def test_the_docs_example_runs_on_school() -> None:
     namespace: dict[str, object] = {}
     exec(compile(snippet, "docs/classic.md", "exec"), namespace)
     assert namespace["search"].best_params_["alpha"] in (1e-3, 1e-2, 1e-1)  # type: ignore[attr-defined]
+
+
+def test_mtrl_learns_which_tasks_are_related() -> None:
+    """Two groups of tasks with opposite weights: the learned task covariance is a valid
+    one (symmetric, positive semidefinite, unit trace), positive within a group and
+    negative across; the objective never rises from round to round; and Omega is the
+    closed-form minimiser of tr(W^T Omega^-1 W) for the final weights."""
+    from polytask.classic.task_covariance import omega_step
+
+    g = np.random.default_rng(10)
+    d, m = 4, 60
+    base = g.normal(size=d)
+    xs, ys, ids = [], [], []
+    for t in range(4):
+        sign = 1.0 if t < 2 else -1.0
+        X = g.normal(size=(m, d))
+        xs.append(X)
+        ys.append(X @ (sign * base + 0.05 * g.normal(size=d)) + 0.1 * g.normal(size=m))
+        ids.append(np.full(m, t))
+    model = RelationshipMTL(alpha=0.1, tol=1e-9, max_iter=50_000).fit(
+        np.vstack(xs), np.concatenate(ys), task_ids=np.concatenate(ids)
+    )
+    omega = model.omega_
+    assert np.allclose(omega, omega.T) and np.linalg.eigvalsh(omega)[0] > -1e-10
+    assert np.trace(omega) == pytest.approx(1.0)
+    assert omega[0, 1] > 0 and omega[2, 3] > 0 and omega[0, 2] < 0 and omega[1, 3] < 0
+    assert all(b <= a + 1e-9 for a, b in zip(model.objective_, model.objective_[1:], strict=False))
+    assert np.allclose(omega, omega_step(model.coef_, model.eps), atol=1e-6)

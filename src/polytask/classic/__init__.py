@@ -10,6 +10,8 @@ how the tasks relate. Needs numpy, scipy and scikit-learn (``pip install
   the features every task uses.
 - :class:`TraceNormMTL` (Ji & Ye 2009): ``||W||_*``, tasks in a low-dimensional subspace.
 - :class:`GraphRegularizedMTL` (MALSAR's SRMTL): related tasks, given as a graph, alike.
+- :class:`RelationshipMTL` (Zhang & Yeung 2010, MTRL): the task covariance learned with the
+  weights (its step, :func:`~polytask.classic.task_covariance.omega_step`, is shared).
 - Baselines: :class:`IndependentMTL` (each task alone) and :class:`PooledMTL` (one model).
 - Data: :func:`stack_tasks` (per-task lists) and :func:`long_format` (a polytask dataset
   of per-task data, such as ``school``) give ``(X, y, task_ids)``.
@@ -28,6 +30,7 @@ __all__ = [
     "JointFeatureSelectionMTL",
     "MeanRegularizedMTL",
     "PooledMTL",
+    "RelationshipMTL",
     "TraceNormMTL",
     "long_format",
     "stack_tasks",
@@ -40,6 +43,7 @@ def __getattr__(name: str) -> Any:
         "JointFeatureSelectionMTL": "polytask.classic.joint_feature_selection",
         "TraceNormMTL": "polytask.classic.trace_norm",
         "GraphRegularizedMTL": "polytask.classic.graph_regularized",
+        "RelationshipMTL": "polytask.classic.mtrl",
         "IndependentMTL": "polytask.classic.baselines",
         "PooledMTL": "polytask.classic.baselines",
         "stack_tasks": "polytask.classic.data",

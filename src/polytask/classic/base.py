@@ -133,6 +133,7 @@ class ClassicMTLRegressor(RegressorMixin, BaseEstimator):
         )  # fmt: skip
         self.coef_ = solution.W
         self.n_iter_ = solution.iterations
+        self.objective_value_ = value_and_grad(solution.W)[0] + self._nonsmooth_penalty(solution.W)
         self.intercept_ = (
             y_mean - np.einsum("td,td->t", x_mean, self.coef_)
             if self.fit_intercept

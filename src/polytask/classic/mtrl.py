@@ -1,0 +1,92 @@
+"""Multi-task relationship learning (Zhang & Yeung, "A convex formulation for learning task
+relationships in multi-task learning", UAI 2010): the task covariance is learned with the
+weights."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from polytask.classic.base import ClassicMTLRegressor
+from polytask.classic.solver import Array
+from polytask.classic.task_covariance import omega_step
+
+
+class RelationshipMTL(ClassicMTLRegressor):
+    """``min_{W, Omega} sum_t (1/(2 m_t)) ||y_t - X_t w_t - b_t||^2 + (l2 / 2) ||W||_F^2 +
+    (alpha / 2) tr(W^T Omega^{-1} W)``, ``Omega >= 0``, ``tr(Omega) = 1``
+
+    (``W`` is ``(T, d)``, ``Omega`` the ``T x T`` task covariance: positive entries for tasks
+    that help each other, negative for tasks that pull apart). Jointly convex; solved by
+    alternating the ``W`` step (accelerated gradient with ``Omega`` fixed) and the closed-form
+    ``Omega`` step (:func:`~polytask.classic.task_covariance.omega_step`), as the paper does,
+    until the objective changes by less than ``tol`` relatively.
+
+    Args:
+        alpha: strength of the task-relationship term (> 0; default 1.0).
+        l2: ridge on every weight (>= 0; default 0.01).
+        rounds: at most this many alternations (default 50).
+        eps: keeps ``Omega`` invertible (default 1e-8).
+        task_column, fit_intercept, max_iter, tol: as :class:`~polytask.classic.MeanRegularizedMTL`
+            (``max_iter`` per ``W`` step).
+
+    Attributes:
+        omega_: the learned task covariance ``(T, T)``.
+        objective_: the objective after each round.
+    """
+
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        l2: float = 0.01,
+        rounds: int = 50,
+        eps: float = 1e-8,
+        task_column: int | None = None,
+        fit_intercept: bool = True,
+        max_iter: int = 10_000,
+        tol: float = 1e-7,
+    ) -> None:
+        self.alpha = alpha
+        self.l2 = l2
+        self.rounds = rounds
+        self.eps = eps
+        self.task_column = task_column
+        self.fit_intercept = fit_intercept
+        self.max_iter = max_iter
+        self.tol = tol
+
+    def _smooth_penalty(self, W: Array) -> tuple[float, Array, float]:
+        inverse, top = self._omega_inverse
+        term = inverse @ W
+        value = 0.5 * self.alpha * float(np.sum(W * term)) + 0.5 * self.l2 * float(np.sum(W**2))
+        return value, self.alpha * term + self.l2 * W, self.alpha * top + self.l2
+
+    def _prepare(self) -> None:
+        if not self.alpha > 0 or self.l2 < 0:
+            raise ValueError(f"alpha must be > 0 and l2 >= 0, got {self.alpha} and {self.l2}")
+        T = len(self.tasks_)
+        omega = self._learned if self._learned is not None else np.eye(T) / T
+        inverse = np.linalg.inv(omega)
+        self.omega_ = omega
+        self._omega_inverse = (inverse, float(np.linalg.eigvalsh(inverse)[-1]))
+
+    def fit(self, X: Any, y: Any, task_ids: Any = None) -> RelationshipMTL:
+        """Alternate the ``W`` step (with ``Omega`` fixed; ``Omega = I / T`` at first) and
+        the ``Omega`` step until ``Omega`` changes by less than ``tol`` (relative Frobenius
+        norm) or ``rounds`` alternations."""
+        if self.rounds < 1:
+            raise ValueError(f"rounds must be >= 1, got {self.rounds}")
+        self._learned: Array | None = None
+        self.objective_ = []
+        for _ in range(self.rounds):
+            super().fit(X, y, task_ids)  # the W step, with the Omega of _prepare
+            self.objective_.append(self.objective_value_)
+            new = omega_step(self.coef_, self.eps)
+            change = float(np.linalg.norm(new - self.omega_)) / float(np.linalg.norm(new))
+            self._learned = new
+            if change <= self.tol:
+                break
+        assert self._learned is not None  # rounds >= 1
+        self.omega_ = self._learned
+        return self
