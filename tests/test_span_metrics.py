@@ -86,3 +86,25 @@ def test_span_f1_equals_seqeval_on_random_sequences() -> None:
     ]
     truth = [[LABELS[t] for t in y if t >= 0] for y in gold.tolist()]
     assert float(metric.compute()) == pytest.approx(seqeval.f1_score(truth, names), abs=1e-12)
+
+
+def test_packaged_snips_config_trains_and_compares(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`polytask train snips` and `polytask compare snips` as they are (a few steps), with a
+    gradient balancer too; slots report span F1, token and sentence accuracy."""
+    from polytask.cli.main import main
+
+    from .conftest import DATA_ROOT, have_data
+
+    if not have_data("snips_joint"):
+        pytest.skip("local snips copy not found")
+    monkeypatch.setenv("POLYTASK_DATA", str(DATA_ROOT))
+    monkeypatch.chdir(tmp_path)  # type: ignore[arg-type]
+    short = ["schedule.max_steps=4", "progress=false", "report=false"]
+    assert main(["train", "snips", *short]) == 0
+    out = capsys.readouterr().out
+    assert "span_f1" in out and "sentence_accuracy" in out
+    assert main(["compare", "snips", *short, "--balancers", "equal,pcgrad", "--seeds", "1",
+                 "--no-baselines"]) == 0  # fmt: skip
+    assert "slots/span_f1" in capsys.readouterr().out
