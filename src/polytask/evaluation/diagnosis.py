@@ -129,7 +129,7 @@ class Diagnosis:
             )
         lines += ["", "How presence is decided (the evidence column is read against these):", ""]
         lines += [f"- {f.cause}: {f.rule}" for f in self.findings.values() if f.rule]
-        lines.append("")
+        lines += ["", "What to try:", ""]
         if self.present:
             for name in self.present:
                 f = self.findings[name]
