@@ -100,6 +100,8 @@ def main() -> None:
                 predicted = search.predict(np.column_stack([ids[test], Z[test]]))
                 scores.append(float(np.mean((predicted - y[test]) ** 2) / np.var(y[test])))
                 chosen.append(search.best_params_[key])
+                if chosen[-1] in (min(GRID), max(GRID)):  # the CV may want a wider grid
+                    print(f"note: {name} chose {key}={chosen[-1]}, the grid's edge", flush=True)
             summary = summarize(scores)
             rows.append({"fraction": fraction, "estimator": name, "nmse": scores,
                          "chosen": chosen, "seconds": seconds})  # fmt: skip
