@@ -9,8 +9,9 @@ regulariser of each estimator chosen by 3-fold cross-validation on the training 
 variance 1 - nMSE, mean +- 95% CI over repetitions. Solver tolerance 1e-6 (relative change).
 Needs the local school copy (``POLYTASK_DATA``).
 
-    python benchmarks/classic.py           # quick
+    python benchmarks/classic.py           # quick: 2 repetitions at 75%
     python benchmarks/classic.py --full
+    python benchmarks/classic.py --grid 1,3,10,30,100   # another regularisation grid
 Results: benchmarks/results/classic.json and .md
 """
 
@@ -79,7 +80,10 @@ def fit_selected(cls: Any, key: str, X: np.ndarray, y: np.ndarray, ids: np.ndarr
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--full", action="store_true")
+    parser.add_argument("--grid", help="comma-separated regularisation values (default: GRID)")
     args = parser.parse_args()
+    if args.grid:
+        GRID[:] = [float(v) for v in args.grid.split(",")]
     X, y, ids = school()
     fractions = (0.3, 0.75) if args.full else (0.75,)
     repetitions = range(10) if args.full else range(2)
@@ -109,7 +113,7 @@ def main() -> None:
             table.append([f"{fraction:.0%}", name, summary.format(3), explained.format(3),
                           f"{seconds / len(repetitions):.1f}"])  # fmt: skip
             print(table[-1], flush=True)
-    info = meta("classic.py", repetitions=len(repetitions))
+    info = meta("classic.py", repetitions=len(repetitions), grid=list(GRID))
     lines = [
         "# School (139 tasks): classic regularised MTL, nMSE (lower is better)",
         "",
