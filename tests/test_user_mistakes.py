@@ -203,3 +203,14 @@ def test_a_full_disk_while_checkpointing_is_one_line(
     monkeypatch.setattr(ckpt.torch, "save", full)
     err = one_line_error(capsys, "train", CONFIG, f"output={tmp_path / 'r'}", *SMALL)
     assert "last.pt" in err and "disk full" in err and "intact" in err
+
+
+def test_a_label_the_mask_leaves_out_is_not_checked_or_reported() -> None:
+    """The range check and its message read the same mask as the loss: a masked-out 5.0 is
+    ignored, and the message names the labelled bad value (2), not the masked one."""
+    tasks = TaskSet([Task("click", "bce")])
+    pred = torch.zeros(3)
+    masked = torch.tensor([True, True, False])
+    tasks.losses({"click": pred}, {"click": torch.tensor([0.0, 1.0, 5.0])}, {"click": masked})
+    with pytest.raises(ValueError, match=r"got 2;"):
+        tasks.losses({"click": pred}, {"click": torch.tensor([0.0, 2.0, 5.0])}, {"click": masked})

@@ -209,7 +209,7 @@ class TaskSet(Sequence[Task]):
         values: dict[str, Tensor] = {}
         counts: list[Tensor] = []
         ranges: list[Tensor] = []  # classification tasks: a label their loss cannot take
-        ranged_tasks: list[Task] = []
+        ranged: list[tuple[Task, Tensor, Tensor, int | None]] = []  # what the message needs
         for task in self._tasks:
             pred, target = align(
                 task.name, task.task_kind, predictions[task.name], targets[task.name]
@@ -233,7 +233,7 @@ class TaskSet(Sequence[Task]):
                 raise ValueError(range_message(task, target, mask, classes)) from error
             if task.kind == "binary" or classes is not None:
                 ranges.append(out_of_range(task, target, mask, classes))
-                ranged_tasks.append(task)
+                ranged.append((task, target, mask, classes))
             total, count = masked_sum(element, mask)
             loss = total / count.clamp_min(1.0)
             for extra, weight in companions.get(task.name, ()):
@@ -257,10 +257,7 @@ class TaskSet(Sequence[Task]):
         T = len(self._tasks)
         result.present = [bool(f) for f in flags[T : 2 * T]]
         if any(flags[2 * T :]):
-            task = ranged_tasks[flags[2 * T :].index(True)]
-            target = targets[task.name]
-            classes = int(predictions[task.name].shape[-1]) if task.kind == "multiclass" else None
-            raise ValueError(range_message(task, target, label_mask(target), classes))
+            raise ValueError(range_message(*ranged[flags[2 * T :].index(True)]))
         if not all(flags[:T]):
             bad = nonfinite_tasks(result.names, vector)
             message = (
