@@ -210,7 +210,7 @@ def test_a_label_the_mask_leaves_out_is_not_checked_or_reported() -> None:
     ignored, and the message names the labelled bad value (2), not the masked one."""
     tasks = TaskSet([Task("click", "bce")])
     pred = torch.zeros(3)
-    masked = torch.tensor([True, True, False])
-    tasks.losses({"click": pred}, {"click": torch.tensor([0.0, 1.0, 5.0])}, {"click": masked})
+    masked = torch.tensor([False, True, True])
+    tasks.losses({"click": pred}, {"click": torch.tensor([5.0, 1.0, 0.0])}, {"click": masked})
     with pytest.raises(ValueError, match=r"got 2;"):
-        tasks.losses({"click": pred}, {"click": torch.tensor([0.0, 2.0, 5.0])}, {"click": masked})
+        tasks.losses({"click": pred}, {"click": torch.tensor([5.0, 2.0, 0.0])}, {"click": masked})
