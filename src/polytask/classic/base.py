@@ -37,9 +37,21 @@ class ClassicMTLRegressor(RegressorMixin, BaseEstimator):
     tol: float
 
     # ------------------------------------------------------------------ what subclasses give
-    def _smooth_penalty(self, W: Array) -> tuple[float, Array, float]:
-        """``(value, gradient, Lipschitz constant)`` of the smooth part of the penalty."""
-        return 0.0, np.zeros_like(W), 0.0
+    def _smooth_penalty(self, W: Array) -> tuple[float, Array]:
+        """``(value, gradient)`` of the smooth part of the penalty."""
+        return 0.0, np.zeros_like(W)
+
+    def _penalty_lipschitz(self) -> float:
+        """A Lipschitz constant of the smooth penalty's gradient (read once per fit)."""
+        return 0.0
+
+    def _check_params(self) -> None:
+        """Refuse out-of-range settings once, before solving: ``alpha`` and ``l2`` (where an
+        estimator has them) must be >= 0."""
+        for name in ("alpha", "l2"):
+            value = getattr(self, name, 0.0)
+            if not value >= 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
 
     def _prox(self, V: Array, step: float) -> Array:
         """The proximal operator of the non-smooth part (the identity when there is none)."""
@@ -100,6 +112,7 @@ class ClassicMTLRegressor(RegressorMixin, BaseEstimator):
         if not keep.any():
             raise ValueError("y has no label: every value is NaN (a missing label)")
         X, y, ids = X[keep], y[keep], ids[keep]
+        self._check_params()
         self.tasks_, codes = np.unique(ids, return_inverse=True)
         self._prepare()
         order = np.argsort(codes, kind="stable")
@@ -119,21 +132,26 @@ class ClassicMTLRegressor(RegressorMixin, BaseEstimator):
             for a, m in zip(starts, counts, strict=True)
         )
 
-        def value_and_grad(W: Array) -> tuple[float, Array]:
-            residual = np.einsum("nd,nd->n", X, W[codes]) - y
-            scaled = residual * row_weight
-            grad = np.add.reduceat(scaled[:, None] * X, starts, axis=0)
-            value, penalty_grad, _ = self._smooth_penalty(W)
-            return 0.5 * float(scaled @ residual) + value, grad + penalty_grad
+        def residual(W: Array) -> Array:
+            return np.einsum("nd,nd->n", X, W[codes]) - y
 
-        _, _, penalty_L = self._smooth_penalty(np.zeros((T, d)))
+        def objective(W: Array) -> float:
+            """The whole objective (the restart test reads it; no gradient)."""
+            r = residual(W)
+            smooth = 0.5 * float((r * row_weight) @ r) + self._smooth_penalty(W)[0]
+            return smooth + self._nonsmooth_penalty(W)
+
+        def gradient(W: Array) -> Array:
+            scaled = residual(W) * row_weight
+            return np.add.reduceat(scaled[:, None] * X, starts, axis=0) + self._smooth_penalty(W)[1]
+
         solution = fista(
-            value_and_grad, self._prox, self._nonsmooth_penalty, data_L + penalty_L,
+            gradient, objective, self._prox, data_L + self._penalty_lipschitz(),
             np.zeros((T, d)), self.max_iter, self.tol,
         )  # fmt: skip
         self.coef_ = solution.W
         self.n_iter_ = solution.iterations
-        self.objective_value_ = value_and_grad(solution.W)[0] + self._nonsmooth_penalty(solution.W)
+        self.objective_value_ = solution.objective
         self.intercept_ = (
             y_mean - np.einsum("td,td->t", x_mean, self.coef_)
             if self.fit_intercept
@@ -146,12 +164,19 @@ class ClassicMTLRegressor(RegressorMixin, BaseEstimator):
         error naming it."""
         check_is_fitted(self, "coef_")
         X, ids = self._split_tasks(X, task_ids, fitting=False)
-        index = {v: i for i, v in enumerate(self.tasks_.tolist())}
-        unknown = sorted({v for v in ids.tolist() if v not in index}, key=str)
-        if unknown:
+        # tasks_ is sorted (np.unique): each row's task by binary search, not a Python loop.
+        codes = np.searchsorted(self.tasks_, ids).clip(0, len(self.tasks_) - 1)
+        unknown = ids[self.tasks_[codes] != ids]
+        if len(unknown):
             raise ValueError(
-                f"task id(s) {unknown[:5]} were not seen in fit; the fitted tasks are "
-                f"{self.tasks_.tolist()[:10]}{'...' if len(self.tasks_) > 10 else ''}"
+                f"task id(s) {sorted(set(unknown.tolist()), key=str)[:5]} were not seen in "
+                f"fit; the fitted tasks are {self.tasks_.tolist()[:10]}"
+                f"{'...' if len(self.tasks_) > 10 else ''}"
             )
-        codes = np.array([index[v] for v in ids.tolist()], dtype=np.int64)
         return np.einsum("nd,nd->n", X, self.coef_[codes]) + self.intercept_[codes]
+
+
+def ridge(W: Array, l2: float) -> tuple[float, Array]:
+    """``(l2 ||W||_F^2, its gradient 2 l2 W)``; its gradient's Lipschitz constant is
+    ``2 l2``."""
+    return l2 * float(np.sum(W**2)), 2 * l2 * W

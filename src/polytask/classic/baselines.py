@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from polytask.classic.base import ClassicMTLRegressor
+from polytask.classic.base import ClassicMTLRegressor, ridge
 from polytask.classic.solver import Array
 
 
@@ -32,10 +32,11 @@ class IndependentMTL(ClassicMTLRegressor):
         self.max_iter = max_iter
         self.tol = tol
 
-    def _smooth_penalty(self, W: Array) -> tuple[float, Array, float]:
-        if self.l2 < 0:
-            raise ValueError(f"l2 must be >= 0, got {self.l2}")
-        return self.l2 * float(np.sum(W**2)), 2 * self.l2 * W, 2 * self.l2
+    def _smooth_penalty(self, W: Array) -> tuple[float, Array]:
+        return ridge(W, self.l2)
+
+    def _penalty_lipschitz(self) -> float:
+        return 2 * self.l2
 
 
 class PooledMTL(IndependentMTL):

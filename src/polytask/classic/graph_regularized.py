@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from polytask.classic.base import ClassicMTLRegressor
+from polytask.classic.base import ClassicMTLRegressor, ridge
 from polytask.classic.solver import Array
 
 
@@ -68,15 +68,14 @@ class GraphRegularizedMTL(ClassicMTLRegressor):
             L[j, i] -= a
         return L
 
-    def _smooth_penalty(self, W: Array) -> tuple[float, Array, float]:
-        if self.alpha < 0 or self.l2 < 0:
-            raise ValueError(f"alpha and l2 must be >= 0, got {self.alpha} and {self.l2}")
-        L, top = self._graph_
-        LW = L @ W
+    def _smooth_penalty(self, W: Array) -> tuple[float, Array]:
         # sum_edges a ||w_s - w_t||^2 = tr(W^T L W); its gradient is 2 L W.
-        value = self.alpha * float(np.sum(W * LW)) + self.l2 * float(np.sum(W**2))
-        return value, 2 * self.alpha * LW + 2 * self.l2 * W, 2 * self.alpha * top + 2 * self.l2
+        LW = self._laplacian_ @ W
+        value, grad = ridge(W, self.l2)
+        return value + self.alpha * float(np.sum(W * LW)), grad + 2 * self.alpha * LW
+
+    def _penalty_lipschitz(self) -> float:
+        return 2 * self.alpha * float(np.linalg.eigvalsh(self._laplacian_)[-1]) + 2 * self.l2
 
     def _prepare(self) -> None:
-        L = self._laplacian()
-        self._graph_ = (L, float(np.linalg.eigvalsh(L)[-1]))
+        self._laplacian_ = self._laplacian()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from polytask.classic.base import ClassicMTLRegressor
+from polytask.classic.base import ClassicMTLRegressor, ridge
 from polytask.classic.solver import Array
 
 
@@ -44,9 +44,10 @@ class MeanRegularizedMTL(ClassicMTLRegressor):
         self.max_iter = max_iter
         self.tol = tol
 
-    def _smooth_penalty(self, W: Array) -> tuple[float, Array, float]:
-        if self.alpha < 0 or self.l2 < 0:
-            raise ValueError(f"alpha and l2 must be >= 0, got {self.alpha} and {self.l2}")
+    def _smooth_penalty(self, W: Array) -> tuple[float, Array]:
         centred = W - W.mean(axis=0, keepdims=True)
-        value = self.alpha * float(np.sum(centred**2)) + self.l2 * float(np.sum(W**2))
-        return value, 2 * self.alpha * centred + 2 * self.l2 * W, 2 * (self.alpha + self.l2)
+        value, grad = ridge(W, self.l2)
+        return value + self.alpha * float(np.sum(centred**2)), grad + 2 * self.alpha * centred
+
+    def _penalty_lipschitz(self) -> float:
+        return 2 * (self.alpha + self.l2)

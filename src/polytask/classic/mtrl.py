@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from polytask.classic.base import ClassicMTLRegressor
+from polytask.classic.base import ClassicMTLRegressor, ridge
 from polytask.classic.solver import Array
 from polytask.classic.task_covariance import omega_step
 
@@ -56,20 +56,23 @@ class RelationshipMTL(ClassicMTLRegressor):
         self.max_iter = max_iter
         self.tol = tol
 
-    def _smooth_penalty(self, W: Array) -> tuple[float, Array, float]:
-        inverse, top = self._omega_inverse
-        term = inverse @ W
-        value = 0.5 * self.alpha * float(np.sum(W * term)) + 0.5 * self.l2 * float(np.sum(W**2))
-        return value, self.alpha * term + self.l2 * W, self.alpha * top + self.l2
+    def _smooth_penalty(self, W: Array) -> tuple[float, Array]:
+        term = self._omega_inverse_ @ W
+        value, grad = ridge(W, self.l2 / 2)
+        return value + 0.5 * self.alpha * float(np.sum(W * term)), grad + self.alpha * term
+
+    def _penalty_lipschitz(self) -> float:
+        return self.alpha * float(np.linalg.eigvalsh(self._omega_inverse_)[-1]) + self.l2
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if not self.alpha > 0:
+            raise ValueError(f"alpha must be > 0 (Omega^-1 weighs the weights), got {self.alpha}")
 
     def _prepare(self) -> None:
-        if not self.alpha > 0 or self.l2 < 0:
-            raise ValueError(f"alpha must be > 0 and l2 >= 0, got {self.alpha} and {self.l2}")
         T = len(self.tasks_)
-        omega = self._learned if self._learned is not None else np.eye(T) / T
-        inverse = np.linalg.inv(omega)
-        self.omega_ = omega
-        self._omega_inverse = (inverse, float(np.linalg.eigvalsh(inverse)[-1]))
+        self.omega_ = self._learned if self._learned is not None else np.eye(T) / T
+        self._omega_inverse_ = np.linalg.inv(self.omega_)
 
     def fit(self, X: Any, y: Any, task_ids: Any = None) -> RelationshipMTL:
         """Alternate the ``W`` step (with ``Omega`` fixed; ``Omega = I / T`` at first) and

@@ -41,8 +41,6 @@ class NormPenalizedMTL(ClassicMTLRegressor):
         raise NotImplementedError
 
     def _prox(self, V: Array, step: float) -> Array:
-        if self.alpha < 0:
-            raise ValueError(f"alpha must be >= 0, got {self.alpha}")
         return self.shrink(V, step * self.alpha)
 
     def _nonsmooth_penalty(self, W: Array) -> float:

@@ -19,28 +19,30 @@ Array = np.ndarray
 
 @dataclass
 class Solution:
-    """The minimiser found, the iterations used and the last relative change."""
+    """The minimiser found, its objective, the iterations used and the last relative
+    change."""
 
     W: Array
+    objective: float
     iterations: int
     change: float
 
 
 def fista(
-    value_and_grad: Callable[[Array], tuple[float, Array]],
+    gradient: Callable[[Array], Array],
+    objective: Callable[[Array], float],
     prox: Callable[[Array, float], Array],
-    penalty: Callable[[Array], float],
     lipschitz: float,
     start: Array,
     max_iter: int,
     tol: float,
 ) -> Solution:
-    """Minimise ``f + h`` from ``start``.
+    """Minimise ``F = f + h`` from ``start``.
 
     Args:
-        value_and_grad: ``W -> (f(W), grad f(W))``, one pass over the data.
+        gradient: ``W -> grad f(W)``, one pass over the data.
+        objective: ``W -> F(W)`` (the restart test: momentum is dropped when ``F`` rises).
         prox: ``(V, step) -> argmin_W h(W) + ||W - V||^2 / (2 step)``.
-        penalty: ``W -> h(W)`` (for the restart test).
         lipschitz: a Lipschitz constant of ``grad f`` (the step is ``1 / lipschitz``).
         max_iter, tol: stop when ``||W_k - W_{k-1}|| <= tol max(1, ||W_k||)``; reaching
             ``max_iter`` first warns (scikit-learn's ``ConvergenceWarning``).
@@ -50,27 +52,25 @@ def fista(
     step = 1.0 / max(lipschitz, 1e-300)
     W = start.copy()
     Y, momentum = W.copy(), 1.0
-    objective = np.inf
+    value = objective(W)
     change = np.inf
     for k in range(1, max_iter + 1):
-        _, grad = value_and_grad(Y)
-        new = prox(Y - step * grad, step)
-        value = value_and_grad(new)[0] + penalty(new)
-        if value > objective:  # adaptive restart: drop the momentum, take a plain step
-            Y, momentum = W.copy(), 1.0
-            _, grad = value_and_grad(Y)
-            new = prox(Y - step * grad, step)
-            value = value_and_grad(new)[0] + penalty(new)
+        new = prox(Y - step * gradient(Y), step)
+        new_value = objective(new)
+        if new_value > value:  # adaptive restart: drop the momentum, take a plain step
+            Y, momentum = W, 1.0
+            new = prox(W - step * gradient(W), step)
+            new_value = objective(new)
         next_momentum = (1 + np.sqrt(1 + 4 * momentum**2)) / 2
         Y = new + ((momentum - 1) / next_momentum) * (new - W)
         change = float(np.linalg.norm(new - W)) / max(1.0, float(np.linalg.norm(new)))
-        W, momentum, objective = new, next_momentum, value
+        W, momentum, value = new, next_momentum, new_value
         if change <= tol:
-            return Solution(W, k, change)
+            return Solution(W, value, k, change)
     warnings.warn(
         f"the proximal gradient solver stopped at max_iter={max_iter} with relative change "
         f"{change:.2e} > tol={tol:g}; raise max_iter or tol, or scale the inputs",
         ConvergenceWarning,
         stacklevel=3,
     )
-    return Solution(W, max_iter, change)
+    return Solution(W, value, max_iter, change)
