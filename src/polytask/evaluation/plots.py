@@ -46,6 +46,17 @@ def series_styles(n: int) -> list[dict[str, Any]]:
     ]
 
 
+def _draw_series(ax: Any, x: Sequence[float], series: Mapping[str, Sequence[float]]) -> None:
+    """Each series in its own style (:func:`series_styles`), markers every few points and
+    staggered between series, so equal series show every marker side by side."""
+    for i, ((name, values), style) in enumerate(
+        zip(series.items(), series_styles(len(series)), strict=True)
+    ):
+        every = max(1, len(values) // 12)
+        start = (i * every) // max(len(series), 1)
+        ax.plot(list(x)[: len(values)], list(values), label=name, markevery=(start, every), **style)
+
+
 def line_plot(
     x: Sequence[float],
     series: Mapping[str, Sequence[float]],
@@ -60,12 +71,7 @@ def line_plot(
     between series: a one-point run shows, and equal lines drawn on each other stay apart."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    styles = series_styles(len(series))
-    for i, ((name, values), style) in enumerate(zip(series.items(), styles, strict=True)):
-        every = max(1, len(values) // 12)
-        # Markers at staggered points: equal series show every marker side by side.
-        start = (i * every) // max(len(series), 1)
-        ax.plot(list(x)[: len(values)], list(values), label=name, markevery=(start, every), **style)
+    _draw_series(ax, x, series)
     if log_y:
         ax.set_yscale("log")
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
@@ -88,9 +94,7 @@ def panel_plot(
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.4 * rows), squeeze=False)
     for ax, (name, series) in zip(axes.flat, panels.items(), strict=False):
-        for (label, values), style in zip(series.items(), series_styles(len(series)), strict=True):
-            every = max(1, len(values) // 12)
-            ax.plot(list(x)[: len(values)], list(values), label=label, markevery=every, **style)
+        _draw_series(ax, x, series)
         ax.set_title(name, fontsize="small")
         ax.set_xlabel(xlabel, fontsize="small")
         ax.grid(alpha=0.3)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from scipy import stats as scipy_stats
 
-from polytask.evaluation.text import number_text
+from polytask.evaluation.text import needs_scientific, number_text
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class Summary:
         in scientific notation (:func:`~polytask.evaluation.text.number_text`)."""
         if self.n < 2:
             return number_text(self.mean, digits)
-        if number_text(self.mean, digits).count("e"):
+        if needs_scientific(self.mean):
             return f"{self.mean:.{digits}e} +- {self.half_width:.1e}"
         return f"{self.mean:.{digits}f} +- {self.half_width:.{digits}f}"
 
