@@ -3,6 +3,7 @@ of target columns to tasks, as a multi-task dataset (no code)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -17,10 +18,10 @@ from polytask.data.table_source import (
     Columns,
     TableError,
     is_missing,
-    is_numeric,
     numbers,
     read_table,
     require_columns,
+    sorted_values,
 )
 from polytask.data.table_targets import (
     DEFAULT_METRICS,
@@ -198,7 +199,7 @@ def _owners(
     cells = [c.strip() for c in columns[task_column]]
     if any(is_missing(c) for c in cells):
         raise TableError(f"{where}: task column {task_column!r} has empty cells")
-    values = sorted(set(cells), key=float) if is_numeric(cells) else sorted(set(cells))
+    values = sorted_values(set(cells))
     index = {v: i for i, v in enumerate(values)}
     return np.array([index[c] for c in cells]), [f"{task_column}_{v}" for v in values]
 
@@ -269,8 +270,12 @@ def _fit_inputs(
 ) -> TabularEncoder:
     """The input encoder fitted on the training rows; numeric inputs with missing cells are
     refused or filled with the training mean (``missing_inputs``)."""
+    parsed: dict[str, np.ndarray] = {}  # each column parsed once
+    for column in names:
+        with contextlib.suppress(TableError):  # not numbers: categorical, or an error below
+            parsed[column] = numbers(columns[column], f"input column {column!r}")
     if categorical is None:
-        categorical = [c for c in names if not is_numeric(columns[c])]
+        categorical = [c for c in names if c not in parsed]
     else:
         require_columns(columns, list(categorical), "categorical column", "categorical")
         outside = [c for c in categorical if c not in names]
@@ -279,10 +284,12 @@ def _fit_inputs(
     numeric = [c for c in names if c not in categorical]
     train = train_rows.tolist()
     for column in numeric:
-        try:
-            values = numbers(columns[column], f"input column {column!r}")
-        except TableError as error:
-            raise TableError(f"{error}: list it in categorical") from None
+        if column not in parsed:  # raises, naming the first cell that is not a number
+            try:
+                numbers(columns[column], f"input column {column!r}")
+            except TableError as error:
+                raise TableError(f"{error}: list it in categorical") from None
+        values = parsed[column]
         holes = np.flatnonzero(np.isnan(values))
         if len(holes) and missing_inputs != "mean":
             raise TableError(

@@ -110,6 +110,10 @@ def require_columns(columns: Columns, names: Sequence[str], what: str, where: st
 def numbers(cells: Sequence[str], what: str) -> np.ndarray:
     """The cells as float64, NaN where missing; :class:`TableError` naming ``what`` and the
     first data row (1 = the first row after the header) that is not a number."""
+    try:  # numpy parses a column of plain numbers in C; "nan" is NaN there too
+        return np.array(cells, dtype=np.float64)
+    except ValueError:
+        pass  # missing-value words or a cell that is not a number: cell by cell
     out = np.empty(len(cells), dtype=np.float64)
     for i, cell in enumerate(cells):
         if is_missing(cell):
@@ -120,6 +124,12 @@ def numbers(cells: Sequence[str], what: str) -> np.ndarray:
         except ValueError:
             raise TableError(f"{what} needs numbers; data row {i + 1} has {cell!r}") from None
     return out
+
+
+def sorted_values(values: set[str]) -> list[str]:
+    """Distinct cell values in order: numerically when they are all numbers (``2`` before
+    ``10``), as text otherwise."""
+    return sorted(values, key=float) if is_numeric(list(values)) else sorted(values)
 
 
 def is_numeric(cells: Sequence[str]) -> bool:

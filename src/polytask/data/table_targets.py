@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from polytask.data.table_source import TableError, is_missing, is_numeric, numbers
+from polytask.data.table_source import TableError, is_missing, numbers, sorted_values
 from polytask.tasks.losses import Kind, get_loss
 
 DEFAULT_METRICS: dict[Kind, tuple[str, ...]] = {
@@ -86,12 +86,6 @@ class Labels:
     classes: list[str] = field(default_factory=list)
 
 
-def _class_order(values: set[str]) -> list[str]:
-    if is_numeric(list(values)):
-        return sorted(values, key=float)
-    return sorted(values)
-
-
 def parse_labels(
     spec: TargetSpec, cells: Sequence[str], split_of_row: Sequence[str], where: str
 ) -> Labels:
@@ -100,7 +94,7 @@ def parse_labels(
     what = f"{where}: task {spec.column!r} ({spec.loss})"
     if spec.kind == "multiclass":
         present = [(c.strip(), s) for c, s in zip(cells, split_of_row, strict=True)]
-        classes = _class_order({c for c, s in present if s == "train" and not is_missing(c)})
+        classes = sorted_values({c for c, s in present if s == "train" and not is_missing(c)})
         if len(classes) < 2:
             raise TableError(f"{what} needs at least 2 classes in the training rows")
         code = {c: i for i, c in enumerate(classes)}
