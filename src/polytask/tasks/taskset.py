@@ -121,8 +121,10 @@ class TaskSet(Sequence[Task]):
             ``"skip"`` warns, naming the task, and marks the step skipped so that
             :func:`polytask.backward` and the trainer leave the parameters unchanged.
 
-    Checking costs one device synchronisation per step (one read of ``2T`` booleans: which
-    losses are finite, and which tasks have a label in the batch).
+    Checking costs one device synchronisation per step: one read of ``2T`` booleans (which
+    losses are finite, which tasks have a label in the batch) plus one per classification
+    task (whether a labelled target is outside what its loss takes: ``bce`` outside
+    ``[0, 1]``, a ``ce`` class past the logits; :mod:`polytask.tasks.target_checks`).
 
     Example:
         >>> tasks = TaskSet([Task("left", "ce", num_classes=10), Task("right", "mse")])
