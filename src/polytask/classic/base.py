@@ -1,5 +1,5 @@
-"""What every classic multi-task regressor shares: the scikit-learn contract with task ids,
-the least-squares data term vectorised over tasks, and prediction.
+"""What every classic multi-task estimator shares: the scikit-learn contract with task
+ids, the solver set-up, and each row's linear score.
 
 Data: rows ``X`` ``(n, d)``, targets ``y`` ``(n,)``, and each row's task, given as
 ``task_ids`` ``(n,)`` or as the column ``task_column`` of ``X`` (which scikit-learn's
@@ -7,6 +7,10 @@ scorers and ``GridSearchCV`` pass along, since they never pass metadata to ``pre
 Without either, every row belongs to one task. A NaN target is a missing label: the row is
 left out. Weights ``coef_`` are ``(T, d)`` (as scikit-learn's ``MultiTaskLasso``), one row
 per task of ``tasks_``; ``intercept_`` ``(T,)`` is each task's own, unpenalised.
+
+An estimator is a penalty (a subclass of :class:`ClassicMTLEstimator` giving the hooks
+below) combined with a data term (:class:`~polytask.classic.regressor.ClassicMTLRegressor`:
+squared loss; :class:`~polytask.classic.classifier.ClassicMTLClassifier`: logistic loss).
 """
 
 from __future__ import annotations
@@ -14,54 +18,74 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from polytask.classic.losses import LogisticLoss, SquaredLoss, TaskRows
 from polytask.classic.solver import Array, fista
 
 
-class ClassicMTLRegressor(RegressorMixin, BaseEstimator):
-    """Base of the classic estimators: a subclass gives the penalty's gradient (smooth
-    part), its proximal operator (non-smooth part) and their Lipschitz constant.
+class ClassicMTLEstimator(BaseEstimator):
+    """Base of the classic estimators: ``min_P data(W(P), b) + smooth(P) + h(P)``.
 
-    The data term is ``sum_t (1 / (2 m_t)) sum_{i in t} (y_i - x_i w_t - b_t)^2``: each task's
-    mean squared error, so a task with many rows does not outweigh the others (reference
-    text 01). With one shared ``X`` of ``n`` rows this is scikit-learn's
-    ``(1 / (2n)) ||Y - X W^T||_F^2``; MALSAR sums squared errors instead (its ``rho`` is
-    ours times ``2 n``).
+    A penalty subclass gives the smooth part's value and gradient, the proximal operator
+    of the non-smooth part ``h`` and a Lipschitz constant; most penalise ``W`` itself
+    (``P = W``), while a decomposition such as robust MTL's ``W = L + S`` gives the map
+    ``P -> W`` (:meth:`_combine`) and its adjoint. The data term (squared or logistic loss)
+    comes from the regressor or classifier base.
     """
 
     task_column: int | None
     fit_intercept: bool
     max_iter: int
     tol: float
+    _loss: type[SquaredLoss] | type[LogisticLoss]
 
-    # ------------------------------------------------------------------ what subclasses give
-    def _smooth_penalty(self, W: Array) -> tuple[float, Array]:
+    # ------------------------------------------------------------------ what penalties give
+    def _smooth_penalty(self, P: Array) -> tuple[float, Array]:
         """``(value, gradient)`` of the smooth part of the penalty."""
-        return 0.0, np.zeros_like(W)
+        return 0.0, np.zeros_like(P)
 
     def _penalty_lipschitz(self) -> float:
         """A Lipschitz constant of the smooth penalty's gradient (read once per fit)."""
         return 0.0
 
     def _check_params(self) -> None:
-        """Refuse out-of-range settings once, before solving: ``alpha`` and ``l2`` (where an
-        estimator has them) must be >= 0."""
-        for name in ("alpha", "l2"):
+        """Refuse out-of-range settings once, before solving: ``alpha``, ``beta`` and ``l2``
+        (where an estimator has them) must be >= 0."""
+        for name in ("alpha", "beta", "l2"):
             value = getattr(self, name, 0.0)
             if not value >= 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
 
-    def _prox(self, V: Array, step: float) -> Array:
+    def _prox(self, P: Array, step: float) -> Array:
         """The proximal operator of the non-smooth part (the identity when there is none)."""
-        return V
+        return P
 
-    def _nonsmooth_penalty(self, W: Array) -> float:
+    def _nonsmooth_penalty(self, P: Array) -> float:
         return 0.0
 
     def _prepare(self) -> None:
         """Set up what the penalty needs once ``tasks_`` is known (before solving)."""
+
+    def _parameter_width(self, d: int) -> int:
+        """Columns of ``P`` for ``d`` features (``d`` when ``P = W``)."""
+        return d
+
+    def _combine(self, P: Array) -> Array:
+        """The weights ``W`` ``(T, d)`` from the solver's parameters ``P`` (a linear map)."""
+        return P
+
+    def _combine_adjoint(self, G: Array) -> Array:
+        """The adjoint of :meth:`_combine`: a gradient in ``W`` as one in ``P``."""
+        return G
+
+    _combine_norm2 = 1.0  # the squared operator norm of _combine
+
+    def _path_start(self) -> Array | None:
+        """The solver's starting point: ``None`` (zeros) unless a regularisation path
+        (:class:`~polytask.classic.ClassicMTLCV`) set a warm start."""
+        return getattr(self, "_warm_start", None)
 
     # ------------------------------------------------------------------ data
     def _split_tasks(self, X: Any, task_ids: Any, fitting: bool) -> tuple[Array, Array]:
@@ -87,8 +111,13 @@ class ClassicMTLRegressor(RegressorMixin, BaseEstimator):
             raise ValueError(f"task ids have shape {ids.shape}; X has {X.shape[0]} rows")
         return X, ids
 
-    def fit(self, X: Any, y: Any, task_ids: Any = None) -> ClassicMTLRegressor:
-        """Fit one linear model per task (see the class docstring for the data).
+    def _encode_targets(self, y: Any) -> Array:
+        """The targets as floats for the loss, NaN for a missing label (given by the
+        regressor or classifier base)."""
+        raise NotImplementedError
+
+    def fit(self, X: Any, y: Any, task_ids: Any = None) -> Any:
+        """Fit one linear model per task (see the module docstring for the data).
 
         Args:
             X: ``(n, d)`` features (with the task column when ``task_column`` is set).
@@ -100,68 +129,57 @@ class ClassicMTLRegressor(RegressorMixin, BaseEstimator):
                 f"{type(self).__name__} requires y to be passed, but the target y is None"
             )
         X, ids = self._split_tasks(X, task_ids, fitting=True)
-        y = column_or_1d(
-            check_array(y, ensure_2d=False, ensure_all_finite="allow-nan", dtype=np.float64),
-            warn=True,
-        )
-        if np.isinf(y).any():
-            raise ValueError("y contains infinity (a missing label is NaN)")
+        y = self._encode_targets(y)
         if y.shape[0] != X.shape[0]:
             raise ValueError(f"y has {y.shape[0]} rows, X has {X.shape[0]}")
         keep = ~np.isnan(y)
-        if not keep.any():
-            raise ValueError("y has no label: every value is NaN (a missing label)")
         X, y, ids = X[keep], y[keep], ids[keep]
         self._check_params()
         self.tasks_, codes = np.unique(ids, return_inverse=True)
         self._prepare()
-        order = np.argsort(codes, kind="stable")
-        X, y, codes = X[order], y[order], codes[order]
         T, d = len(self.tasks_), X.shape[1]
-        counts = np.bincount(codes, minlength=T)
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        x_mean = np.add.reduceat(X, starts, axis=0) / counts[:, None]
-        y_mean = np.add.reduceat(y, starts) / counts
-        if self.fit_intercept:  # each task's own intercept: centre each task's rows
-            X = X - x_mean[codes]
-            y = y - y_mean[codes]
-        row_weight = 1.0 / counts[codes]
-        # Lipschitz constant of the data term: max_t lambda_max(X_t^T X_t) / m_t.
-        data_L = max(
-            float(np.linalg.eigvalsh(X[a : a + m].T @ X[a : a + m])[-1]) / m
-            for a, m in zip(starts, counts, strict=True)
-        )
+        loss = self._loss(TaskRows.sort(X, y, codes, T), self.fit_intercept)
+        p = self._parameter_width(d)
 
-        def residual(W: Array) -> Array:
-            return np.einsum("nd,nd->n", X, W[codes]) - y
+        def parts(theta: Array) -> tuple[Array, Array | None]:
+            return theta[:, :p], (theta[:, p] if loss.bias_columns else None)
 
-        def objective(W: Array) -> float:
-            """The whole objective (the restart test reads it; no gradient)."""
-            r = residual(W)
-            smooth = 0.5 * float((r * row_weight) @ r) + self._smooth_penalty(W)[0]
-            return smooth + self._nonsmooth_penalty(W)
+        def objective(theta: Array) -> float:
+            P, bias = parts(theta)
+            data = loss.value(self._combine(P), bias)
+            return data + self._smooth_penalty(P)[0] + self._nonsmooth_penalty(P)
 
-        def gradient(W: Array) -> Array:
-            scaled = residual(W) * row_weight
-            return np.add.reduceat(scaled[:, None] * X, starts, axis=0) + self._smooth_penalty(W)[1]
+        def gradient(theta: Array) -> Array:
+            P, bias = parts(theta)
+            grad_w, grad_bias = loss.gradient(self._combine(P), bias)
+            grad_p = self._combine_adjoint(grad_w) + self._smooth_penalty(P)[1]
+            return grad_p if grad_bias is None else np.column_stack([grad_p, grad_bias])
 
-        solution = fista(
-            gradient, objective, self._prox, data_L + self._penalty_lipschitz(),
-            np.zeros((T, d)), self.max_iter, self.tol,
-        )  # fmt: skip
-        self.coef_ = solution.W
+        def prox(theta: Array, step: float) -> Array:
+            out = theta.copy()
+            out[:, :p] = self._prox(theta[:, :p], step)
+            return out
+
+        start = self._path_start()
+        if start is None or start.shape != (T, p + loss.bias_columns):
+            start = np.zeros((T, p + loss.bias_columns))
+        lipschitz = loss.lipschitz * self._combine_norm2 + self._penalty_lipschitz()
+        solution = fista(gradient, objective, prox, lipschitz, start, self.max_iter, self.tol)
+        self._parameters_ = solution.W
+        P, bias = parts(solution.W)
+        self._fitted_parameters(P)
+        self.coef_ = self._combine(P)
+        self.intercept_ = loss.intercepts(self.coef_, bias)
         self.n_iter_ = solution.iterations
         self.objective_value_ = solution.objective
-        self.intercept_ = (
-            y_mean - np.einsum("td,td->t", x_mean, self.coef_)
-            if self.fit_intercept
-            else np.zeros(T)
-        )
         return self
 
-    def predict(self, X: Any, task_ids: Any = None) -> Array:
-        """Each row's prediction by its task's model; a task id not seen in ``fit`` is an
-        error naming it."""
+    def _fitted_parameters(self, P: Array) -> None:
+        """Keep what the penalty's parameters say beyond ``W`` (robust MTL's parts)."""
+
+    def _scores(self, X: Any, task_ids: Any) -> Array:
+        """Each row's linear score ``x w_t + b_t`` by its task's model ``(n,)``; a task id
+        not seen in ``fit`` is an error naming it."""
         check_is_fitted(self, "coef_")
         X, ids = self._split_tasks(X, task_ids, fitting=False)
         # tasks_ is sorted (np.unique): each row's task by binary search, not a Python loop.

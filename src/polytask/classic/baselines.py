@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from polytask.classic.base import ClassicMTLRegressor, ridge
+from polytask.classic.base import ClassicMTLEstimator, ridge
+from polytask.classic.classifier import ClassicMTLClassifier
+from polytask.classic.regressor import ClassicMTLRegressor
 from polytask.classic.solver import Array
 
 
-class IndependentMTL(ClassicMTLRegressor):
-    """Each task its own ridge regression, nothing shared:
-    ``min_W sum_t (1/(2 m_t)) ||y_t - X_t w_t - b_t||^2 + l2 ||W||_F^2``.
+class IndependentPenalty(ClassicMTLEstimator):
+    """Each task its own ridge model, nothing shared: ``min_W data term + l2 ||W||_F^2``.
 
     Args:
-        l2: ridge on every weight (>= 0; default 0: least squares).
-        task_column, fit_intercept, max_iter, tol: as :class:`~polytask.classic.MeanRegularizedMTL`.
+        l2: ridge on every weight (>= 0; default 0: least squares, or plain logistic
+            regression, which diverges on a task whose classes are separable).
+        task_column, fit_intercept, max_iter, tol: as
+            :class:`~polytask.classic.mean_regularized.MeanRegularizedPenalty`.
     """
 
     def __init__(
@@ -32,20 +35,36 @@ class IndependentMTL(ClassicMTLRegressor):
         self.max_iter = max_iter
         self.tol = tol
 
-    def _smooth_penalty(self, W: Array) -> tuple[float, Array]:
-        return ridge(W, self.l2)
+    def _smooth_penalty(self, P: Array) -> tuple[float, Array]:
+        return ridge(P, self.l2)
 
     def _penalty_lipschitz(self) -> float:
         return 2 * self.l2
 
 
-class PooledMTL(IndependentMTL):
+class PooledPenalty(IndependentPenalty):
     """One weight vector for every task (each keeping its own intercept when
-    ``fit_intercept``): the same objective with ``w_t = w`` for all ``t``, each task's
-    squared error still averaged over its own rows. Same options as
-    :class:`IndependentMTL` (``l2`` is the ridge on the shared weights)."""
+    ``fit_intercept``): the same objective with ``w_t = w`` for all ``t``, each task's loss
+    still averaged over its own rows. Same options as :class:`IndependentPenalty` (``l2``
+    is the ridge on the shared weights)."""
 
-    def _prox(self, V: Array, step: float) -> Array:
+    def _prox(self, P: Array, step: float) -> Array:
         # The projection onto {W: all rows equal}: projected gradient on the data term
         # (summed over tasks) solves the pooled problem.
-        return np.broadcast_to(V.mean(axis=0, keepdims=True), V.shape).copy()
+        return np.broadcast_to(P.mean(axis=0, keepdims=True), P.shape).copy()
+
+
+class IndependentMTL(IndependentPenalty, ClassicMTLRegressor):
+    """Each task alone, by ridge regression (:class:`IndependentPenalty`)."""
+
+
+class IndependentMTLClassifier(IndependentPenalty, ClassicMTLClassifier):
+    """Each task alone, by ridge-penalised logistic regression (:class:`IndependentPenalty`)."""
+
+
+class PooledMTL(PooledPenalty, ClassicMTLRegressor):
+    """One ridge regression for all tasks (:class:`PooledPenalty`)."""
+
+
+class PooledMTLClassifier(PooledPenalty, ClassicMTLClassifier):
+    """One logistic regression for all tasks (:class:`PooledPenalty`)."""

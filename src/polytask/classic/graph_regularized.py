@@ -8,13 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from polytask.classic.base import ClassicMTLRegressor, ridge
+from polytask.classic.base import ClassicMTLEstimator, ridge
+from polytask.classic.classifier import ClassicMTLClassifier
+from polytask.classic.regressor import ClassicMTLRegressor
 from polytask.classic.solver import Array
 
 
-class GraphRegularizedMTL(ClassicMTLRegressor):
-    """``min_W sum_t (1/(2 m_t)) ||y_t - X_t w_t - b_t||^2 + alpha sum_{(s, t, a)} a
-    ||w_s - w_t||^2 + l2 ||W||_F^2``
+class GraphRegularizedPenalty(ClassicMTLEstimator):
+    """``min_W data term + alpha sum_{(s, t, a)} a ||w_s - w_t||^2 + l2 ||W||_F^2``
 
     over the edges ``(s, t, a)`` of a task graph: ``alpha sum a ||w_s - w_t||^2 = 2 alpha
     tr(W^T L W)`` with the graph's Laplacian ``L`` (MALSAR's ``||W R||_F^2`` with one column
@@ -27,7 +28,8 @@ class GraphRegularizedMTL(ClassicMTLRegressor):
             ids as given to ``fit``; a task id not in the data is an error.
         alpha: strength of the graph penalty (>= 0; default 1.0).
         l2: ridge on every weight (>= 0; default 0).
-        task_column, fit_intercept, max_iter, tol: as :class:`~polytask.classic.MeanRegularizedMTL`.
+        task_column, fit_intercept, max_iter, tol: as
+            :class:`~polytask.classic.mean_regularized.MeanRegularizedPenalty`.
     """
 
     def __init__(
@@ -68,14 +70,24 @@ class GraphRegularizedMTL(ClassicMTLRegressor):
             L[j, i] -= a
         return L
 
-    def _smooth_penalty(self, W: Array) -> tuple[float, Array]:
+    def _smooth_penalty(self, P: Array) -> tuple[float, Array]:
         # sum_edges a ||w_s - w_t||^2 = tr(W^T L W); its gradient is 2 L W.
-        LW = self._laplacian_ @ W
-        value, grad = ridge(W, self.l2)
-        return value + self.alpha * float(np.sum(W * LW)), grad + 2 * self.alpha * LW
+        LW = self._laplacian_ @ P
+        value, grad = ridge(P, self.l2)
+        return value + self.alpha * float(np.sum(P * LW)), grad + 2 * self.alpha * LW
 
     def _penalty_lipschitz(self) -> float:
         return 2 * self.alpha * float(np.linalg.eigvalsh(self._laplacian_)[-1]) + 2 * self.l2
 
     def _prepare(self) -> None:
         self._laplacian_ = self._laplacian()
+
+
+class GraphRegularizedMTL(GraphRegularizedPenalty, ClassicMTLRegressor):
+    """Graph-regularised regression: :class:`GraphRegularizedPenalty` with each task's mean
+    squared error."""
+
+
+class GraphRegularizedMTLClassifier(GraphRegularizedPenalty, ClassicMTLClassifier):
+    """Graph-regularised logistic regression: :class:`GraphRegularizedPenalty` with each
+    task's mean logistic loss."""

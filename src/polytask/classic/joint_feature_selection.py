@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from polytask.classic.norm_penalty import NormPenalizedMTL
+from polytask.classic.classifier import ClassicMTLClassifier
+from polytask.classic.norm_penalty import NormPenalty
+from polytask.classic.regressor import ClassicMTLRegressor
 from polytask.classic.solver import Array
 
 
@@ -18,19 +20,20 @@ def group_soft_threshold(V: Array, threshold: float) -> Array:
     return V * np.maximum(0.0, 1.0 - threshold / np.maximum(norms, 1e-300))
 
 
-class JointFeatureSelectionMTL(NormPenalizedMTL):
+class JointFeatureSelectionPenalty(NormPenalty):
     """The features all tasks share:
 
-    ``min_W sum_t (1/(2 m_t)) ||y_t - X_t w_t - b_t||^2 + alpha sum_j ||W[:, j]||_2``
+    ``min_W data term + alpha sum_j ||W[:, j]||_2``
 
     (``W`` is ``(T, d)``; the penalty is the ``l2,1`` norm over features), so a feature is
     used by every task or by none. With one ``X`` shared by all tasks this is exactly
-    scikit-learn's ``MultiTaskLasso(alpha)``; here tasks may have their own rows and missing
-    labels. Solved by accelerated proximal gradient with group soft-thresholding.
+    scikit-learn's ``MultiTaskLasso(alpha)`` (regression); here tasks may have their own
+    rows and missing labels. Solved by accelerated proximal gradient with group soft-thresholding.
 
     Args:
         alpha: strength of the ``l2,1`` penalty (>= 0; default 1.0).
-        task_column, fit_intercept, max_iter, tol: as :class:`~polytask.classic.MeanRegularizedMTL`.
+        task_column, fit_intercept, max_iter, tol: as
+            :class:`~polytask.classic.mean_regularized.MeanRegularizedPenalty`.
     """
 
     shrink = staticmethod(group_soft_threshold)
@@ -39,3 +42,19 @@ class JointFeatureSelectionMTL(NormPenalizedMTL):
     def norm(W: Array) -> float:
         """The penalised norm of ``W``."""
         return float(np.linalg.norm(W, axis=0).sum())
+
+    @staticmethod
+    def dual_norm(G: Array) -> float:
+        """The largest feature-column norm (the ``l2,inf`` norm)."""
+        return float(np.linalg.norm(G, axis=0).max())
+
+
+class JointFeatureSelectionMTL(JointFeatureSelectionPenalty, ClassicMTLRegressor):
+    """Joint feature selection for regression: :class:`JointFeatureSelectionPenalty` with
+    each task's mean squared error; ``MultiTaskLasso(alpha)`` on one shared ``X``."""
+
+
+class JointFeatureSelectionMTLClassifier(JointFeatureSelectionPenalty, ClassicMTLClassifier):
+    """Joint feature selection for logistic regression (Liu, Ji & Ye 2009's
+    ``Logistic_L21``): :class:`JointFeatureSelectionPenalty` with each task's mean logistic
+    loss."""

@@ -5,20 +5,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from polytask.classic.base import ClassicMTLRegressor, ridge
+from polytask.classic.base import ClassicMTLEstimator, ridge
+from polytask.classic.classifier import ClassicMTLClassifier
+from polytask.classic.regressor import ClassicMTLRegressor
 from polytask.classic.solver import Array
 
 
-class MeanRegularizedMTL(ClassicMTLRegressor):
+class MeanRegularizedPenalty(ClassicMTLEstimator):
     """Each task's weights pulled towards the tasks' mean:
 
-    ``min_W sum_t (1/(2 m_t)) ||y_t - X_t w_t - b_t||^2 + alpha sum_t ||w_t - w_bar||^2
-    + l2 ||W||_F^2``, ``w_bar = (1/T) sum_t w_t``.
+    ``min_W data term + alpha sum_t ||w_t - w_bar||^2 + l2 ||W||_F^2``,
+    ``w_bar = (1/T) sum_t w_t``.
 
     Evgeniou & Pontil write ``w_t = w_0 + v_t`` with penalty ``(lambda_1 / T) sum ||v_t||^2 +
     lambda_2 ||w_0||^2``; eliminating ``w_0`` gives this form. ``alpha = 0`` (and ``l2 = 0``)
-    is independent least squares per task; ``alpha -> inf`` is one weight vector shared by
-    all tasks (each keeping its own intercept). Smooth: solved by accelerated gradient.
+    is each task alone; ``alpha -> inf`` is one weight vector shared by all tasks (each
+    keeping its own intercept). Smooth: solved by accelerated gradient.
 
     Args:
         alpha: strength of the pull towards the mean (>= 0; default 1.0).
@@ -44,10 +46,20 @@ class MeanRegularizedMTL(ClassicMTLRegressor):
         self.max_iter = max_iter
         self.tol = tol
 
-    def _smooth_penalty(self, W: Array) -> tuple[float, Array]:
-        centred = W - W.mean(axis=0, keepdims=True)
-        value, grad = ridge(W, self.l2)
+    def _smooth_penalty(self, P: Array) -> tuple[float, Array]:
+        centred = P - P.mean(axis=0, keepdims=True)
+        value, grad = ridge(P, self.l2)
         return value + self.alpha * float(np.sum(centred**2)), grad + 2 * self.alpha * centred
 
     def _penalty_lipschitz(self) -> float:
         return 2 * (self.alpha + self.l2)
+
+
+class MeanRegularizedMTL(MeanRegularizedPenalty, ClassicMTLRegressor):
+    """Mean-regularised regression: :class:`MeanRegularizedPenalty` with each task's mean
+    squared error (:class:`~polytask.classic.regressor.ClassicMTLRegressor`)."""
+
+
+class MeanRegularizedMTLClassifier(MeanRegularizedPenalty, ClassicMTLClassifier):
+    """Mean-regularised logistic regression: :class:`MeanRegularizedPenalty` with each
+    task's mean logistic loss (:class:`~polytask.classic.classifier.ClassicMTLClassifier`)."""

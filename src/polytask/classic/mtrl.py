@@ -8,14 +8,16 @@ from typing import Any
 
 import numpy as np
 
-from polytask.classic.base import ClassicMTLRegressor, ridge
+from polytask.classic.base import ClassicMTLEstimator, ridge
+from polytask.classic.classifier import ClassicMTLClassifier
+from polytask.classic.regressor import ClassicMTLRegressor
 from polytask.classic.solver import Array
 from polytask.classic.task_covariance import omega_step
 
 
-class RelationshipMTL(ClassicMTLRegressor):
-    """``min_{W, Omega} sum_t (1/(2 m_t)) ||y_t - X_t w_t - b_t||^2 + (l2 / 2) ||W||_F^2 +
-    (alpha / 2) tr(W^T Omega^{-1} W)``, ``Omega >= 0``, ``tr(Omega) = 1``
+class RelationshipPenalty(ClassicMTLEstimator):
+    """``min_{W, Omega} data term + (l2 / 2) ||W||_F^2 + (alpha / 2) tr(W^T Omega^{-1} W)``,
+    ``Omega >= 0``, ``tr(Omega) = 1``
 
     (``W`` is ``(T, d)``, ``Omega`` the ``T x T`` task covariance: positive entries for tasks
     that help each other, negative for tasks that pull apart). Jointly convex; solved by
@@ -28,8 +30,9 @@ class RelationshipMTL(ClassicMTLRegressor):
         l2: ridge on every weight (>= 0; default 0.01).
         rounds: at most this many alternations (default 50).
         eps: keeps ``Omega`` invertible (default 1e-8).
-        task_column, fit_intercept, max_iter, tol: as :class:`~polytask.classic.MeanRegularizedMTL`
-            (``max_iter`` per ``W`` step).
+        task_column, fit_intercept, max_iter, tol: as
+            :class:`~polytask.classic.mean_regularized.MeanRegularizedPenalty` (``max_iter``
+            per ``W`` step).
 
     Attributes:
         omega_: the learned task covariance ``(T, T)``.
@@ -56,10 +59,10 @@ class RelationshipMTL(ClassicMTLRegressor):
         self.max_iter = max_iter
         self.tol = tol
 
-    def _smooth_penalty(self, W: Array) -> tuple[float, Array]:
-        term = self._omega_inverse_ @ W
-        value, grad = ridge(W, self.l2 / 2)
-        return value + 0.5 * self.alpha * float(np.sum(W * term)), grad + self.alpha * term
+    def _smooth_penalty(self, P: Array) -> tuple[float, Array]:
+        term = self._omega_inverse_ @ P
+        value, grad = ridge(P, self.l2 / 2)
+        return value + 0.5 * self.alpha * float(np.sum(P * term)), grad + self.alpha * term
 
     def _penalty_lipschitz(self) -> float:
         return self.alpha * float(np.linalg.eigvalsh(self._omega_inverse_)[-1]) + self.l2
@@ -74,7 +77,7 @@ class RelationshipMTL(ClassicMTLRegressor):
         self.omega_ = self._learned if self._learned is not None else np.eye(T) / T
         self._omega_inverse_ = np.linalg.inv(self.omega_)
 
-    def fit(self, X: Any, y: Any, task_ids: Any = None) -> RelationshipMTL:
+    def fit(self, X: Any, y: Any, task_ids: Any = None) -> Any:
         """Alternate the ``W`` step (with ``Omega`` fixed; ``Omega = I / T`` at first) and
         the ``Omega`` step until ``Omega`` changes by less than ``tol`` (relative Frobenius
         norm) or ``rounds`` alternations."""
@@ -93,3 +96,13 @@ class RelationshipMTL(ClassicMTLRegressor):
         assert self._learned is not None  # rounds >= 1
         self.omega_ = self._learned
         return self
+
+
+class RelationshipMTL(RelationshipPenalty, ClassicMTLRegressor):
+    """MTRL for regression: :class:`RelationshipPenalty` with each task's mean squared
+    error."""
+
+
+class RelationshipMTLClassifier(RelationshipPenalty, ClassicMTLClassifier):
+    """MTRL for logistic regression: :class:`RelationshipPenalty` with each task's mean
+    logistic loss."""

@@ -1,19 +1,20 @@
-"""Estimators whose penalty is ``alpha`` times a norm with a closed-form proximal operator
-(l2,1, trace norm): one constructor and solver hook, the norm given by the subclass."""
+"""Penalties that are ``alpha`` times a norm with a closed-form proximal operator (l2,1,
+trace norm): one constructor and solver hook, the norm given by the subclass."""
 
 from __future__ import annotations
 
-from polytask.classic.base import ClassicMTLRegressor
+from polytask.classic.base import ClassicMTLEstimator
 from polytask.classic.solver import Array
 
 
-class NormPenalizedMTL(ClassicMTLRegressor):
+class NormPenalty(ClassicMTLEstimator):
     """``min_W data term + alpha ||W||`` for the norm of :meth:`norm`, whose proximal
     operator is :meth:`shrink` (``threshold = step * alpha``).
 
     Args:
         alpha: strength of the penalty (>= 0; default 1.0).
-        task_column, fit_intercept, max_iter, tol: as :class:`~polytask.classic.MeanRegularizedMTL`.
+        task_column, fit_intercept, max_iter, tol: as
+            :class:`~polytask.classic.mean_regularized.MeanRegularizedPenalty`.
     """
 
     def __init__(
@@ -40,8 +41,14 @@ class NormPenalizedMTL(ClassicMTLRegressor):
         """The penalised norm of ``W`` ``(T, d)``."""
         raise NotImplementedError
 
-    def _prox(self, V: Array, step: float) -> Array:
-        return self.shrink(V, step * self.alpha)
+    @staticmethod
+    def dual_norm(G: Array) -> float:
+        """The dual norm of ``G`` ``(T, d)``: ``W = 0`` is optimal exactly when ``alpha`` is
+        at least the dual norm of the data term's gradient at 0 (the path's start)."""
+        raise NotImplementedError
 
-    def _nonsmooth_penalty(self, W: Array) -> float:
-        return self.alpha * self.norm(W)
+    def _prox(self, P: Array, step: float) -> Array:
+        return self.shrink(P, step * self.alpha)
+
+    def _nonsmooth_penalty(self, P: Array) -> float:
+        return self.alpha * self.norm(P)

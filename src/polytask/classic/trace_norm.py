@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from polytask.classic.norm_penalty import NormPenalizedMTL
+from polytask.classic.classifier import ClassicMTLClassifier
+from polytask.classic.norm_penalty import NormPenalty
+from polytask.classic.regressor import ClassicMTLRegressor
 from polytask.classic.solver import Array
 
 
@@ -16,10 +18,10 @@ def singular_value_threshold(V: Array, threshold: float) -> Array:
     return (U * np.maximum(s - threshold, 0.0)) @ Vt
 
 
-class TraceNormMTL(NormPenalizedMTL):
+class TraceNormPenalty(NormPenalty):
     """Task weights in a low-dimensional subspace:
 
-    ``min_W sum_t (1/(2 m_t)) ||y_t - X_t w_t - b_t||^2 + alpha ||W||_*``
+    ``min_W data term + alpha ||W||_*``
 
     (``||W||_*``: the sum of ``W``'s singular values, the convex envelope of its rank), so
     the tasks share a few directions in feature space. Solved by accelerated proximal
@@ -27,7 +29,8 @@ class TraceNormMTL(NormPenalizedMTL):
 
     Args:
         alpha: strength of the trace-norm penalty (>= 0; default 1.0).
-        task_column, fit_intercept, max_iter, tol: as :class:`~polytask.classic.MeanRegularizedMTL`.
+        task_column, fit_intercept, max_iter, tol: as
+            :class:`~polytask.classic.mean_regularized.MeanRegularizedPenalty`.
     """
 
     shrink = staticmethod(singular_value_threshold)
@@ -36,3 +39,18 @@ class TraceNormMTL(NormPenalizedMTL):
     def norm(W: Array) -> float:
         """The penalised norm of ``W``."""
         return float(np.linalg.svd(W, compute_uv=False).sum())
+
+    @staticmethod
+    def dual_norm(G: Array) -> float:
+        """The spectral norm (the largest singular value)."""
+        return float(np.linalg.norm(G, 2))
+
+
+class TraceNormMTL(TraceNormPenalty, ClassicMTLRegressor):
+    """Low-rank regression: :class:`TraceNormPenalty` with each task's mean squared
+    error."""
+
+
+class TraceNormMTLClassifier(TraceNormPenalty, ClassicMTLClassifier):
+    """Low-rank logistic regression: :class:`TraceNormPenalty` with each task's mean
+    logistic loss."""
