@@ -133,26 +133,6 @@ def test_missing_labels_are_left_out_and_cross_validation_scores_per_task() -> N
     assert search.best_params_["alpha"] in (0.01, 1.0)
 
 
-@pytest.mark.parametrize(
-    "estimator",
-    [MeanRegularizedMTL, JointFeatureSelectionMTL, TraceNormMTL, GraphRegularizedMTL,
-     RelationshipMTL, IndependentMTL, PooledMTL],
-)  # fmt: skip
-def test_check_estimator_passes(estimator: type) -> None:
-    """scikit-learn's own estimator checks (without task ids every row is one task)."""
-    import warnings
-
-    from sklearn.utils.estimator_checks import check_estimator
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        results = check_estimator(estimator(max_iter=3000, tol=1e-7), on_fail=None)
-    failed = [
-        (r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"
-    ]
-    assert not failed, failed
-
-
 def test_classic_without_scikit_learn_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib
     import sys

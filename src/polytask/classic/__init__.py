@@ -12,7 +12,15 @@ how the tasks relate. Needs numpy, scipy and scikit-learn (``pip install
 - :class:`GraphRegularizedMTL` (MALSAR's SRMTL): related tasks, given as a graph, alike.
 - :class:`RelationshipMTL` (Zhang & Yeung 2010, MTRL): the task covariance learned with the
   weights (its step, :func:`~polytask.classic.task_covariance.omega_step`, is shared).
+- :class:`ClusteredMTL` (Zhou, Chen & Ye 2011): tasks in groups, the groups learned
+  (convex relaxation).
+- :class:`RobustMTL` (Chen, Zhou & Ye 2011): a low-rank part shared by most tasks plus
+  outlier tasks.
 - Baselines: :class:`IndependentMTL` (each task alone) and :class:`PooledMTL` (one model).
+- Each has a logistic twin for binary labels, named ``...Classifier``
+  (:class:`JointFeatureSelectionMTLClassifier`, ...); :data:`METHODS` lists them by name.
+- :class:`ClassicMTLCV`: the regularisation chosen by cross-validation along a
+  warm-started path (as scikit-learn's ``LassoCV``), for any of them.
 - Data: :func:`stack_tasks` (per-task lists) and :func:`long_format` (a polytask dataset
   of per-task data, such as ``school``) give ``(X, y, task_ids)``.
 """
@@ -23,36 +31,22 @@ import importlib
 from typing import Any
 
 from polytask._extras import missing_extra
+from polytask.classic.registry import METHODS, class_modules
 
-__all__ = [
-    "GraphRegularizedMTL",
-    "IndependentMTL",
-    "JointFeatureSelectionMTL",
-    "MeanRegularizedMTL",
-    "PooledMTL",
-    "RelationshipMTL",
-    "TraceNormMTL",
-    "long_format",
-    "stack_tasks",
-]
+_OTHERS = {
+    "ClassicMTLCV": "polytask.classic.path_cv",
+    "stack_tasks": "polytask.classic.data",
+    "long_format": "polytask.classic.data",
+}
+_MODULES = {**class_modules(), **_OTHERS}
+__all__ = [*sorted(_MODULES), "METHODS"]
 
 
 def __getattr__(name: str) -> Any:
-    modules = {
-        "MeanRegularizedMTL": "polytask.classic.mean_regularized",
-        "JointFeatureSelectionMTL": "polytask.classic.joint_feature_selection",
-        "TraceNormMTL": "polytask.classic.trace_norm",
-        "GraphRegularizedMTL": "polytask.classic.graph_regularized",
-        "RelationshipMTL": "polytask.classic.mtrl",
-        "IndependentMTL": "polytask.classic.baselines",
-        "PooledMTL": "polytask.classic.baselines",
-        "stack_tasks": "polytask.classic.data",
-        "long_format": "polytask.classic.data",
-    }
-    if name not in modules:
+    if name not in _MODULES:
         raise AttributeError(f"module 'polytask.classic' has no attribute {name!r}")
     try:
         import sklearn  # noqa: F401
     except ImportError:
         raise missing_extra("polytask.classic", "classic") from None
-    return getattr(importlib.import_module(modules[name]), name)
+    return getattr(importlib.import_module(_MODULES[name]), name)

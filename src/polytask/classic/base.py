@@ -15,6 +15,7 @@ squared loss; :class:`~polytask.classic.classifier.ClassicMTLClassifier`: logist
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,11 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from polytask.classic.losses import LogisticLoss, SquaredLoss, TaskRows
 from polytask.classic.solver import Array, fista
+
+
+class AllZeroWeightsWarning(UserWarning):
+    """A fit whose weights are all 0: the penalty is too strong for any feature to enter,
+    so each task predicts its own mean (or base rate)."""
 
 
 class ClassicMTLEstimator(BaseEstimator):
@@ -40,6 +46,7 @@ class ClassicMTLEstimator(BaseEstimator):
     max_iter: int
     tol: float
     _loss: type[SquaredLoss] | type[LogisticLoss]
+    _warm_start: Array | None  # set by a path (ClassicMTLCV) or between alternations
 
     # ------------------------------------------------------------------ what penalties give
     def _smooth_penalty(self, P: Array) -> tuple[float, Array]:
@@ -124,21 +131,8 @@ class ClassicMTLEstimator(BaseEstimator):
             y: ``(n,)`` targets; NaN marks a missing label.
             task_ids: ``(n,)`` task of each row (any hashable values), or ``None``.
         """
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y is None"
-            )
-        X, ids = self._split_tasks(X, task_ids, fitting=True)
-        y = self._encode_targets(y)
-        if y.shape[0] != X.shape[0]:
-            raise ValueError(f"y has {y.shape[0]} rows, X has {X.shape[0]}")
-        keep = ~np.isnan(y)
-        X, y, ids = X[keep], y[keep], ids[keep]
-        self._check_params()
-        self.tasks_, codes = np.unique(ids, return_inverse=True)
-        self._prepare()
-        T, d = len(self.tasks_), X.shape[1]
-        loss = self._loss(TaskRows.sort(X, y, codes, T), self.fit_intercept)
+        loss = self._loss(self._training_rows(X, y, task_ids), self.fit_intercept)
+        T, d = len(self.tasks_), loss.rows.X.shape[1]
         p = self._parameter_width(d)
 
         def parts(theta: Array) -> tuple[Array, Array | None]:
@@ -172,7 +166,50 @@ class ClassicMTLEstimator(BaseEstimator):
         self.intercept_ = loss.intercepts(self.coef_, bias)
         self.n_iter_ = solution.iterations
         self.objective_value_ = solution.objective
+        if self.coef_.size and not np.any(self.coef_):
+            top, _ = self._path_max(loss.rows)
+            warnings.warn(
+                f"{type(self).__name__}: every weight is 0, so each task predicts its own "
+                f"{'base rate' if loss.bias_columns else 'mean'}: the penalty is too strong for "
+                f"these data (the path starts near {top:.3g}); lower it, or choose it with "
+                "polytask.classic.ClassicMTLCV",
+                AllZeroWeightsWarning,
+                stacklevel=2,
+            )
         return self
+
+    def _training_rows(self, X: Any, y: Any, task_ids: Any) -> TaskRows:
+        """The labelled rows sorted by task, the targets as the loss reads them; sets
+        ``tasks_`` and checks the settings (and prepares the penalty)."""
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None"
+            )
+        X, ids = self._split_tasks(X, task_ids, fitting=True)
+        y = self._encode_targets(y)
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(f"y has {y.shape[0]} rows, X has {X.shape[0]}")
+        keep = ~np.isnan(y)
+        X, y, ids = X[keep], y[keep], ids[keep]
+        self._check_params()
+        self.tasks_, codes = np.unique(ids, return_inverse=True)
+        self._prepare()
+        return TaskRows.sort(X, y, codes, len(self.tasks_))
+
+    def _path_max(self, rows: TaskRows) -> tuple[float, bool]:
+        """The top of a default regularisation path and whether it is exact (the smallest
+        value at which ``W = 0`` is optimal, known for norm penalties). Here: 100 times the
+        data term's curvature, a scale above which the penalty dominates (not exact)."""
+        return 100.0 * self._loss(rows, self.fit_intercept).lipschitz, False
+
+    def _gradient_at_zero(self, rows: TaskRows) -> Array:
+        """The data term's gradient in ``W`` at ``W = 0`` with the best intercepts:
+        ``-(1/m_t) sum_i (x_i - mean x_t)(y_i - mean y_t)`` for squared loss, half that on
+        the +-1 labels for logistic loss (``sigma(b_t)`` is then the task's positive
+        rate)."""
+        W = np.zeros((len(rows.counts), rows.X.shape[1]))
+        grad = SquaredLoss(rows, self.fit_intercept).gradient(W, None)[0]
+        return grad if self._loss is SquaredLoss else grad / 2
 
     def _fitted_parameters(self, P: Array) -> None:
         """Keep what the penalty's parameters say beyond ``W`` (robust MTL's parts)."""

@@ -7,8 +7,9 @@ from typing import Any
 import numpy as np
 from scipy.special import expit
 from sklearn.base import ClassifierMixin
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_array, column_or_1d
+from sklearn.metrics import accuracy_score
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
 from polytask.classic.base import ClassicMTLEstimator
 from polytask.classic.losses import LogisticLoss
@@ -31,7 +32,9 @@ class ClassicMTLClassifier(ClassifierMixin, ClassicMTLEstimator):
         return tags
 
     def _encode_targets(self, y: Any) -> Array:
-        y = column_or_1d(check_array(y, ensure_2d=False, ensure_all_finite=False, dtype=None))
+        y = column_or_1d(
+            check_array(y, ensure_2d=False, ensure_all_finite=False, dtype=None), warn=True
+        )
         missing = np.zeros(len(y), dtype=bool)
         if y.dtype.kind == "f":
             if np.isinf(y).any():
@@ -40,12 +43,16 @@ class ClassicMTLClassifier(ClassifierMixin, ClassicMTLEstimator):
         if missing.all():
             raise ValueError("y has no label: every value is NaN (a missing label)")
         check_classification_targets(y[~missing])
+        kind = type_of_target(y[~missing], input_name="y", raise_unknown=True)
+        if kind != "binary":
+            raise ValueError(
+                "Only binary classification is supported. The type of the target is "
+                f"{kind}: wrap {type(self).__name__} in sklearn.multiclass.OneVsRestClassifier"
+            )
         self.classes_ = np.unique(y[~missing])
         if len(self.classes_) != 2:
             raise ValueError(
-                f"{type(self).__name__} is a binary classifier but y has "
-                f"{len(self.classes_)} class(es) {self.classes_.tolist()[:5]}; for more "
-                "classes wrap it in sklearn.multiclass.OneVsRestClassifier"
+                f"y has one class {self.classes_.tolist()}: a classifier needs two classes"
             )
         signs = np.full(len(y), np.nan)
         signs[~missing] = np.where(y[~missing] == self.classes_[1], 1.0, -1.0)
@@ -62,4 +69,9 @@ class ClassicMTLClassifier(ClassifierMixin, ClassicMTLEstimator):
 
     def predict(self, X: Any, task_ids: Any = None) -> Array:
         """Each row's class ``(n,)``."""
+        check_is_fitted(self, "coef_")
         return self.classes_[(self._scores(X, task_ids) > 0).astype(int)]
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None, task_ids: Any = None) -> float:
+        """Accuracy of the predictions (scikit-learn's ``score``, with the rows' tasks)."""
+        return float(accuracy_score(y, self.predict(X, task_ids), sample_weight=sample_weight))

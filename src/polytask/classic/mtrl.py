@@ -4,26 +4,25 @@ weights."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from polytask.classic.base import ClassicMTLEstimator, ridge
+from polytask.classic.alternating import AlternatingStructurePenalty
+from polytask.classic.base import ridge
 from polytask.classic.classifier import ClassicMTLClassifier
 from polytask.classic.regressor import ClassicMTLRegressor
 from polytask.classic.solver import Array
 from polytask.classic.task_covariance import omega_step
 
 
-class RelationshipPenalty(ClassicMTLEstimator):
+class RelationshipPenalty(AlternatingStructurePenalty):
     """``min_{W, Omega} data term + (l2 / 2) ||W||_F^2 + (alpha / 2) tr(W^T Omega^{-1} W)``,
     ``Omega >= 0``, ``tr(Omega) = 1``
 
     (``W`` is ``(T, d)``, ``Omega`` the ``T x T`` task covariance: positive entries for tasks
     that help each other, negative for tasks that pull apart). Jointly convex; solved by
     alternating the ``W`` step (accelerated gradient with ``Omega`` fixed) and the closed-form
-    ``Omega`` step (:func:`~polytask.classic.task_covariance.omega_step`), as the paper does,
-    until the objective changes by less than ``tol`` relatively.
+    ``Omega`` step (:func:`~polytask.classic.task_covariance.omega_step`), as the paper does
+    (:class:`~polytask.classic.alternating.AlternatingStructurePenalty`).
 
     Args:
         alpha: strength of the task-relationship term (> 0; default 1.0).
@@ -38,6 +37,8 @@ class RelationshipPenalty(ClassicMTLEstimator):
         omega_: the learned task covariance ``(T, T)``.
         objective_: the objective after each round.
     """
+
+    structure_attribute = "omega_"
 
     def __init__(
         self,
@@ -72,30 +73,14 @@ class RelationshipPenalty(ClassicMTLEstimator):
         if not self.alpha > 0:
             raise ValueError(f"alpha must be > 0 (Omega^-1 weighs the weights), got {self.alpha}")
 
-    def _prepare(self) -> None:
-        T = len(self.tasks_)
-        self.omega_ = self._learned if self._learned is not None else np.eye(T) / T
-        self._omega_inverse_ = np.linalg.inv(self.omega_)
+    def _initial_structure(self, T: int) -> Array:
+        return np.eye(T) / T
 
-    def fit(self, X: Any, y: Any, task_ids: Any = None) -> Any:
-        """Alternate the ``W`` step (with ``Omega`` fixed; ``Omega = I / T`` at first) and
-        the ``Omega`` step until ``Omega`` changes by less than ``tol`` (relative Frobenius
-        norm) or ``rounds`` alternations."""
-        if self.rounds < 1:
-            raise ValueError(f"rounds must be >= 1, got {self.rounds}")
-        self._learned: Array | None = None
-        self.objective_ = []
-        for _ in range(self.rounds):
-            super().fit(X, y, task_ids)  # the W step, with the Omega of _prepare
-            self.objective_.append(self.objective_value_)
-            new = omega_step(self.coef_, self.eps)
-            change = float(np.linalg.norm(new - self.omega_)) / float(np.linalg.norm(new))
-            self._learned = new
-            if change <= self.tol:
-                break
-        assert self._learned is not None  # rounds >= 1
-        self.omega_ = self._learned
-        return self
+    def _structure_step(self, W: Array) -> Array:
+        return omega_step(W, self.eps)
+
+    def _use_structure(self, structure: Array) -> None:
+        self._omega_inverse_ = np.linalg.inv(structure)
 
 
 class RelationshipMTL(RelationshipPenalty, ClassicMTLRegressor):

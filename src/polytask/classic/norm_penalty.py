@@ -4,6 +4,7 @@ trace norm): one constructor and solver hook, the norm given by the subclass."""
 from __future__ import annotations
 
 from polytask.classic.base import ClassicMTLEstimator
+from polytask.classic.losses import TaskRows
 from polytask.classic.solver import Array
 
 
@@ -46,6 +47,10 @@ class NormPenalty(ClassicMTLEstimator):
         """The dual norm of ``G`` ``(T, d)``: ``W = 0`` is optimal exactly when ``alpha`` is
         at least the dual norm of the data term's gradient at 0 (the path's start)."""
         raise NotImplementedError
+
+    def _path_max(self, rows: TaskRows) -> tuple[float, bool]:
+        """The smallest ``alpha`` at which ``W = 0`` is optimal (exact)."""
+        return self.dual_norm(self._gradient_at_zero(rows)), True
 
     def _prox(self, P: Array, step: float) -> Array:
         return self.shrink(P, step * self.alpha)

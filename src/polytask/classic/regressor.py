@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import RegressorMixin
+from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_array, column_or_1d
 
 from polytask.classic.base import ClassicMTLEstimator
@@ -35,3 +36,7 @@ class ClassicMTLRegressor(RegressorMixin, ClassicMTLEstimator):
     def predict(self, X: Any, task_ids: Any = None) -> Array:
         """Each row's prediction ``x w_t + b_t`` by its task's model ``(n,)``."""
         return self._scores(X, task_ids)
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None, task_ids: Any = None) -> float:
+        """R^2 of the predictions (scikit-learn's ``score``, with the rows' tasks)."""
+        return float(r2_score(y, self.predict(X, task_ids), sample_weight=sample_weight))
