@@ -45,8 +45,8 @@ class IndependentPenalty(ClassicMTLEstimator):
 class PooledPenalty(IndependentPenalty):
     """One weight vector for every task (each keeping its own intercept when
     ``fit_intercept``): the same objective with ``w_t = w`` for all ``t``, each task's loss
-    still averaged over its own rows. Same options as :class:`IndependentPenalty` (``l2``
-    is the ridge on the shared weights)."""
+    still averaged over its own rows. Same options as :class:`IndependentPenalty`; the
+    ridge is still ``l2 ||W||_F^2``, which on ``T`` equal rows is ``T l2 ||w||^2``."""
 
     def _prox(self, P: Array, step: float) -> Array:
         # The projection onto {W: all rows equal}: projected gradient on the data term
