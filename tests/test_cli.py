@@ -126,3 +126,26 @@ def test_overrides_may_follow_the_flags(monkeypatch: pytest.MonkeyPatch) -> None
     assert seen["overrides"] == ["schedule.epochs=1", "seed=3"] and seen["seeds"] == 2
     with pytest.raises(SystemExit):
         cli.main(["compare", "synthetic", "--seeds", "2", "stray"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "synthetc"], "unknown configuration 'synthetc'. Did you mean 'synthetic'"),
+        (["train", "no_such_file.yaml"], "configuration file no_such_file.yaml does not exist"),
+        (["classic", "schol"], "Did you mean 'school'"),
+    ],
+)
+def test_a_misnamed_configuration_is_one_line(argv: list[str], message: str, capsys) -> None:
+    """A configuration name or file that does not exist is the user's mistake: one line,
+    exit status 2, never a traceback."""
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_an_optional_section_out_of_range_names_the_key_and_range(capsys) -> None:
+    """An optional section (``search: null`` or a mapping) keeps its own range message."""
+    assert main(["classic", "school", "search.cv=1"]) == 2
+    assert "configuration key 'search.cv': 1 is out of range; it must be >= 2" in (
+        capsys.readouterr().err
+    )

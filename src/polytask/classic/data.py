@@ -40,7 +40,10 @@ def long_format(dataset: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     several = labelled.sum(axis=1) > 1
     if several.any():
         raise ValueError(
-            f"{int(several.sum())} rows label several tasks: this is not per-task data"
+            f"{int(several.sum())} rows label several tasks (one input with several targets): "
+            "the classic estimators need per-task data, each row labelling one task (school, "
+            "computer_survey, parkinsons with mode: patients, or a table with a task_column); "
+            "for this data set use polytask train"
         )
     rows = labelled.any(axis=1)
     X = dataset.inputs.double().numpy()[rows]

@@ -70,30 +70,43 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--weight-sweep", type=int, default=0, help="add N fixed weightings")
     compare.add_argument("--no-baselines", action="store_true", help="skip single-task runs")
     compare.add_argument("--output", default="runs/compare", help="report folder")
+    classic = commands.add_parser(
+        "classic", help="a classic regularised MTL estimator (scikit-learn) on per-task data"
+    )
+    classic.add_argument(
+        "config",
+        help="YAML file, or the name of a packaged classic configuration "
+        f"({', '.join(packaged_configs('classic'))})",
+    )
+    classic.add_argument(
+        "overrides", nargs="*", help="key=value overrides, e.g. method.name=robust"
+    )
     listing = commands.add_parser("list", help="list balancers, models or datasets")
     listing.add_argument("what", choices=["balancers", "models", "datasets", "samplers", "configs"])
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
-def packaged_configs() -> list[str]:
-    """Names of the configurations shipped in ``polytask/configs``."""
-    folder = resources.files("polytask") / "configs"
+def packaged_configs(group: str = "") -> list[str]:
+    """Names of the configurations shipped in ``polytask/configs`` (``group``: a subfolder,
+    ``classic`` for ``polytask classic``)."""
+    folder = resources.files("polytask") / "configs" / group
     return sorted(
         p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
     )
 
 
-def config_path(name: str) -> Path:
+def config_path(name: str, group: str = "") -> Path:
     """A path as given, or the packaged configuration called ``name``."""
     path = Path(name)
     if path.exists() or path.suffix in (".yaml", ".yml"):
         return path
-    if name in packaged_configs():
-        return Path(str(resources.files("polytask") / "configs" / f"{name}.yaml"))
+    if name in packaged_configs(group):
+        return Path(str(resources.files("polytask") / "configs" / group / f"{name}.yaml"))
     from polytask._registry import unknown_name_message
+    from polytask.training.config import ConfigError
 
-    raise FileNotFoundError(unknown_name_message("configuration", name, packaged_configs()))
+    raise ConfigError(unknown_name_message("configuration", name, packaged_configs(group)))
 
 
 def _options(options: dict[str, object]) -> str:
@@ -201,6 +214,25 @@ def train_command(config: str, overrides: Sequence[str], restart: bool = False) 
     return 0
 
 
+def classic_command(config: str, overrides: Sequence[str]) -> int:
+    """Fit a classic estimator and print its validation and test metrics."""
+    from polytask.classic.experiment import ClassicConfig, run_classic
+
+    settings = ClassicConfig.from_yaml(config_path(config, "classic"), list(overrides))
+    result = run_classic(settings, say=lambda m: print(f"polytask: {m}", flush=True))
+    splits = list(result.metrics)
+    names = list(next(iter(result.metrics.values()))) if splits else []
+    rows = [[name, *(result.metrics[s][name] for s in splits)] for name in names]
+    print(format_table(["metric", *(f"{s} value" for s in splits)], rows))
+    chosen = ", ".join(f"{k}={v:.4g}" for k, v in result.chosen.items())
+    print(
+        f"{type(result.estimator).__name__}"
+        + (f" with {chosen} (chosen by cross-validation)" if chosen else "")
+        + f"; fitted in {result.seconds:.1f}s; run folder: {result.output}"
+    )
+    return 0
+
+
 def _names(text: str | None) -> list[str]:
     return [] if text is None else [n.strip() for n in text.split(",") if n.strip()]
 
@@ -292,6 +324,8 @@ def _run(args: argparse.Namespace) -> int:
             return diagnose_command(args)
         if args.command == "compare":
             return compare_command(args)
+        if args.command == "classic":
+            return classic_command(args.config, args.overrides)
         return list_command(args.what, args.json)
     except KeyboardInterrupt as error:
         from polytask.training.interrupts import TrainingInterrupted

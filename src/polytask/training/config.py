@@ -75,13 +75,12 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
                 return _convert(value, option, where)
             except ConfigError as error:
                 errors.append(str(error))
-        if (
-            len(errors) == 1
-            and type(None) in options
-            and errors[0].startswith(f"{where}: expected")
-        ):
-            # One type or null: say so in the type's own words ("an integer or null").
-            raise ConfigError(errors[0].replace(", got ", " or null, got ", 1))
+        if len(errors) == 1:
+            # One type (or null): its own message, which names the key and the fix; a plain
+            # type mismatch says that null is allowed too ("an integer or null").
+            if type(None) in options and errors[0].startswith(f"{where}: expected"):
+                raise ConfigError(errors[0].replace(", got ", " or null, got ", 1))
+            raise ConfigError(errors[0])
         raise ConfigError(f"{where}: {value!r} fits none of {[_type_name(o) for o in options]}")
     if origin is Literal:
         if value not in get_args(tp):
@@ -199,7 +198,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping with ``yaml.safe_load``."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"configuration file {path} does not exist")
+        raise ConfigError(f"configuration file {path} does not exist")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
@@ -209,4 +208,16 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the configuration must be a mapping at the top level")
+    return data
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """:func:`load_yaml`, with a relative ``dataset.options.source`` (the ``table`` data
+    set's file) read relative to the file's folder, so a configuration and its table travel
+    together (one given as an override stays relative to the working directory)."""
+    data = load_yaml(path)
+    options = (data.get("dataset") or {}).get("options")
+    source = options.get("source") if isinstance(options, dict) else None
+    if isinstance(source, str) and not Path(source).expanduser().is_absolute():
+        options["source"] = str(Path(path).parent / source)  # type: ignore[index]
     return data

@@ -15,7 +15,7 @@ from polytask.training.config import (
     FieldError,
     check_range,
     from_dict,
-    load_yaml,
+    load_config_file,
     merge,
     parse_overrides,
     to_dict,
@@ -193,12 +193,7 @@ class ExperimentConfig:
         A relative ``dataset.options.source`` in the file (the ``table`` data set's file) is
         read relative to the file's folder, so a configuration and its table travel
         together; one given as an override is relative to the working directory."""
-        data = load_yaml(path)
-        options = (data.get("dataset") or {}).get("options") if isinstance(data, dict) else None
-        source = options.get("source") if isinstance(options, dict) else None
-        if isinstance(source, str) and not Path(source).expanduser().is_absolute():
-            options["source"] = str(Path(path).parent / source)  # type: ignore[index]
-        data = merge(data, parse_overrides(overrides or []))
+        data = merge(load_config_file(path), parse_overrides(overrides or []))
         return from_dict(cls, data)
 
     @classmethod
