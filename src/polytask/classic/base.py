@@ -167,7 +167,7 @@ class ClassicMTLEstimator(BaseEstimator):
         self.n_iter_ = solution.iterations
         self.objective_value_ = solution.objective
         if self.coef_.size and not np.any(self.coef_):
-            top, _ = self._path_max(loss.rows)
+            top = self._path_range(loss.rows)[0]
             warnings.warn(
                 f"{type(self).__name__}: every weight is 0, so each task predicts its own "
                 f"{'base rate' if loss.bias_columns else 'mean'}: the penalty is too strong for "
@@ -196,11 +196,14 @@ class ClassicMTLEstimator(BaseEstimator):
         self._prepare()
         return TaskRows.sort(X, y, codes, len(self.tasks_))
 
-    def _path_max(self, rows: TaskRows) -> tuple[float, bool]:
-        """The top of a default regularisation path and whether it is exact (the smallest
-        value at which ``W = 0`` is optimal, known for norm penalties). Here: 100 times the
-        data term's curvature, a scale above which the penalty dominates (not exact)."""
-        return 100.0 * self._loss(rows, self.fit_intercept).lipschitz, False
+    def _path_range(self, rows: TaskRows) -> tuple[float, float, bool]:
+        """The default regularisation path's ``(top, bottom, exact)``; ``exact``: the top is
+        the smallest value at which ``W = 0`` is optimal (known for norm penalties). Here,
+        for a smooth penalty: from 10 down to 1e-5 times the data term's curvature ``L`` (its
+        gradient's Lipschitz constant), from where the penalty dominates to where the data
+        do (not exact)."""
+        curvature = self._loss(rows, self.fit_intercept).lipschitz
+        return 10.0 * curvature, 1e-5 * curvature, False
 
     def _gradient_at_zero(self, rows: TaskRows) -> Array:
         """The data term's gradient in ``W`` at ``W = 0`` with the best intercepts:

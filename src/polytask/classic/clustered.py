@@ -130,17 +130,10 @@ class ClusteredPenalty(AlternatingStructurePenalty):
     def _structure_step(self, W: Array) -> Array:
         return cluster_structure_step(W, self._eta(), min(self.n_clusters, W.shape[0]))
 
-    def _use_structure(self, structure: Array) -> None:
+    def _penalty_matrix(self, structure: Array) -> Array:
         eta = self._eta()
         scale = self.alpha * eta * (1 + eta)
-        self._weighting_ = scale * np.linalg.inv(eta * np.eye(len(structure)) + structure)
-
-    def _smooth_penalty(self, P: Array) -> tuple[float, Array]:
-        term = self._weighting_ @ P
-        return float(np.sum(P * term)), 2 * term
-
-    def _penalty_lipschitz(self) -> float:
-        return 2 * float(np.linalg.eigvalsh(self._weighting_)[-1])
+        return scale * np.linalg.inv(eta * np.eye(len(structure)) + structure)
 
 
 class ClusteredMTL(ClusteredPenalty, ClassicMTLRegressor):

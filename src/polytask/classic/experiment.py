@@ -47,13 +47,13 @@ class SearchConfig:
 
     values: list[float] | None = None
     n_values: int = 12
-    eps: float = 1e-4
+    eps: float | None = None
     cv: int = 3
 
     def __post_init__(self) -> None:
         check_range("n_values", self.n_values, low=1)
         check_range("cv", self.cv, low=2)
-        check_range("eps", self.eps, above=0)
+        check_range("eps", self.eps, above=0, optional=True)
 
 
 @dataclass

@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 
 from polytask.classic.alternating import AlternatingStructurePenalty
-from polytask.classic.base import ridge
 from polytask.classic.classifier import ClassicMTLClassifier
 from polytask.classic.regressor import ClassicMTLRegressor
 from polytask.classic.solver import Array
@@ -60,14 +59,6 @@ class RelationshipPenalty(AlternatingStructurePenalty):
         self.max_iter = max_iter
         self.tol = tol
 
-    def _smooth_penalty(self, P: Array) -> tuple[float, Array]:
-        term = self._omega_inverse_ @ P
-        value, grad = ridge(P, self.l2 / 2)
-        return value + 0.5 * self.alpha * float(np.sum(P * term)), grad + self.alpha * term
-
-    def _penalty_lipschitz(self) -> float:
-        return self.alpha * float(np.linalg.eigvalsh(self._omega_inverse_)[-1]) + self.l2
-
     def _check_params(self) -> None:
         super()._check_params()
         if not self.alpha > 0:
@@ -79,8 +70,10 @@ class RelationshipPenalty(AlternatingStructurePenalty):
     def _structure_step(self, W: Array) -> Array:
         return omega_step(W, self.eps)
 
-    def _use_structure(self, structure: Array) -> None:
-        self._omega_inverse_ = np.linalg.inv(structure)
+    def _penalty_matrix(self, structure: Array) -> Array:
+        # (l2 / 2) ||W||^2 + (alpha / 2) tr(W^T Omega^-1 W) = tr(W^T K W)
+        T = len(structure)
+        return 0.5 * (self.alpha * np.linalg.inv(structure) + self.l2 * np.eye(T))
 
 
 class RelationshipMTL(RelationshipPenalty, ClassicMTLRegressor):

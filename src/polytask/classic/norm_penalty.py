@@ -48,9 +48,11 @@ class NormPenalty(ClassicMTLEstimator):
         at least the dual norm of the data term's gradient at 0 (the path's start)."""
         raise NotImplementedError
 
-    def _path_max(self, rows: TaskRows) -> tuple[float, bool]:
-        """The smallest ``alpha`` at which ``W = 0`` is optimal (exact)."""
-        return self.dual_norm(self._gradient_at_zero(rows)), True
+    def _path_range(self, rows: TaskRows) -> tuple[float, float, bool]:
+        """From the smallest ``alpha`` at which ``W = 0`` is optimal (exact) down to 1e-4
+        times it (as scikit-learn's ``LassoCV`` with ``eps=1e-4``)."""
+        top = self.dual_norm(self._gradient_at_zero(rows))
+        return top, 1e-4 * top, True
 
     def _prox(self, P: Array, step: float) -> Array:
         return self.shrink(P, step * self.alpha)

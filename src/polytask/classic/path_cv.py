@@ -33,12 +33,13 @@ class ClassicMTLCV(MetaEstimatorMixin, BaseEstimator):
     every fit warm-started from the previous solution (so a path costs little more than
     its last fit, as in scikit-learn's ``LassoCV``).
 
-    The default path: ``n_values`` values from ``value_max`` down to ``eps * value_max``,
-    evenly in log scale. For the l2,1 and trace-norm penalties ``value_max`` is exact: the
-    smallest ``alpha`` at which every weight is 0 (the dual norm of the data term's
-    gradient at 0). For the others it is 100 times the data term's curvature (its
-    gradient's Lipschitz constant), where the penalty dominates. A choice at an edge of
-    the path (other than an exact top) warns: widen it with ``values``.
+    The default path: ``n_values`` values evenly in log scale over the estimator's range.
+    For the l2,1 and trace-norm penalties (and robust MTL's ``alpha``) it runs from the
+    smallest ``alpha`` at which every weight is 0 (exact for the first two: the dual norm
+    of the data term's gradient at 0) down to 1e-4 times it, as ``LassoCV``. For the smooth
+    penalties it runs from 10 down to 1e-5 times the data term's curvature (its gradient's
+    Lipschitz constant). A choice at an edge of the path (other than an exact top) warns:
+    widen it with ``values``.
 
     Folds: with an integer ``cv``, stratified by task, so every task has rows in every
     training fold (a task with fewer labelled rows than folds is an error naming it).
@@ -49,7 +50,8 @@ class ClassicMTLCV(MetaEstimatorMixin, BaseEstimator):
         estimator: a classic estimator (default ``JointFeatureSelectionMTL()``).
         parameter: the parameter to choose (default: the registry's, ``alpha`` or ``l2``).
         values: the path (any order; fitted from the largest); ``None`` for the default.
-        n_values, eps: the default path's length and range.
+        n_values: the default path's length.
+        eps: the path's bottom as a fraction of its top (default: the estimator's range).
         cv: folds (an int, a splitter, or an iterable of (train, test) index pairs).
         scoring: a scikit-learn scorer name or callable; default ``neg_mean_squared_error``
             for regressors and ``neg_log_loss`` for classifiers.
@@ -66,7 +68,7 @@ class ClassicMTLCV(MetaEstimatorMixin, BaseEstimator):
         parameter: str | None = None,
         values: Any = None,
         n_values: int = 12,
-        eps: float = 1e-4,
+        eps: float | None = None,
         cv: Any = 3,
         scoring: Any = None,
     ) -> None:
@@ -100,9 +102,12 @@ class ClassicMTLCV(MetaEstimatorMixin, BaseEstimator):
                 raise ValueError(f"values must be a non-empty list of numbers >= 0, got {values}")
             return values, False
         probe = clone(base)
-        top, exact = probe._path_max(probe._training_rows(X, y, task_ids))
-        top = top if top > 0 else 1.0
-        return np.geomspace(top, top * self.eps, self.n_values), exact
+        top, bottom, exact = probe._path_range(probe._training_rows(X, y, task_ids))
+        if not top > 0:  # the data term is flat at 0 (constant targets): any small path
+            top, bottom = 1.0, 1e-4
+        if self.eps is not None:
+            bottom = top * self.eps
+        return np.geomspace(top, bottom, self.n_values), exact
 
     def fit(self, X: Any, y: Any, task_ids: Any = None) -> ClassicMTLCV:
         """Score the path on each fold, choose the best mean score, refit on all rows.

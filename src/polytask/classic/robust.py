@@ -56,10 +56,12 @@ class RobustPenalty(ClassicMTLEstimator):
         self.max_iter = max_iter
         self.tol = tol
 
-    def _path_max(self, rows: TaskRows) -> tuple[float, bool]:
-        """The smallest ``alpha`` at which ``L = 0`` is optimal when ``S = 0`` too (the
-        gradient's spectral norm; with ``beta`` small the outlier part may still fit)."""
-        return float(np.linalg.norm(self._gradient_at_zero(rows), 2)), False
+    def _path_range(self, rows: TaskRows) -> tuple[float, float, bool]:
+        """From the smallest ``alpha`` at which ``L = 0`` is optimal when ``S = 0`` too (the
+        gradient's spectral norm; with ``beta`` small the outlier part may still fit, so
+        not exact) down to 1e-4 times it."""
+        top = float(np.linalg.norm(self._gradient_at_zero(rows), 2))
+        return top, 1e-4 * top, False
 
     def _parameter_width(self, d: int) -> int:
         return 2 * d
