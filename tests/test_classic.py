@@ -252,8 +252,10 @@ def test_the_docs_example_runs_on_school() -> None:
 def test_mtrl_learns_which_tasks_are_related() -> None:
     """Two groups of tasks with opposite weights: the learned task covariance is a valid
     one (symmetric, positive semidefinite, unit trace), positive within a group and
-    negative across; the objective never rises from round to round; and Omega is the
-    closed-form minimiser of tr(W^T Omega^-1 W) for the final weights."""
+    negative across; Omega is the closed-form minimiser of tr(W^T Omega^-1 W) for the
+    final weights; and the solution meets the optimality condition of the objective with
+    Omega eliminated, -(grad f + l2 W) / (alpha ||W||_*) in the trace norm's
+    subdifferential at W."""
     from polytask.classic.task_covariance import omega_step
 
     g = np.random.default_rng(10)
@@ -266,12 +268,58 @@ def test_mtrl_learns_which_tasks_are_related() -> None:
         xs.append(X)
         ys.append(X @ (sign * base + 0.05 * g.normal(size=d)) + 0.1 * g.normal(size=m))
         ids.append(np.full(m, t))
-    model = RelationshipMTL(alpha=0.1, tol=1e-9, max_iter=50_000).fit(
+    alpha, l2 = 0.5, 0.01
+    model = RelationshipMTL(alpha=alpha, l2=l2, tol=1e-12, max_iter=200_000).fit(
         np.vstack(xs), np.concatenate(ys), task_ids=np.concatenate(ids)
     )
     omega = model.omega_
     assert np.allclose(omega, omega.T) and np.linalg.eigvalsh(omega)[0] > -1e-10
     assert np.trace(omega) == pytest.approx(1.0)
     assert omega[0, 1] > 0 and omega[2, 3] > 0 and omega[0, 2] < 0 and omega[1, 3] < 0
-    assert all(b <= a + 1e-9 for a, b in zip(model.objective_, model.objective_[1:], strict=False))
     assert np.allclose(omega, omega_step(model.coef_, model.eps), atol=1e-6)
+    W = model.coef_
+    grad = np.stack([
+        -(x - x.mean(0)).T @ ((yt - yt.mean()) - (x - x.mean(0)) @ w) / len(yt)
+        for x, yt, w in zip(xs, ys, W, strict=True)
+    ])  # fmt: skip
+    U, s, Vt = np.linalg.svd(W, full_matrices=False)
+    rank = int((s > 1e-8 * s[0]).sum())
+    assert 0 < rank < 4  # opposed groups: the weights are nearly rank one
+    M = -(grad + l2 * W) / (alpha * s.sum())
+    U, Vt = U[:, :rank], Vt[:rank]
+    assert np.allclose(U.T @ M @ Vt.T, np.eye(rank), atol=1e-5)
+    assert np.linalg.norm(M - U @ Vt, 2) <= 1 + 1e-6
+
+
+def test_squared_trace_norm_prox_is_the_proximal_operator() -> None:
+    """Against brute force on the singular values (a spectral function's prox acts on
+    them) and on a small matrix; the eliminated Omega gives the same objective value."""
+    from polytask.classic.mtrl import squared_l1_prox, squared_trace_norm_prox
+    from polytask.classic.task_covariance import omega_step
+
+    g = np.random.default_rng(11)
+    v, weight = np.abs(g.normal(size=5)), 0.3
+
+    def objective(x: np.ndarray) -> float:
+        return 0.5 * weight * float(np.abs(x).sum()) ** 2 + 0.5 * float(np.sum((x - v) ** 2))
+
+    brute = minimize(objective, v, method="Powell", options={"xtol": 1e-12, "ftol": 1e-15})
+    assert objective(squared_l1_prox(v, weight)) <= brute.fun + 1e-12
+    assert np.allclose(squared_l1_prox(v, weight), brute.x, atol=1e-5)
+    V = g.normal(size=(3, 4))
+
+    def matrix_objective(w: np.ndarray) -> float:
+        W = w.reshape(V.shape)
+        nuclear = float(np.linalg.svd(W, compute_uv=False).sum())
+        return 0.5 * weight * nuclear**2 + 0.5 * float(np.sum((W - V) ** 2))
+
+    best = matrix_objective(squared_trace_norm_prox(V, weight).ravel())
+    steps = g.normal(size=(500, V.size)) * np.geomspace(1e-6, 1e-1, 500)[:, None]
+    assert (
+        min(matrix_objective(squared_trace_norm_prox(V, weight).ravel() + d) for d in steps)
+        >= best - 1e-12
+    )
+    omega = omega_step(V, eps=0.0)
+    assert np.trace(V.T @ np.linalg.solve(omega, V)) == pytest.approx(
+        np.linalg.svd(V, compute_uv=False).sum() ** 2
+    )

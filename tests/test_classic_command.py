@@ -75,9 +75,7 @@ def test_classic_command_fits_binary_tasks_with_the_logistic_twin(
     assert main(["classic", str(path), "method.name=joint_feature_selection"]) == 0
     out = capsys.readouterr().out
     assert "JointFeatureSelectionMTLClassifier" in out and "roc_auc" in out
-    results = json.loads(
-        (tmp_path / "run-joint_feature_selection" / "results.json").read_text()
-    )
+    results = json.loads((tmp_path / "run-joint_feature_selection" / "results.json").read_text())
     assert results["metrics"]["test"]["accuracy"] > 0.85  # separable up to label rounding
 
 

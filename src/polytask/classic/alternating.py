@@ -1,5 +1,5 @@
-"""Penalties with a task-structure matrix learned with the weights (MTRL's task covariance,
-clustered MTL's cluster structure): alternate the ``W`` step with the structure fixed (a
+"""Penalties with a task-structure matrix learned with the weights (clustered MTL's
+cluster structure): alternate the ``W`` step with the structure fixed (a
 smooth problem for the accelerated solver) and the structure's closed-form step with ``W``
 fixed. Both objectives are jointly convex, so the alternation (two-block coordinate descent
 with each block minimised exactly) converges to the joint minimum (Grippo & Sciandrone,
