@@ -237,3 +237,18 @@ def test_path_default_top_is_exact_and_a_choice_at_its_end_warns() -> None:
     few = np.r_[ids[:148], [7, 7]]
     with pytest.raises(ValueError, match="a task has 2 labelled row"):
         ClassicMTLCV(JointFeatureSelectionMTL()).fit(X, y, task_ids=few)
+
+
+def test_the_gram_form_of_the_squared_loss_equals_the_row_form() -> None:
+    """Per-task Gram matrices (used when T d^2 < n d) give the rows' value and gradient."""
+    from polytask.classic.losses import SquaredLoss, TaskRows
+
+    g = np.random.default_rng(12)
+    X, y, codes = g.normal(size=(90, 4)), g.normal(size=90), np.repeat(np.arange(3), 30)
+    loss = SquaredLoss(TaskRows.sort(X, y, codes, 3), fit_intercept=True)
+    assert loss.gram is not None
+    W = g.normal(size=(3, 4))
+    gram_value, gram_gradient = loss.value(W, None), loss.gradient(W, None)[0]
+    loss.gram = None  # the row form
+    assert gram_value == pytest.approx(loss.value(W, None), rel=1e-12)
+    assert np.allclose(gram_gradient, loss.gradient(W, None)[0], atol=1e-12)

@@ -68,18 +68,40 @@ class SquaredLoss:
         self.y = rows.y - self.y_mean[rows.codes]
         self.rows = rows
         self.row_weight = 1.0 / counts[rows.codes]
-        self.lipschitz = rows.largest_gram_eigenvalue(self.X)
+        T, d = len(counts), self.X.shape[1]
+        self.gram: Array | None = None
+        if T * d * d < len(self.y) * d:  # per-task Gram matrices are smaller than the rows
+            # (as scikit-learn's precompute=True): the gradient G_t w_t - c_t costs T d^2
+            # per step instead of n d, e.g. one X shared by many tasks, or School.
+            if np.all(counts == counts[0]):  # one batched product
+                blocks = self.X.reshape(T, counts[0], d)
+                self.gram = np.matmul(blocks.transpose(0, 2, 1), blocks) / counts[0]
+            else:
+                self.gram = np.stack([
+                    self.X[a : a + m].T @ self.X[a : a + m] / m
+                    for a, m in zip(rows.starts, counts, strict=True)
+                ])  # fmt: skip
+            self.cross = rows.task_sums(self.y[:, None] * self.X) / counts[:, None]
+            self.y_square = rows.task_sums(self.y**2) / counts
+            self.lipschitz = float(np.linalg.eigvalsh(self.gram)[:, -1].max())
+        else:
+            self.lipschitz = rows.largest_gram_eigenvalue(self.X)
 
     def _residual(self, W: Array) -> Array:
         return np.einsum("nd,nd->n", self.X, W[self.rows.codes]) - self.y
 
     def value(self, W: Array, bias: Array | None) -> float:
         """The data term at ``W`` ``(T, d)``."""
+        if self.gram is not None:
+            GW = np.einsum("tde,te->td", self.gram, W)
+            return 0.5 * float(np.sum(W * GW) - 2 * np.sum(W * self.cross) + self.y_square.sum())
         r = self._residual(W)
         return 0.5 * float((r * self.row_weight) @ r)
 
     def gradient(self, W: Array, bias: Array | None) -> tuple[Array, Array | None]:
         """``(d/dW, None)``: intercepts are solved in closed form."""
+        if self.gram is not None:
+            return np.einsum("tde,te->td", self.gram, W) - self.cross, None
         scaled = self._residual(W) * self.row_weight
         return self.rows.task_sums(scaled[:, None] * self.X), None
 
