@@ -233,7 +233,7 @@ def test_stack_tasks_and_long_format_give_task_rows() -> None:
 
 
 def test_the_docs_example_runs_on_school() -> None:
-    """docs/classic.md's example, verbatim, on the local School copy."""
+    """docs/classic.md's Python examples, verbatim and in order, on the local School copy."""
     import re
     from pathlib import Path
 
@@ -242,11 +242,13 @@ def test_the_docs_example_runs_on_school() -> None:
     if not have_data("school"):
         pytest.skip("local school copy not found")
     page = (Path(__file__).parents[1] / "docs" / "classic.md").read_text()
-    (snippet,) = re.findall(r"```python\n(.*?)```", page, re.S)
+    snippet = "\n".join(re.findall(r"```python\n(.*?)```", page, re.S))  # in order
     snippet = snippet.replace('load("school")', f'load("school", root={str(DATA_ROOT)!r})')
     namespace: dict[str, object] = {}
     exec(compile(snippet, "docs/classic.md", "exec"), namespace)
     assert namespace["search"].best_params_["alpha"] in (1e-3, 1e-2, 1e-1)  # type: ignore[attr-defined]
+    path = namespace["path"]
+    assert path.values_[-1] <= path.best_value_ <= path.values_[0]  # type: ignore[attr-defined]
 
 
 def test_mtrl_learns_which_tasks_are_related() -> None:

@@ -97,3 +97,16 @@ def test_classic_command_mistakes_are_one_line(
                         .replace("inputs: [x1, x2, x3]", "inputs: [x1, x2]"))  # fmt: skip
     assert main(["classic", str(path), *overrides]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_docs_configuration_runs(tmp_path: Path) -> None:
+    """docs/classic.md's table configuration, verbatim, beside a generated shops.csv."""
+    import re
+
+    page = (Path(__file__).parents[1] / "docs" / "classic.md").read_text()
+    (text,) = [b for b in re.findall(r"```yaml\n(.*?)```", page, re.S) if "dataset:" in b]
+    write_shops(tmp_path)
+    (tmp_path / "shops.yaml").write_text(text)
+    assert main(["classic", str(tmp_path / "shops.yaml"), f"output={tmp_path}/run"]) == 0
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["metrics"]["test"]["explained_variance"] > 0.98
