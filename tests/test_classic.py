@@ -247,6 +247,7 @@ def test_the_docs_example_runs_on_school() -> None:
     namespace: dict[str, object] = {}
     exec(compile(snippet, "docs/classic.md", "exec"), namespace)
     assert namespace["search"].best_params_["alpha"] in (1e-3, 1e-2, 1e-1)  # type: ignore[attr-defined]
+    assert namespace["pipe_search"].best_score_ > 0.2  # type: ignore[attr-defined]
     path = namespace["path"]
     assert path.values_[-1] <= path.best_value_ <= path.values_[0]  # type: ignore[attr-defined]
 

@@ -252,3 +252,26 @@ def test_the_gram_form_of_the_squared_loss_equals_the_row_form() -> None:
     loss.gram = None  # the row form
     assert gram_value == pytest.approx(loss.value(W, None), rel=1e-12)
     assert np.allclose(gram_gradient, loss.gradient(W, None)[0], atol=1e-12)
+
+
+def test_a_pipeline_with_a_task_column_scales_features_only() -> None:
+    """Pipeline(ColumnTransformer(task passthrough, scaler), estimator) inside GridSearchCV
+    gives what scaling by hand and fitting gives."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    g = np.random.default_rng(13)
+    X, ids = 5 + 3 * g.normal(size=(180, 4)), np.repeat(np.arange(3), 60)
+    y = X @ np.array([1.0, -2.0, 0.0, 0.5]) + ids + g.normal(size=180)
+    rows = np.column_stack([ids, X])
+    features = ColumnTransformer([("task", "passthrough", [0])], remainder=StandardScaler())
+    pipe = make_pipeline(features, JointFeatureSelectionMTL(task_column=0, tol=1e-10))
+    folds = list(StratifiedKFold(3, shuffle=True, random_state=0).split(rows, ids))
+    search = GridSearchCV(pipe, {"jointfeatureselectionmtl__alpha": [0.01, 0.1]}, cv=folds)
+    search.fit(rows, y)
+    alpha = search.best_params_["jointfeatureselectionmtl__alpha"]
+    Z = StandardScaler().fit_transform(X)
+    by_hand = JointFeatureSelectionMTL(alpha=alpha, tol=1e-10).fit(Z, y, task_ids=ids)
+    assert np.allclose(search.predict(rows), by_hand.predict(Z, task_ids=ids), atol=1e-6)
