@@ -234,6 +234,12 @@ def test_path_default_top_is_exact_and_a_choice_at_its_end_warns() -> None:
     assert not np.any(at_top.coef_)
     below = JointFeatureSelectionMTL(alpha=top * 0.99).fit(X, y, task_ids=ids)
     assert np.any(below.coef_)
+    from sklearn.linear_model import Lasso
+
+    with pytest.raises(ValueError, match=r"takes a polytask\.classic estimator, not Lasso"):
+        ClassicMTLCV(Lasso()).fit(X, y)
+    with pytest.raises(ValueError, match="has no parameter 'gamma'"):
+        ClassicMTLCV(JointFeatureSelectionMTL(), parameter="gamma").fit(X, y, task_ids=ids)
     few = np.r_[ids[:148], [7, 7]]
     with pytest.raises(ValueError, match="a task has 2 labelled row"):
         ClassicMTLCV(JointFeatureSelectionMTL()).fit(X, y, task_ids=few)

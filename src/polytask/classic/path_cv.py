@@ -13,7 +13,7 @@ from sklearn.model_selection import StratifiedKFold, check_cv
 from sklearn.utils import get_tags
 from sklearn.utils.validation import check_is_fitted
 
-from polytask.classic.base import AllZeroWeightsWarning
+from polytask.classic.base import AllZeroWeightsWarning, ClassicMTLEstimator
 from polytask.classic.registry import METHODS
 from polytask.classic.solver import Array
 
@@ -115,6 +115,11 @@ class ClassicMTLCV(MetaEstimatorMixin, BaseEstimator):
         Args: as the estimator's ``fit``.
         """
         base = self._base()
+        if not isinstance(base, ClassicMTLEstimator):
+            raise ValueError(
+                f"ClassicMTLCV takes a polytask.classic estimator, not {type(base).__name__}; "
+                "for other estimators use sklearn.model_selection.GridSearchCV"
+            )
         parameter = self.parameter or path_parameter(base)
         if parameter not in base.get_params():
             raise ValueError(f"{type(base).__name__} has no parameter {parameter!r}")
