@@ -1,0 +1,58 @@
+"""FedPer (Arivazhagan, Aggarwal, Singh & Choudhary, "Federated learning with
+personalization layers", 2019): the shared trunk federated, the task heads personal."""
+
+from __future__ import annotations
+
+import torch
+
+from polytask.data.dataset import TensorTaskDataset
+from polytask.federated.arrays import (
+    Arrays,
+    load_arrays,
+    model_arrays,
+    shared_names,
+    weighted_average,
+)
+from polytask.federated.local_training import ClientSetup, train_locally
+from polytask.federated.protocol import ClientReply, FederatedAlgorithm
+
+
+class FedPer(FederatedAlgorithm):
+    """Base layers (the parameters every task shares, ``shared_parameters()``) are trained
+    by FedAvg; the personalisation layers (each task's head) stay on the client and are
+    never sent. A client loads the global trunk and its own heads, trains both, and sends
+    the trunk only; the server averages trunks by example counts."""
+
+    name = "fedper"
+
+    def initial_arrays(self, setup: ClientSetup) -> Arrays:
+        torch.manual_seed(setup.seed)
+        model = setup.make_model()
+        return model_arrays(model, shared_names(model))
+
+    def client_update(
+        self,
+        global_arrays: Arrays,
+        private: Arrays,
+        data: TensorTaskDataset,
+        setup: ClientSetup,
+        seed: int,
+    ) -> ClientReply:
+        """Global trunk + private heads; train; send the trunk, keep the heads."""
+        torch.manual_seed(setup.seed)  # the heads' first values: the seed's model
+        model = setup.make_model()
+        load_arrays(model, global_arrays)
+        if private:
+            load_arrays(model, private)
+        metrics = train_locally(model, setup, data, seed)
+        trunk = set(shared_names(model))
+        heads = [name for name, _ in model.named_parameters() if name not in trunk]
+        return ClientReply(
+            model_arrays(model, trunk), len(data), metrics, private=model_arrays(model, heads)
+        )
+
+    def aggregate(self, replies: list[ClientReply], global_arrays: Arrays) -> Arrays:
+        """The example-weighted mean of the trunks."""
+        if not replies:
+            return global_arrays
+        return weighted_average([(r.arrays, float(r.num_examples)) for r in replies])

@@ -1,0 +1,89 @@
+"""A client's local training: a few optimizer steps of a polytask model on its own data,
+with any polytask balancer at either level, and an optional proximal term towards given
+weights (FedProx, Ditto, MR-MTL)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+import polytask
+from polytask.data.dataset import TensorTaskDataset
+from polytask.federated.arrays import Arrays
+
+
+@dataclass
+class LocalConfig:
+    """How a client trains between two rounds: ``steps`` SGD steps (Flower's and FedProx's
+    clients use plain SGD) of batch ``batch_size`` at learning rate ``lr``, the tasks
+    balanced by ``balancer`` at ``level``."""
+
+    steps: int = 10
+    batch_size: int = 32
+    lr: float = 0.05
+    balancer: str = "equal"
+    level: str = "representation"
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.batch_size < 1 or not self.lr > 0:
+            raise ValueError(
+                f"local training needs steps >= 0, batch_size >= 1 and lr > 0; got {self}"
+            )
+
+
+@dataclass
+class ClientSetup:
+    """What every client shares: how to build the model, the tasks and the local
+    training; ``seed`` seeds each client's batches (with its index and the round)."""
+
+    make_model: Callable[[], Any]
+    tasks: polytask.TaskSet
+    local: LocalConfig
+    seed: int = 0
+
+
+def train_locally(
+    model: Any,
+    setup: ClientSetup,
+    data: TensorTaskDataset,
+    seed: int,
+    proximal: tuple[float, Arrays] | None = None,
+) -> dict[str, float]:
+    """``setup.local.steps`` SGD steps on ``data``; returns the mean loss of each task over
+    the steps. With ``proximal = (mu, reference)`` the gradient of ``(mu / 2) ||w -
+    reference||^2`` is added to each parameter named in ``reference`` after the balanced
+    task gradient (the term is outside the balancing: it is not a task)."""
+    local = setup.local
+    balancer = polytask.balancers.create(local.balancer, tasks=setup.tasks)
+    optimizer = torch.optim.SGD(model.parameters(), lr=local.lr)
+    generator = torch.Generator().manual_seed(seed)
+    parameters = dict(model.named_parameters())
+    anchors = {}
+    if proximal is not None:
+        device = next(model.parameters()).device
+        anchors = {n: torch.as_tensor(a, device=device) for n, a in proximal[1].items()}
+    sums: dict[str, torch.Tensor] = {}  # on the device: one host read at the end
+    model.train()
+    for _ in range(local.steps):
+        index = torch.randint(len(data), (min(local.batch_size, len(data)),), generator=generator)
+        batch = data.take(index)
+        out = model(batch.inputs)
+        losses = setup.tasks.losses(out, batch.targets, batch.masks)
+        optimizer.zero_grad()
+        if local.level == "parameter":
+            polytask.backward(losses, balancer, shared_params=list(model.shared_parameters()))
+        else:
+            polytask.backward(losses, balancer, features=out.features)
+        if proximal is not None:
+            mu = proximal[0]
+            with torch.no_grad():
+                for name, anchor in anchors.items():
+                    p = parameters[name]
+                    p.grad = mu * (p - anchor) if p.grad is None else p.grad + mu * (p - anchor)
+        optimizer.step()
+        for name, value in losses.items():
+            sums[name] = sums.get(name, 0.0) + value.detach()
+    return {f"loss/{t}": float(s) / max(local.steps, 1) for t, s in sums.items()}

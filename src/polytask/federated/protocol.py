@@ -1,0 +1,51 @@
+"""The engine-free federated protocol: a client update and a server aggregation per
+algorithm, plain functions of arrays so that they are tested without Flower and run inside
+Flower's ``ClientApp`` / ``ServerApp`` (private client state in ``context.state``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from polytask.data.dataset import TensorTaskDataset
+from polytask.federated.arrays import Arrays
+from polytask.federated.local_training import ClientSetup
+
+
+@dataclass
+class ClientReply:
+    """What a client returns after a round: the arrays it sends (only those the algorithm
+    shares), its example count (the aggregation weight), metrics, and the private state it
+    keeps for the next round (never sent)."""
+
+    arrays: Arrays
+    num_examples: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    private: Arrays = field(default_factory=dict)
+
+
+class FederatedAlgorithm:
+    """One federated algorithm: :meth:`client_update` runs on a client, :meth:`aggregate`
+    on the server. ``initial_arrays`` is what the server sends in the first round."""
+
+    name: str = ""
+
+    def initial_arrays(self, setup: ClientSetup) -> Arrays:
+        """The server's first global arrays (built from ``setup.make_model`` seeded by
+        ``setup.seed``, so every run with one seed starts alike)."""
+        raise NotImplementedError
+
+    def client_update(
+        self,
+        global_arrays: Arrays,
+        private: Arrays,
+        data: TensorTaskDataset,
+        setup: ClientSetup,
+        seed: int,
+    ) -> ClientReply:
+        """Train on the client's ``data`` from the server's arrays and its ``private``
+        state; ``seed`` seeds this client's batches in this round."""
+        raise NotImplementedError
+
+    def aggregate(self, replies: list[ClientReply], global_arrays: Arrays) -> Arrays:
+        """The next global arrays from the clients' replies."""
+        raise NotImplementedError

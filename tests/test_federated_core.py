@@ -1,0 +1,134 @@
+"""The engine-free federated core against hand-derived cases: FedAvg's example-count
+weighting, FedProx with mu = 0 equal to FedAvg and pulling clients towards the global model
+as mu grows, FedPer's messages holding no head parameter, Local sending nothing, and
+multi-task clients trained with a gradient balancer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import polytask
+from polytask.data.dataset import TensorTaskDataset
+from polytask.federated import (
+    ClientSetup,
+    FedAvg,
+    FedPer,
+    FedProx,
+    Local,
+    LocalConfig,
+    run_rounds,
+)
+from polytask.federated.arrays import weighted_average
+
+
+def clients(count: int = 3, rows: int = 64, seed: int = 0) -> list[TensorTaskDataset]:
+    """Clients with two regression tasks each, their input distributions shifted (non-IID)."""
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(6, generator=g)
+    out = []
+    for k in range(count):
+        x = torch.randn(rows, 6, generator=g) + k
+        targets = {"a": x @ w + 0.1 * torch.randn(rows, generator=g), "b": (x**2).mean(1)}
+        out.append(TensorTaskDataset(x, targets, name=f"client{k}"))
+    return out
+
+
+def setup(balancer: str = "equal", level: str = "representation") -> ClientSetup:
+    tasks = polytask.TaskSet([polytask.Task("a", loss="mse"), polytask.Task("b", loss="mse")])
+
+    def make_model():
+        return polytask.models.create("shared_bottom", heads={"a": 1, "b": 1}, input_dim=6,
+                                      trunk_dims=[16], head_dims=[8])  # fmt: skip
+
+    return ClientSetup(make_model, tasks, LocalConfig(steps=5, batch_size=16, lr=0.01,
+                                                      balancer=balancer, level=level))  # fmt: skip
+
+
+def full_loss(config: ClientSetup, arrays: dict, data: TensorTaskDataset) -> float:
+    """The summed task losses of a model holding ``arrays`` on all of ``data``."""
+    from polytask.federated.arrays import load_arrays
+
+    model = config.make_model()
+    load_arrays(model, arrays)
+    with torch.no_grad():
+        losses = config.tasks.losses(model(data.inputs), data.targets, data.masks)
+    return float(sum(losses.values()))
+
+
+def test_weighted_average_weights_by_example_counts() -> None:
+    """(1 x [1, 2] + 3 x [4, 8]) / 4 = [3.25, 6.5]; a name only one client sends is that
+    client's value."""
+    a = {"w": np.array([1.0, 2.0], dtype=np.float32), "only": np.array([5.0])}
+    b = {"w": np.array([4.0, 8.0], dtype=np.float32)}
+    mean = weighted_average([(a, 1.0), (b, 3.0)])
+    assert np.allclose(mean["w"], [3.25, 6.5]) and mean["w"].dtype == np.float32
+    assert mean["only"].tolist() == [5.0]
+    with pytest.raises(ValueError, match="must be > 0"):
+        weighted_average([(a, 0.0)])
+
+
+def test_fedavg_round_is_the_weighted_mean_of_the_clients_models() -> None:
+    data = clients()
+    data[1] = data[1].subset(torch.arange(16))  # fewer examples: a smaller weight
+    config = setup()
+    algorithm = FedAvg()
+    start = algorithm.initial_arrays(config)
+    replies = [algorithm.client_update(start, {}, d, config, seed=k) for k, d in enumerate(data)]
+    assert [r.num_examples for r in replies] == [64, 16, 64]
+    merged = algorithm.aggregate(replies, start)
+    for name in start:
+        expected = sum(r.num_examples * r.arrays[name].astype(np.float64) for r in replies) / 144
+        assert np.allclose(merged[name], expected, atol=1e-6)
+
+
+def test_fedprox_with_mu_zero_is_fedavg_and_mu_pulls_towards_the_global_model() -> None:
+    data, config = clients(), setup()
+    start = FedAvg().initial_arrays(config)
+    plain = FedAvg().client_update(start, {}, data[2], config, seed=7)
+    zero = FedProx(mu=0.0).client_update(start, {}, data[2], config, seed=7)
+    assert all(np.array_equal(plain.arrays[n], zero.arrays[n]) for n in start)
+
+    def drift(reply) -> float:
+        return float(sum(np.sum((reply.arrays[n] - start[n]) ** 2) for n in start))
+
+    drifts = [drift(FedProx(mu=mu).client_update(start, {}, data[2], config, seed=7))
+              for mu in (0.0, 1.0, 10.0)]  # fmt: skip
+    assert drifts[0] > drifts[1] > drifts[2]
+    with pytest.raises(ValueError, match="mu must be >= 0"):
+        FedProx(mu=-1.0)
+
+
+def test_fedper_never_sends_a_head_and_keeps_each_clients_heads() -> None:
+    data, config = clients(), setup()
+    run = run_rounds(FedPer(), data, config, rounds=2)
+    assert run.global_arrays and all(n.startswith("trunk.") for n in run.global_arrays)
+    algorithm = FedPer()
+    reply = algorithm.client_update(run.global_arrays, run.private[0], data[0], config, seed=1)
+    assert all(n.startswith("trunk.") for n in reply.arrays)  # what goes on the wire
+    assert reply.private and all(n.startswith("towers.") for n in reply.private)
+    # Each client's heads are its own: they differ between clients.
+    assert not np.allclose(run.private[0]["towers.a.0.weight"], run.private[1]["towers.a.0.weight"])
+
+
+def test_local_sends_nothing_and_trains_each_client_alone() -> None:
+    data, config = clients(), setup()
+    run = run_rounds(Local(), data, config, rounds=3)
+    assert run.global_arrays == {}
+    once = run_rounds(Local(), data, config, rounds=1)
+    # Its own model keeps training from round to round: lower loss on its data after 3.
+    assert full_loss(config, once.private[0], data[0]) > full_loss(config, run.private[0], data[0])
+    alone = run_rounds(Local(), data[:1], config, rounds=3)
+    assert all(np.array_equal(alone.private[0][n], run.private[0][n]) for n in run.private[0])
+
+
+@pytest.mark.parametrize(
+    ("balancer", "level"), [("mgda", "representation"), ("upgrad", "parameter")]
+)
+def test_multi_task_clients_train_with_a_gradient_balancer(balancer: str, level: str) -> None:
+    data, config = clients(), setup(balancer, level)
+    run = run_rounds(FedAvg(), data, config, rounds=4)
+    losses = [sum(m["loss/a"] for m in round_) for round_ in run.history]
+    assert losses[-1] < losses[0]
+    assert all(np.all(np.isfinite(a)) for a in run.global_arrays.values())
