@@ -132,3 +132,71 @@ def test_multi_task_clients_train_with_a_gradient_balancer(balancer: str, level:
     losses = [sum(m["loss/a"] for m in round_) for round_ in run.history]
     assert losses[-1] < losses[0]
     assert all(np.all(np.isfinite(a)) for a in run.global_arrays.values())
+
+
+def test_ditto_global_model_is_fedavgs_and_lam_pulls_the_personal_model_to_it() -> None:
+    from polytask.federated import Ditto
+
+    data, config = clients(), setup()
+    fedavg = run_rounds(FedAvg(), data, config, rounds=2)
+    gaps = []
+    for lam in (0.0, 10.0, 50.0):  # SGD at lr 0.01: lr * lam < 2 keeps the step stable
+        ditto = run_rounds(Ditto(lam=lam), data, config, rounds=2)
+        # The global model is trained exactly as FedAvg trains it.
+        assert all(np.array_equal(ditto.global_arrays[n], fedavg.global_arrays[n])
+                   for n in fedavg.global_arrays)  # fmt: skip
+        gaps.append(sum(float(np.sum((ditto.private[0][n] - fedavg.global_arrays[n]) ** 2))
+                        for n in fedavg.global_arrays))  # fmt: skip
+    assert gaps[0] > gaps[1] > gaps[2]
+
+
+def test_mr_mtl_with_lam_zero_is_local_training_and_lam_makes_clients_agree() -> None:
+    from polytask.federated import MRMTL
+
+    data, config = clients(), setup()
+    local = run_rounds(Local(), data, config, rounds=2)
+    alone = run_rounds(MRMTL(lam=0.0), data, config, rounds=2)
+    assert all(np.array_equal(alone.private[1][n], local.private[1][n]) for n in local.private[1])
+
+    def spread(run) -> float:
+        names = run.private[0]
+        return sum(float(np.var([p[n] for p in run.private], axis=0).sum()) for n in names)
+
+    assert spread(run_rounds(MRMTL(lam=50.0), data, config, rounds=3)) < spread(alone)
+
+
+def test_fedrep_trains_heads_with_the_trunk_frozen_and_sends_the_trunk_only() -> None:
+    from polytask.federated import FedRep
+
+    data = clients()
+    config = setup()
+    config.local.steps = 0  # only the head phase
+    algorithm = FedRep(head_steps=5)
+    start = algorithm.initial_arrays(config)
+    reply = algorithm.client_update(start, {}, data[0], config, seed=3)
+    assert set(reply.arrays) == set(start)  # the trunk only
+    assert all(np.array_equal(reply.arrays[n], start[n]) for n in start)  # frozen
+    seed_model = FedAvg().initial_arrays(config)
+    assert any(not np.array_equal(reply.private[n], seed_model[n]) for n in reply.private)
+
+
+def test_fedavg_plus_fine_tunes_the_global_model_on_each_client() -> None:
+    from polytask.federated import FedAvgPlus, evaluate_clients
+
+    data, config = clients(), setup()
+    run = run_rounds(FedAvgPlus(finetune_steps=0), data, config, rounds=2)
+    untuned = FedAvgPlus(0).personal_arrays(run.global_arrays, {}, data[0], config, 0)
+    assert all(np.array_equal(untuned[n], run.global_arrays[n]) for n in untuned)
+    plain = evaluate_clients(FedAvgPlus(0), run, data, data, config)
+    tuned = evaluate_clients(FedAvgPlus(50), run, data, data, config)
+    assert tuned.summary("a")["mean"] < plain.summary("a")["mean"]
+
+
+def test_client_scores_summarise_the_distribution_over_clients() -> None:
+    from polytask.federated import ClientScores
+
+    scores = ClientScores([{"a": float(v)} for v in range(1, 11)], [1] * 9 + [11])
+    summary = scores.summary("a")
+    assert summary["mean"] == 5.5
+    assert summary["weighted_mean"] == pytest.approx((45 + 110) / 20)
+    assert summary["bottom_decile"] == pytest.approx(np.percentile(np.arange(1, 11), 90))

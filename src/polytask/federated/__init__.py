@@ -7,30 +7,44 @@ named numpy arrays, tested without any engine; :func:`~polytask.federated.rounds
 drives them in one process. Each client trains a polytask model with any balancer at either
 level, so a client with several tasks is a multi-task learner.
 
-Algorithms so far: :class:`Local` (no communication), :class:`FedAvg`, :class:`FedProx`,
-:class:`FedPer` (heads kept on the client). The Flower adapter, the personalised methods
-(Ditto, MR-MTL, pFedMe, FedEM, MOCHA, FedRep, FedAvg+) and ``polytask federate`` are not
-built yet (issue 18).
+Algorithms so far: :class:`Local` (no communication), :class:`FedAvg`,
+:class:`FedAvgPlus` (fine-tuned after FedAvg), :class:`FedProx`, :class:`FedPer` and
+:class:`FedRep` (heads kept on the client), :class:`Ditto` and :class:`MRMTL` (personal
+models pulled towards the global or mean model). :func:`evaluate_clients` scores each
+client's own model and summarises the distribution (bottom decile). Not built yet (issue
+18): pFedMe, FedEM, MOCHA, the Flower adapter, client sampling and stragglers, federated
+splits, ``polytask federate``, reports, resume.
 """
 
 from __future__ import annotations
 
+from polytask.federated.ditto import Ditto
+from polytask.federated.evaluation import ClientScores, evaluate_clients
 from polytask.federated.fedavg import FedAvg
+from polytask.federated.fedavg_plus import FedAvgPlus
 from polytask.federated.fedper import FedPer
 from polytask.federated.fedprox import FedProx
+from polytask.federated.fedrep import FedRep
 from polytask.federated.local import Local
 from polytask.federated.local_training import ClientSetup, LocalConfig
+from polytask.federated.mr_mtl import MRMTL
 from polytask.federated.protocol import ClientReply, FederatedAlgorithm
 from polytask.federated.rounds import run_rounds
 
 __all__ = [
+    "MRMTL",
     "ClientReply",
+    "ClientScores",
     "ClientSetup",
+    "Ditto",
     "FedAvg",
+    "FedAvgPlus",
     "FedPer",
     "FedProx",
+    "FedRep",
     "FederatedAlgorithm",
     "Local",
     "LocalConfig",
+    "evaluate_clients",
     "run_rounds",
 ]

@@ -51,6 +51,17 @@ class FedPer(FederatedAlgorithm):
             model_arrays(model, trunk), len(data), metrics, private=model_arrays(model, heads)
         )
 
+    def personal_arrays(
+        self,
+        global_arrays: Arrays,
+        private: Arrays,
+        data: TensorTaskDataset,
+        setup: ClientSetup,
+        seed: int,
+    ) -> Arrays:
+        """The global trunk with the client's own heads."""
+        return {**global_arrays, **private}
+
     def aggregate(self, replies: list[ClientReply], global_arrays: Arrays) -> Arrays:
         """The example-weighted mean of the trunks."""
         if not replies:

@@ -39,3 +39,17 @@ class Local(FederatedAlgorithm):
     def aggregate(self, replies: list[ClientReply], global_arrays: Arrays) -> Arrays:
         """Nothing to aggregate."""
         return global_arrays
+
+    def personal_arrays(
+        self,
+        global_arrays: Arrays,
+        private: Arrays,
+        data: TensorTaskDataset,
+        setup: ClientSetup,
+        seed: int,
+    ) -> Arrays:
+        """The client's own model (the seed's model before any round)."""
+        if private:
+            return private
+        torch.manual_seed(setup.seed)
+        return model_arrays(setup.make_model())

@@ -51,11 +51,14 @@ def train_locally(
     data: TensorTaskDataset,
     seed: int,
     proximal: tuple[float, Arrays] | None = None,
+    frozen: set[str] | None = None,
+    steps: int | None = None,
 ) -> dict[str, float]:
     """``setup.local.steps`` SGD steps on ``data``; returns the mean loss of each task over
     the steps. With ``proximal = (mu, reference)`` the gradient of ``(mu / 2) ||w -
     reference||^2`` is added to each parameter named in ``reference`` after the balanced
-    task gradient (the term is outside the balancing: it is not a task)."""
+    task gradient (the term is outside the balancing: it is not a task). Parameters named
+    in ``frozen`` are not updated; ``steps`` overrides ``setup.local.steps``."""
     local = setup.local
     balancer = polytask.balancers.create(local.balancer, tasks=setup.tasks)
     optimizer = torch.optim.SGD(model.parameters(), lr=local.lr)
@@ -67,7 +70,8 @@ def train_locally(
         anchors = {n: torch.as_tensor(a, device=device) for n, a in proximal[1].items()}
     sums: dict[str, torch.Tensor] = {}  # on the device: one host read at the end
     model.train()
-    for _ in range(local.steps):
+    count = local.steps if steps is None else steps
+    for _ in range(count):
         index = torch.randint(len(data), (min(local.batch_size, len(data)),), generator=generator)
         batch = data.take(index)
         out = model(batch.inputs)
@@ -83,7 +87,9 @@ def train_locally(
                 for name, anchor in anchors.items():
                     p = parameters[name]
                     p.grad = mu * (p - anchor) if p.grad is None else p.grad + mu * (p - anchor)
+        for name in frozen or ():
+            parameters[name].grad = None  # SGD leaves a parameter without a gradient alone
         optimizer.step()
         for name, value in losses.items():
             sums[name] = sums.get(name, 0.0) + value.detach()
-    return {f"loss/{t}": float(s) / max(local.steps, 1) for t, s in sums.items()}
+    return {f"loss/{t}": float(s) / max(count, 1) for t, s in sums.items()}

@@ -49,3 +49,15 @@ class FederatedAlgorithm:
     def aggregate(self, replies: list[ClientReply], global_arrays: Arrays) -> Arrays:
         """The next global arrays from the clients' replies."""
         raise NotImplementedError
+
+    def personal_arrays(
+        self,
+        global_arrays: Arrays,
+        private: Arrays,
+        data: TensorTaskDataset,
+        setup: ClientSetup,
+        seed: int,
+    ) -> Arrays:
+        """The model a client uses (and is evaluated with): the global model, unless the
+        algorithm personalises it (its private state, its own heads, a fine-tuning)."""
+        return global_arrays

@@ -1,0 +1,60 @@
+"""Each client's model scored on its own data, and the distribution over clients: a
+personalised method is judged by how its worst clients fare, not only by the mean (Marfoq
+et al. 2021 report the bottom decile)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from polytask.data.dataset import TensorTaskDataset
+from polytask.federated.arrays import load_arrays
+from polytask.federated.local_training import ClientSetup
+from polytask.federated.protocol import FederatedAlgorithm
+from polytask.federated.rounds import FederatedRun
+
+
+@dataclass
+class ClientScores:
+    """``losses[k][task]``: client ``k``'s mean loss of each task on its evaluation rows;
+    ``examples[k]``: its row count."""
+
+    losses: list[dict[str, float]]
+    examples: list[int]
+
+    def summary(self, task: str) -> dict[str, float]:
+        """The example-weighted mean over clients, the plain mean, and the 90th percentile
+        of the loss (the bottom decile of clients: the 10% worst off are above it)."""
+        values = np.array([scores[task] for scores in self.losses])
+        weights = np.array(self.examples, dtype=np.float64)
+        return {
+            "weighted_mean": float(values @ weights / weights.sum()),
+            "mean": float(values.mean()),
+            "bottom_decile": float(np.percentile(values, 90)),
+        }
+
+
+def evaluate_clients(
+    algorithm: FederatedAlgorithm,
+    run: FederatedRun,
+    train: Sequence[TensorTaskDataset],
+    evaluate: Sequence[TensorTaskDataset],
+    setup: ClientSetup,
+) -> ClientScores:
+    """Score each client's model (:meth:`FederatedAlgorithm.personal_arrays`, which may
+    fine-tune on the client's ``train`` rows) on its ``evaluate`` rows."""
+    losses, examples = [], []
+    for k, (rows, held_out) in enumerate(zip(train, evaluate, strict=True)):
+        arrays = algorithm.personal_arrays(run.global_arrays, run.private[k], rows, setup, k)
+        model = setup.make_model()
+        load_arrays(model, arrays)
+        model.eval()
+        with torch.no_grad():
+            out = model(held_out.inputs)
+            task_losses = setup.tasks.losses(out, held_out.targets, held_out.masks)
+        losses.append({task: float(value) for task, value in task_losses.items()})
+        examples.append(len(held_out))
+    return ClientScores(losses, examples)
