@@ -129,7 +129,7 @@ def test_local_sends_nothing_and_trains_each_client_alone() -> None:
 def test_multi_task_clients_train_with_a_gradient_balancer(balancer: str, level: str) -> None:
     data, config = clients(), setup(balancer, level)
     run = run_rounds(FedAvg(), data, config, rounds=4)
-    losses = [sum(m["loss/a"] for m in round_) for round_ in run.history]
+    losses = [sum(m["loss/a"] for m in round_.values()) for round_ in run.history]
     assert losses[-1] < losses[0]
     assert all(np.all(np.isfinite(a)) for a in run.global_arrays.values())
 
@@ -200,3 +200,27 @@ def test_client_scores_summarise_the_distribution_over_clients() -> None:
     assert summary["mean"] == 5.5
     assert summary["weighted_mean"] == pytest.approx((45 + 110) / 20)
     assert summary["bottom_decile"] == pytest.approx(np.percentile(np.arange(1, 11), 90))
+
+
+def test_rounds_sample_clients_and_stragglers_drop_or_do_fewer_steps() -> None:
+    from polytask.federated.rounds import RoundConfig
+
+    data, config = clients(count=4), setup()
+    half = run_rounds(Local(), data, config, rounds=3, participation=RoundConfig(fraction=0.5))
+    assert all(len(round_) == 2 for round_ in half.history)
+    taken = set().union(*half.history)
+    for k in range(4):  # a client never sampled keeps its empty private state
+        assert bool(half.private[k]) == (k in taken)
+    again = run_rounds(Local(), data, config, rounds=3, participation=RoundConfig(fraction=0.5))
+    assert [sorted(r) for r in again.history] == [sorted(r) for r in half.history]  # seeded
+    dropped = run_rounds(FedAvg(), data, config, rounds=1,
+                         participation=RoundConfig(stragglers=0.5))  # fmt: skip
+    (replied,) = dropped.history
+    assert len(replied) == 2  # two of the four dropped out
+    algorithm, start = FedAvg(), FedAvg().initial_arrays(config)
+    replies = [algorithm.client_update(start, {}, data[k], config, config.seed + k)
+               for k in sorted(replied)]  # fmt: skip
+    expected = algorithm.aggregate(replies, start)
+    assert all(np.allclose(dropped.global_arrays[n], expected[n]) for n in expected)
+    with pytest.raises(ValueError, match="fraction must be in"):
+        RoundConfig(fraction=0.0)

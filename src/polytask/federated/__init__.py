@@ -4,7 +4,8 @@ Clients that share parameters but not data (reference text 01): a client update
 ``(global arrays, private state, local data, setup) -> (arrays, metrics, private state)``
 and a server aggregation ``(replies) -> global arrays`` per algorithm, plain functions of
 named numpy arrays, tested without any engine; :func:`~polytask.federated.rounds.run_rounds`
-drives them in one process. Each client trains a polytask model with any balancer at either
+drives them in one process, sampling clients each round and making some stragglers
+(:class:`~polytask.federated.rounds.RoundConfig`). Each client trains a polytask model with any balancer at either
 level, so a client with several tasks is a multi-task learner.
 
 Algorithms so far: :class:`Local` (no communication), :class:`FedAvg`,
@@ -12,7 +13,7 @@ Algorithms so far: :class:`Local` (no communication), :class:`FedAvg`,
 :class:`FedRep` (heads kept on the client), :class:`Ditto` and :class:`MRMTL` (personal
 models pulled towards the global or mean model). :func:`evaluate_clients` scores each
 client's own model and summarises the distribution (bottom decile). Not built yet (issue
-18): pFedMe, FedEM, MOCHA, the Flower adapter, client sampling and stragglers, federated
+18): pFedMe, FedEM, MOCHA, the Flower adapter, federated
 splits, ``polytask federate``, reports, resume.
 """
 

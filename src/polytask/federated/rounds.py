@@ -1,10 +1,15 @@
 """Rounds of a federated algorithm in one process, engine-free: the reference the Flower
-adapter must reproduce, and the driver of the core's tests."""
+adapter must reproduce, and the driver of the core's tests. Each round samples clients and
+may make some of them stragglers (MOCHA's systems heterogeneity, Smith et al. 2017)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
 
 from polytask.data.dataset import TensorTaskDataset
 from polytask.federated.arrays import Arrays
@@ -13,13 +18,35 @@ from polytask.federated.protocol import ClientReply, FederatedAlgorithm
 
 
 @dataclass
+class RoundConfig:
+    """Who takes part in a round: a ``fraction`` of the clients sampled at random (at least
+    one), of which a ``stragglers`` fraction either ``drop`` out (no reply reaches the
+    server) or run ``fewer_steps`` (a random 1 to ``steps - 1`` local steps). Draws are
+    seeded by the setup's seed and the round."""
+
+    fraction: float = 1.0
+    stragglers: float = 0.0
+    straggler_mode: Literal["drop", "fewer_steps"] = "drop"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.fraction <= 1:
+            raise ValueError(f"fraction must be in (0, 1], got {self.fraction}")
+        if not 0 <= self.stragglers < 1:
+            raise ValueError(f"stragglers must be in [0, 1), got {self.stragglers}")
+        if self.straggler_mode not in ("drop", "fewer_steps"):
+            raise ValueError(
+                f"straggler_mode must be 'drop' or 'fewer_steps', got {self.straggler_mode!r}"
+            )
+
+
+@dataclass
 class FederatedRun:
-    """The global arrays after the last round, each client's private state, and each
-    round's replies' metrics (``history[round][client]``)."""
+    """The global arrays after the last round, each client's private state, each round's
+    metrics by client index (``history[round][client]``, the clients that replied)."""
 
     global_arrays: Arrays
     private: list[Arrays]
-    history: list[list[dict[str, float]]] = field(default_factory=list)
+    history: list[dict[int, dict[str, float]]] = field(default_factory=list)
 
 
 def run_rounds(
@@ -27,18 +54,36 @@ def run_rounds(
     clients: Sequence[TensorTaskDataset],
     setup: ClientSetup,
     rounds: int,
+    participation: RoundConfig | None = None,
 ) -> FederatedRun:
-    """``rounds`` rounds with every client taking part; client ``k`` in round ``r`` draws
-    its batches with seed ``setup.seed + 1000 r + k`` (the same in any engine)."""
+    """``rounds`` rounds; client ``k`` in round ``r`` draws its batches with seed
+    ``setup.seed + 1000 r + k`` (the same in any engine); a client that is not sampled, or
+    drops, keeps its private state."""
+    plan = participation or RoundConfig()
     state = FederatedRun(algorithm.initial_arrays(setup), [{} for _ in clients])
     for r in range(rounds):
+        g = np.random.default_rng([setup.seed, r])
+        count = max(1, round(plan.fraction * len(clients)))
+        sampled = sorted(g.choice(len(clients), size=count, replace=False).tolist())
+        slow = set(g.choice(sampled, size=int(plan.stragglers * count), replace=False).tolist())
         replies: list[ClientReply] = []
-        for k, data in enumerate(clients):
+        metrics: dict[int, dict[str, float]] = {}
+        for k in sampled:
+            client_setup = setup
+            if k in slow:
+                if plan.straggler_mode == "drop":
+                    continue
+                steps = int(g.integers(1, max(setup.local.steps, 2)))
+                client_setup = dataclasses.replace(
+                    setup, local=dataclasses.replace(setup.local, steps=steps)
+                )
             reply = algorithm.client_update(
-                state.global_arrays, state.private[k], data, setup, setup.seed + 1000 * r + k
-            )
+                state.global_arrays, state.private[k], clients[k], client_setup,
+                setup.seed + 1000 * r + k,
+            )  # fmt: skip
             state.private[k] = reply.private
             replies.append(reply)
+            metrics[k] = reply.metrics
         state.global_arrays = algorithm.aggregate(replies, state.global_arrays)
-        state.history.append([reply.metrics for reply in replies])
+        state.history.append(metrics)
     return state
