@@ -3,18 +3,17 @@
 Clients that share parameters but not data (reference text 01): a client update
 ``(global arrays, private state, local data, setup) -> (arrays, metrics, private state)``
 and a server aggregation ``(replies) -> global arrays`` per algorithm, plain functions of
-named numpy arrays, tested without any engine; :func:`~polytask.federated.rounds.run_rounds`
+named numpy arrays, tested without any engine. :func:`~polytask.federated.rounds.run_rounds`
 drives them in one process, sampling clients each round and making some stragglers
-(:class:`~polytask.federated.rounds.RoundConfig`). Each client trains a polytask model with any balancer at either
-level, so a client with several tasks is a multi-task learner.
+(:class:`~polytask.federated.rounds.RoundConfig`). Each client trains a polytask model with
+any balancer at either level, so a client with several tasks is a multi-task learner.
 
-Algorithms so far: :class:`Local` (no communication), :class:`FedAvg`,
-:class:`FedAvgPlus` (fine-tuned after FedAvg), :class:`FedProx`, :class:`FedPer` and
-:class:`FedRep` (heads kept on the client), :class:`Ditto` and :class:`MRMTL` (personal
-models pulled towards the global or mean model). :func:`evaluate_clients` scores each
-client's own model and summarises the distribution (bottom decile). Not built yet (issue
-18): pFedMe, FedEM, MOCHA, the Flower adapter, federated
-splits, ``polytask federate``, reports, resume.
+Algorithms so far: :class:`Local` (no communication), :class:`FedAvg`, :class:`FedAvgPlus`
+(fine-tuned after FedAvg), :class:`FedProx`, :class:`FedPer` and :class:`FedRep` (heads
+kept on the client), :class:`Ditto` and :class:`MRMTL` (personal models pulled towards the
+global or the mean model). :func:`evaluate_clients` scores each client's own model and
+summarises the distribution over clients (bottom decile). Not built yet (issue 18): pFedMe,
+FedEM, MOCHA, the Flower adapter, federated splits, ``polytask federate``, reports, resume.
 """
 
 from __future__ import annotations
