@@ -149,3 +149,55 @@ def test_detached_loss_vector_is_computed_once_and_matches() -> None:
     first = losses.detached()
     assert first is losses.detached() and not first.requires_grad
     torch.testing.assert_close(first, torch.tensor([2.5, 3.0]))
+
+
+def test_row_losses_are_each_rows_mean_loss_with_its_labels() -> None:
+    """TaskSet.row_losses: (B, T) per-row losses (a token task averaged over the row's
+    labelled tokens) and which rows are labelled; their labelled mean is TaskSet.losses."""
+    import torch
+
+    from polytask import Task, TaskSet
+
+    tasks = TaskSet([Task("y", loss="mse"), Task("tags", loss="ce", kind="multiclass",
+                                                 num_classes=3)])  # fmt: skip
+    g = torch.Generator().manual_seed(0)
+    pred = {"y": torch.randn(4, generator=g), "tags": torch.randn(4, 5, 3, generator=g)}
+    y = torch.tensor([1.0, float("nan"), -0.5, 2.0])
+    tags = torch.randint(0, 3, (4, 5), generator=g)
+    tags[0, 3:] = -1  # padding
+    tags[2] = -1  # a row with no tag at all
+    values, labelled = tasks.row_losses(pred, {"y": y, "tags": tags})
+    assert values.shape == (4, 2) and labelled.tolist() == [[True, True], [False, True],
+                                                           [True, False], [True, True]]  # fmt: skip
+    assert values[0, 0] == pytest.approx(float((pred["y"][0] - 1.0) ** 2))
+    ce = torch.nn.functional.cross_entropy(pred["tags"][0, :3], tags[0, :3])
+    assert values[0, 1] == pytest.approx(float(ce))
+    assert values[1, 0] == 0 and values[2, 1] == 0  # unlabelled: 0, not NaN
+    losses = tasks.losses(pred, {"y": y, "tags": tags})
+    assert float(values[labelled[:, 0], 0].mean()) == pytest.approx(float(losses["y"]))
+
+
+def test_row_weights_give_each_tasks_weighted_mean_over_its_labelled_rows() -> None:
+    import torch
+
+    from polytask import Task, TaskSet
+
+    tasks = TaskSet([Task("y", loss="mse"), Task("b", loss="bce")])
+    pred = {"y": torch.tensor([0.0, 1.0, 2.0, 3.0]), "b": torch.tensor([0.5, -1.0, 2.0, 0.0])}
+    targets = {
+        "y": torch.tensor([1.0, float("nan"), 2.5, 2.0]),
+        "b": torch.tensor([1.0, 0.0, 0.0, 1.0]),
+    }
+    w = torch.tensor([0.5, 3.0, 1.0, 0.0])
+    weighted = tasks.losses(pred, targets, row_weights=w)
+    squared = torch.tensor([1.0, 0.0, 0.25, 1.0])  # row 1 has no label
+    assert float(weighted["y"]) == pytest.approx(float((w * squared)[[0, 2, 3]].sum() / 1.5))
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(
+        pred["b"], targets["b"], reduction="none"
+    )
+    assert float(weighted["b"]) == pytest.approx(float((w * bce).sum() / w.sum()))
+    plain = tasks.losses(pred, targets)
+    ones = tasks.losses(pred, targets, row_weights=torch.ones(4))
+    assert torch.allclose(plain.stack(), ones.stack())
+    with pytest.raises(ValueError, match="row_weights"):
+        tasks.losses(pred, targets, row_weights=torch.ones(3))

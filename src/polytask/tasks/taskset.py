@@ -105,6 +105,21 @@ class TaskLosses(Mapping[str, Tensor]):
         return self._detached
 
 
+def weighted_mean(element: Tensor, mask: Tensor, row_weights: Tensor | None) -> Tensor:
+    """The mean of ``element`` over its labelled entries (:func:`masked_mean`), or with
+    ``row_weights`` ``(B,)`` the weighted mean ``sum w l / sum w`` over them."""
+    if row_weights is None:
+        return masked_mean(element, mask)
+    if row_weights.shape != element.shape[:1]:
+        raise ValueError(
+            f"row_weights has shape {tuple(row_weights.shape)}; it must be "
+            f"({element.shape[0]},), one weight per row"
+        )
+    weight = row_weights.to(element.dtype).reshape(-1, *[1] * (element.dim() - 1))
+    weight = weight.expand_as(element)
+    return masked_sum(element * weight, mask)[0] / masked_sum(weight, mask)[0].clamp_min(1e-12)
+
+
 def nonfinite_tasks(names: Sequence[str], values: Tensor) -> list[str]:
     """Names of the tasks whose entry in the 1-D ``values`` is NaN or infinite."""
     bad = (~torch.isfinite(values.detach())).nonzero().flatten().tolist()
@@ -183,6 +198,7 @@ class TaskSet(Sequence[Task]):
         outputs: TaskOutputs | Mapping[str, Tensor],
         targets: Mapping[str, Tensor],
         masks: Mapping[str, Tensor] | None = None,
+        row_weights: Tensor | None = None,
     ) -> TaskLosses:
         """The loss of every task, averaged over the samples that have its label.
 
@@ -192,6 +208,9 @@ class TaskSet(Sequence[Task]):
                 vector regression, integer ``(B,)`` or ``(B, L)`` for classification.
             masks: optional ``{task: bool tensor (B,) or target-shaped}``; ``False`` marks a
                 missing label. NaN float targets and negative class targets are also missing.
+            row_weights: optional ``(B,)`` non-negative weight of each row: each task's loss
+                is then ``sum_i w_i l_i / sum_i w_i`` over its labelled elements (FedEM's
+                responsibilities, importance weights).
 
         Returns:
             :class:`TaskLosses` (unweighted).
@@ -213,34 +232,22 @@ class TaskSet(Sequence[Task]):
         ranges: list[Tensor] = []  # classification tasks: a label their loss cannot take
         ranged: list[tuple[Task, Tensor, Tensor, int | None]] = []  # what the message needs
         for task in self._tasks:
-            pred, target = align(
-                task.name, task.task_kind, predictions[task.name], targets[task.name]
+            target, clean, mask, classes, element = self._elements(
+                task, predictions, targets, masks
             )
-            mask = label_mask(target)
-            if masks is not None and task.name in masks:
-                given = masks[task.name]
-                if given.shape != target.shape[: given.dim()]:
-                    raise ValueError(
-                        f"task {task.name!r}: mask shape {tuple(given.shape)} does not fit "
-                        f"target shape {tuple(target.shape)}"
-                    )
-                while given.dim() < mask.dim():
-                    given = given.unsqueeze(-1)
-                mask = mask & given.to(torch.bool)
-            clean = task.scale(sanitize_target(target))
-            classes = int(pred.shape[-1]) if task.kind == "multiclass" else None
-            try:
-                element = task.element_loss(pred, clean)
-            except IndexError as error:  # a class index past the logits (on the CPU)
-                raise ValueError(range_message(task, target, mask, classes)) from error
             if task.kind == "binary" or classes is not None:
                 ranges.append(out_of_range(task, target, mask, classes))
                 ranged.append((task, target, mask, classes))
             total, count = masked_sum(element, mask)
-            loss = total / count.clamp_min(1.0)
+            loss = (
+                total / count.clamp_min(1.0)
+                if row_weights is None
+                else weighted_mean(element, mask, row_weights)
+            )
             for extra, weight in companions.get(task.name, ()):
                 extra, _ = align(task.name, task.task_kind, extra, targets[task.name])
-                loss = loss + weight * masked_mean(task.element_loss(extra, clean), mask)
+                loss = loss + weight * weighted_mean(task.element_loss(extra, clean), mask,
+                                                     row_weights)  # fmt: skip
             values[task.name] = loss
             counts.append(count.detach())
         result = TaskLosses(
@@ -273,6 +280,61 @@ class TaskSet(Sequence[Task]):
             warnings.warn(f"skipping step: {message}", RuntimeWarning, stacklevel=2)
             result.skip = True
         return result
+
+    def _elements(
+        self,
+        task: Task,
+        predictions: Mapping[str, Tensor],
+        targets: Mapping[str, Tensor],
+        masks: Mapping[str, Tensor] | None,
+    ) -> tuple[Tensor, Tensor, Tensor, int | None, Tensor]:
+        """One task's aligned target, the target as the loss reads it, the label mask, the
+        class count (multiclass) and the per-element loss."""
+        pred, target = align(task.name, task.task_kind, predictions[task.name], targets[task.name])
+        mask = label_mask(target)
+        if masks is not None and task.name in masks:
+            given = masks[task.name]
+            if given.shape != target.shape[: given.dim()]:
+                raise ValueError(
+                    f"task {task.name!r}: mask shape {tuple(given.shape)} does not fit "
+                    f"target shape {tuple(target.shape)}"
+                )
+            while given.dim() < mask.dim():
+                given = given.unsqueeze(-1)
+            mask = mask & given.to(torch.bool)
+        clean = task.scale(sanitize_target(target))
+        classes = int(pred.shape[-1]) if task.kind == "multiclass" else None
+        try:
+            element = task.element_loss(pred, clean)
+        except IndexError as error:  # a class index past the logits (on the CPU)
+            raise ValueError(range_message(task, target, mask, classes)) from error
+        return target, clean, mask, classes, element
+
+    def row_losses(
+        self,
+        outputs: TaskOutputs | Mapping[str, Tensor],
+        targets: Mapping[str, Tensor],
+        masks: Mapping[str, Tensor] | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Each row's loss of each task: ``(values, labelled)``, both ``(B, T)`` in task
+        order; a row's value is its mean over its labelled elements (a token task's
+        labelled tokens), 0 where the row has no label (``labelled`` False). For methods
+        that weigh rows (FedEM's responsibilities); same inputs as :meth:`losses`, without
+        its checks of finiteness and presence."""
+        predictions = outputs.predictions if isinstance(outputs, TaskOutputs) else outputs
+        self._check_keys("predictions", predictions, required=True)
+        self._check_keys("targets", targets, required=True)
+        values, labelled = [], []
+        for task in self._tasks:
+            _, _, mask, _, element = self._elements(task, predictions, targets, masks)
+            while mask.dim() < element.dim():
+                mask = mask.unsqueeze(-1)
+            mask = mask.expand_as(element).reshape(element.shape[0], -1)
+            flat = torch.where(mask, element.reshape(element.shape[0], -1), 0.0)
+            count = mask.sum(dim=1)
+            values.append(flat.sum(dim=1) / count.clamp_min(1).to(flat.dtype))
+            labelled.append(count > 0)
+        return torch.stack(values, dim=1), torch.stack(labelled, dim=1)
 
     def make_metrics(self) -> dict[str, dict[str, torchmetrics.Metric]]:
         """Fresh metric objects: ``{task: {metric name: Metric}}``."""
