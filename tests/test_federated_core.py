@@ -224,3 +224,60 @@ def test_rounds_sample_clients_and_stragglers_drop_or_do_fewer_steps() -> None:
     assert all(np.allclose(dropped.global_arrays[n], expected[n]) for n in expected)
     with pytest.raises(ValueError, match="fraction must be in"):
         RoundConfig(fraction=0.0)
+
+
+def test_fedem_e_step_is_the_posterior_over_components() -> None:
+    from polytask.federated.fedem import responsibilities
+
+    pi = torch.tensor([0.25, 0.75])
+    losses = torch.tensor([[1.0, 2.0], [3.0, 0.5]])
+    q = responsibilities(torch.log(pi), losses)
+    first = torch.tensor([0.25 * np.exp(-1.0), 0.75 * np.exp(-2.0)], dtype=torch.float32)
+    assert torch.allclose(q[0], first / first.sum())
+    assert torch.allclose(q.sum(1), torch.ones(2))
+
+
+def test_fedem_assigns_a_client_to_the_component_that_generated_its_data() -> None:
+    """Two components; the client's targets are exactly component 0's predictions: its
+    rows' losses are 0 under component 0, so the M-step puts (nearly) all its mixture
+    weight there, equal to the mean of the E-step computed here by hand; the message holds
+    both components; the client's mixture prediction is sum_m pi_m h_m."""
+    from polytask.federated import FedEM
+    from polytask.federated.arrays import load_arrays
+    from polytask.federated.fedem import component_arrays
+
+    config = setup()
+    config.local.steps = 0  # the E- and M-steps alone
+    algorithm = FedEM(components=2)
+    start = algorithm.initial_arrays(config)
+    models = []
+    for m in range(2):
+        model = config.make_model()
+        load_arrays(model, component_arrays(start, m))
+        models.append(model.eval())
+    x = torch.randn(40, 6, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        truth = models[0](x).predictions
+        other = models[1](x).predictions
+    data = TensorTaskDataset(x, {"a": truth["a"].clone(), "b": truth["b"].clone()})
+    reply = algorithm.client_update(start, {}, data, config, seed=0)
+    wrong = ((other["a"] - truth["a"]) ** 2 + (other["b"] - truth["b"]) ** 2).numpy()
+    expected = np.mean(1 / (1 + np.exp(-wrong)))  # softmax of (0, -wrong) with pi = 1/2
+    assert reply.private["mixture"][0] == pytest.approx(expected, rel=1e-5)
+    assert reply.private["mixture"][0] > 0.5
+    assert {n.split("/")[0] for n in reply.arrays} == {"component0", "component1"}
+    mixed = algorithm.personal_predictions(start, reply.private, data, config, 0, x)
+    pi = reply.private["mixture"]
+    assert torch.allclose(mixed["a"], pi[0] * truth["a"] + pi[1] * other["a"], atol=1e-6)
+
+
+def test_fedem_rounds_lower_the_clients_losses() -> None:
+    from polytask.federated import FedEM, evaluate_clients
+
+    data, config = clients(), setup()
+    algorithm = FedEM(components=2)
+    before = evaluate_clients(algorithm, run_rounds(algorithm, data, config, rounds=0), data,
+                              data, config)  # fmt: skip
+    after = evaluate_clients(algorithm, run_rounds(algorithm, data, config, rounds=3), data,
+                             data, config)  # fmt: skip
+    assert after.summary("a")["mean"] < before.summary("a")["mean"]

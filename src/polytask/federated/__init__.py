@@ -11,9 +11,10 @@ any balancer at either level, so a client with several tasks is a multi-task lea
 Algorithms so far: :class:`Local` (no communication), :class:`FedAvg`, :class:`FedAvgPlus`
 (fine-tuned after FedAvg), :class:`FedProx`, :class:`FedPer` and :class:`FedRep` (heads
 kept on the client), :class:`Ditto` and :class:`MRMTL` (personal models pulled towards the
-global or the mean model). :func:`evaluate_clients` scores each client's own model and
+global or the mean model), :class:`FedEM` (a mixture of shared components, private mixture
+weights). :func:`evaluate_clients` scores each client's own model and
 summarises the distribution over clients (bottom decile). Not built yet (issue 18): pFedMe,
-FedEM, MOCHA, the Flower adapter, federated splits, ``polytask federate``, reports, resume.
+MOCHA, the Flower adapter, federated splits, ``polytask federate``, reports, resume.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from polytask.federated.ditto import Ditto
 from polytask.federated.evaluation import ClientScores, evaluate_clients
 from polytask.federated.fedavg import FedAvg
 from polytask.federated.fedavg_plus import FedAvgPlus
+from polytask.federated.fedem import FedEM
 from polytask.federated.fedper import FedPer
 from polytask.federated.fedprox import FedProx
 from polytask.federated.fedrep import FedRep
@@ -39,6 +41,7 @@ __all__ = [
     "Ditto",
     "FedAvg",
     "FedAvgPlus",
+    "FedEM",
     "FedPer",
     "FedProx",
     "FedRep",

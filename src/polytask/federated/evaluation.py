@@ -11,7 +11,6 @@ import numpy as np
 import torch
 
 from polytask.data.dataset import TensorTaskDataset
-from polytask.federated.arrays import load_arrays
 from polytask.federated.local_training import ClientSetup
 from polytask.federated.protocol import FederatedAlgorithm
 from polytask.federated.rounds import FederatedRun
@@ -44,17 +43,16 @@ def evaluate_clients(
     evaluate: Sequence[TensorTaskDataset],
     setup: ClientSetup,
 ) -> ClientScores:
-    """Score each client's model (:meth:`FederatedAlgorithm.personal_arrays`, which may
-    fine-tune on the client's ``train`` rows) on its ``evaluate`` rows."""
+    """Score each client's predictions (:meth:`FederatedAlgorithm.personal_predictions`:
+    its personal model, which may be fine-tuned on its ``train`` rows, or a mixture) on its
+    ``evaluate`` rows."""
     losses, examples = [], []
     for k, (rows, held_out) in enumerate(zip(train, evaluate, strict=True)):
-        arrays = algorithm.personal_arrays(run.global_arrays, run.private[k], rows, setup, k)
-        model = setup.make_model()
-        load_arrays(model, arrays)
-        model.eval()
+        predictions = algorithm.personal_predictions(
+            run.global_arrays, run.private[k], rows, setup, k, held_out.inputs
+        )
         with torch.no_grad():
-            out = model(held_out.inputs)
-            task_losses = setup.tasks.losses(out, held_out.targets, held_out.masks)
+            task_losses = setup.tasks.losses(predictions, held_out.targets, held_out.masks)
         losses.append({task: float(value) for task, value in task_losses.items()})
         examples.append(len(held_out))
     return ClientScores(losses, examples)

@@ -53,12 +53,14 @@ def train_locally(
     proximal: tuple[float, Arrays] | None = None,
     frozen: set[str] | None = None,
     steps: int | None = None,
+    row_weights: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """``setup.local.steps`` SGD steps on ``data``; returns the mean loss of each task over
     the steps. With ``proximal = (mu, reference)`` the gradient of ``(mu / 2) ||w -
     reference||^2`` is added to each parameter named in ``reference`` after the balanced
     task gradient (the term is outside the balancing: it is not a task). Parameters named
-    in ``frozen`` are not updated; ``steps`` overrides ``setup.local.steps``."""
+    in ``frozen`` are not updated; ``steps`` overrides ``setup.local.steps``;
+    ``row_weights`` ``(len(data),)`` weighs each row in every task's loss (FedEM)."""
     local = setup.local
     balancer = polytask.balancers.create(local.balancer, tasks=setup.tasks)
     optimizer = torch.optim.SGD(model.parameters(), lr=local.lr)
@@ -75,7 +77,8 @@ def train_locally(
         index = torch.randint(len(data), (min(local.batch_size, len(data)),), generator=generator)
         batch = data.take(index)
         out = model(batch.inputs)
-        losses = setup.tasks.losses(out, batch.targets, batch.masks)
+        weights = None if row_weights is None else row_weights[index]
+        losses = setup.tasks.losses(out, batch.targets, batch.masks, row_weights=weights)
         optimizer.zero_grad()
         if local.level == "parameter":
             polytask.backward(losses, balancer, shared_params=list(model.shared_parameters()))

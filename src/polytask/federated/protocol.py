@@ -4,10 +4,15 @@ Flower's ``ClientApp`` / ``ServerApp`` (private client state in ``context.state`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
 
 from polytask.data.dataset import TensorTaskDataset
-from polytask.federated.arrays import Arrays
+from polytask.federated.arrays import Arrays, load_arrays
 from polytask.federated.local_training import ClientSetup
 
 
@@ -61,3 +66,20 @@ class FederatedAlgorithm:
         """The model a client uses (and is evaluated with): the global model, unless the
         algorithm personalises it (its private state, its own heads, a fine-tuning)."""
         return global_arrays
+
+    def personal_predictions(
+        self,
+        global_arrays: Arrays,
+        private: Arrays,
+        data: TensorTaskDataset,
+        setup: ClientSetup,
+        seed: int,
+        inputs: Any,
+    ) -> Mapping[str, Tensor]:
+        """The client's predictions ``{task: prediction}`` for ``inputs`` (what its losses
+        and metrics read): its personal model's, or a mixture's (FedEM)."""
+        model = setup.make_model()
+        load_arrays(model, self.personal_arrays(global_arrays, private, data, setup, seed))
+        model.eval()
+        with torch.no_grad():
+            return dict(model(inputs).predictions)
