@@ -110,3 +110,17 @@ def test_the_docs_configuration_runs(tmp_path: Path) -> None:
     assert main(["classic", str(tmp_path / "shops.yaml"), f"output={tmp_path}/run"]) == 0
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["metrics"]["test"]["explained_variance"] > 0.98
+
+
+def test_list_classic_names_every_method_with_its_classes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from polytask.classic import METHODS
+
+    assert main(["list", "classic"]) == 0
+    out = capsys.readouterr().out
+    for name, method in METHODS.items():
+        assert name in out and method.regressor in out and method.classifier in out
+    assert main(["list", "classic", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [row["name"] for row in listed] == list(METHODS)

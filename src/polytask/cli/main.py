@@ -82,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
         "overrides", nargs="*", help="key=value overrides, e.g. method.name=robust"
     )
     listing = commands.add_parser("list", help="list balancers, models or datasets")
-    listing.add_argument("what", choices=["balancers", "models", "datasets", "samplers", "configs"])
+    listing.add_argument(
+        "what", choices=["balancers", "models", "datasets", "samplers", "configs", "classic"]
+    )
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
@@ -131,6 +133,8 @@ def list_command(what: str, as_json: bool) -> int:
         rows: list[list[object]] = [[name] for name in packaged_configs()]
         print(format_table(["config"], rows))
         return 0
+    if what == "classic":
+        return list_classic(as_json)
     if what == "balancers":
         described = polytask.balancers.describe()
         header = ["name", "needs", "levels", "roles", "summary", "options"]
@@ -171,6 +175,24 @@ def list_command(what: str, as_json: bool) -> int:
         )
     else:
         print(blocks([_entry(what, header, row) for row in rows]))
+    return 0
+
+
+def list_classic(as_json: bool) -> int:
+    """Print the classic estimators (``polytask classic``'s ``method.name`` values)."""
+    from polytask.classic.registry import METHODS
+
+    described = [
+        {"name": name, "regressor": m.regressor, "classifier": m.classifier,
+         "path_parameter": m.path_parameter}
+        for name, m in METHODS.items()
+    ]  # fmt: skip
+    if as_json:
+        print(json.dumps(described, indent=2))
+        return 0
+    header = ["name", "regressor", "classifier (logistic)", "path searches"]
+    print(format_table(header, [list(row.values()) for row in described]))
+    print(f"\nconfigurations for polytask classic: {', '.join(packaged_configs('classic'))}")
     return 0
 
 
