@@ -165,7 +165,7 @@ class ClassicMTLCV(MetaEstimatorMixin, BaseEstimator):
         if base.task_column is not None:
             if task_ids is not None:
                 raise ValueError("give the tasks either as task_column or as task_ids, not both")
-            return np.asarray(X, dtype=object), base
+            return np.asarray(X), base  # numbers stay numbers; string task ids stay strings
         X = np.asarray(X)
         if task_ids is None:
             codes = np.zeros(len(X))
