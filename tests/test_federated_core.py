@@ -281,3 +281,31 @@ def test_fedem_rounds_lower_the_clients_losses() -> None:
     after = evaluate_clients(algorithm, run_rounds(algorithm, data, config, rounds=3), data,
                              data, config)  # fmt: skip
     assert after.summary("a")["mean"] < before.summary("a")["mean"]
+
+
+def test_mocha_learns_omega_by_mtrls_step_and_its_proximal_term_is_the_regulariser() -> None:
+    """After a round the server holds every client's model and Omega = omega_step(W); the
+    client's proximal term (lam c/2)||w - a||^2 has the gradient of (lam/2) tr(W^T
+    Omega^-1 W) with respect to its own row; MOCHA without a client index is refused."""
+    from polytask.classic.task_covariance import omega_step
+    from polytask.federated import MOCHA
+    from polytask.federated.mocha import OMEGA, client_prefix
+
+    data, config = clients(), setup()
+    algorithm = MOCHA(lam=0.5)
+    run = run_rounds(algorithm, data, config, rounds=2)
+    names = sorted(n[len("client0/") :] for n in run.global_arrays if n.startswith("client0/"))
+
+    def row(k: int) -> np.ndarray:
+        return np.concatenate([run.global_arrays[client_prefix(k) + n].ravel() for n in names])
+
+    W = np.stack([row(k) for k in range(3)]).astype(np.float64)
+    assert np.allclose(run.global_arrays[OMEGA], omega_step(W, algorithm.eps))
+    strength, anchor = algorithm.anchor(run.global_arrays, 1)
+    inverse = np.linalg.inv(run.global_arrays[OMEGA])
+    own, target = row(1), np.concatenate([anchor[n].ravel() for n in names])
+    regulariser_gradient = 0.5 * (inverse @ W)[1]  # d/dw_1 of (lam/2) tr(W^T Omega^-1 W)
+    assert np.allclose(strength * (own - target), regulariser_gradient, rtol=1e-4, atol=1e-6)
+    assert set(run.private[2]) == set(names)
+    with pytest.raises(ValueError, match="needs each client's index"):
+        algorithm.client_update(run.global_arrays, {}, data[0], config, seed=0)

@@ -12,9 +12,10 @@ Algorithms so far: :class:`Local` (no communication), :class:`FedAvg`, :class:`F
 (fine-tuned after FedAvg), :class:`FedProx`, :class:`FedPer` and :class:`FedRep` (heads
 kept on the client), :class:`Ditto` and :class:`MRMTL` (personal models pulled towards the
 global or the mean model), :class:`FedEM` (a mixture of shared components, private mixture
-weights). :func:`evaluate_clients` scores each client's own model and
-summarises the distribution over clients (bottom decile). Not built yet (issue 18): pFedMe,
-MOCHA, the Flower adapter, federated splits, ``polytask federate``, reports, resume.
+weights), :class:`MOCHA` (each client its own model, their covariance learned with MTRL's
+step). :func:`evaluate_clients` scores each client's own model and summarises the
+distribution over clients (bottom decile). Not built yet (issue 18): pFedMe, the Flower
+adapter, federated splits, ``polytask federate``, reports, resume.
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ from polytask.federated.fedprox import FedProx
 from polytask.federated.fedrep import FedRep
 from polytask.federated.local import Local
 from polytask.federated.local_training import ClientSetup, LocalConfig
+from polytask.federated.mocha import MOCHA
 from polytask.federated.mr_mtl import MRMTL
 from polytask.federated.protocol import ClientReply, FederatedAlgorithm
 from polytask.federated.rounds import run_rounds
 
 __all__ = [
+    "MOCHA",
     "MRMTL",
     "ClientReply",
     "ClientScores",

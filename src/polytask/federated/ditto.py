@@ -36,6 +36,7 @@ class Ditto(FedAvg):
         data: TensorTaskDataset,
         setup: ClientSetup,
         seed: int,
+        client: int | None = None,
     ) -> ClientReply:
         """The FedAvg update of the global model, then the personal model's step."""
         reply = super().client_update(global_arrays, private, data, setup, seed)

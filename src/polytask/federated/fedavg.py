@@ -33,6 +33,7 @@ class FedAvg(FederatedAlgorithm):
         data: TensorTaskDataset,
         setup: ClientSetup,
         seed: int,
+        client: int | None = None,
     ) -> ClientReply:
         """Load the global model, train, send every parameter."""
         model = setup.make_model()

@@ -94,6 +94,7 @@ class FedEM(FederatedAlgorithm):
         data: TensorTaskDataset,
         setup: ClientSetup,
         seed: int,
+        client: int | None = None,
     ) -> ClientReply:
         """E-step, mixture weights, weighted training of every component; send them all."""
         models = self._models(global_arrays, setup)

@@ -37,6 +37,7 @@ class FedPer(FederatedAlgorithm):
         data: TensorTaskDataset,
         setup: ClientSetup,
         seed: int,
+        client: int | None = None,
     ) -> ClientReply:
         """Global trunk + private heads; train; send the trunk, keep the heads."""
         torch.manual_seed(setup.seed)  # the heads' first values: the seed's model

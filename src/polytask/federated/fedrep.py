@@ -35,6 +35,7 @@ class FedRep(FedPer):
         data: TensorTaskDataset,
         setup: ClientSetup,
         seed: int,
+        client: int | None = None,
     ) -> ClientReply:
         """Heads with the trunk frozen, then the trunk with the heads frozen."""
         import torch

@@ -27,6 +27,7 @@ class Local(FederatedAlgorithm):
         data: TensorTaskDataset,
         setup: ClientSetup,
         seed: int,
+        client: int | None = None,
     ) -> ClientReply:
         """Train the private model (the seed's model in the first round); send nothing."""
         torch.manual_seed(setup.seed)

@@ -41,6 +41,7 @@ class MRMTL(FederatedAlgorithm):
         data: TensorTaskDataset,
         setup: ClientSetup,
         seed: int,
+        client: int | None = None,
     ) -> ClientReply:
         """Train the own model towards the mean; send it and keep it."""
         model = setup.make_model()

@@ -46,9 +46,12 @@ class FederatedAlgorithm:
         data: TensorTaskDataset,
         setup: ClientSetup,
         seed: int,
+        client: int | None = None,
     ) -> ClientReply:
         """Train on the client's ``data`` from the server's arrays and its ``private``
-        state; ``seed`` seeds this client's batches in this round."""
+        state; ``seed`` seeds this client's batches in this round; ``client`` is its index
+        (Flower's partition id), which an algorithm with per-client server state (MOCHA)
+        needs."""
         raise NotImplementedError
 
     def aggregate(self, replies: list[ClientReply], global_arrays: Arrays) -> Arrays:

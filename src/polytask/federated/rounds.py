@@ -79,7 +79,7 @@ def run_rounds(
                 )
             reply = algorithm.client_update(
                 state.global_arrays, state.private[k], clients[k], client_setup,
-                setup.seed + 1000 * r + k,
+                setup.seed + 1000 * r + k, client=k,
             )  # fmt: skip
             state.private[k] = reply.private
             replies.append(reply)

@@ -1,0 +1,122 @@
+"""MOCHA (Smith, Chiang, Sanjabi & Talwalkar, "Federated multi-task learning", NeurIPS
+2017): each client its own model, the clients' relationships learned as a task covariance,
+the federated form of MTRL (Zhang & Yeung 2010)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from polytask.classic.task_covariance import omega_step
+from polytask.data.dataset import TensorTaskDataset
+from polytask.federated.arrays import Arrays, load_arrays, model_arrays
+from polytask.federated.local_training import ClientSetup, train_locally
+from polytask.federated.protocol import ClientReply, FederatedAlgorithm
+
+OMEGA = "omega"  # the server's task covariance in the message
+
+
+def client_prefix(client: int) -> str:
+    """The names under which client ``client``'s model travels."""
+    return f"client{client}/"
+
+
+class MOCHA(FederatedAlgorithm):
+    """``min_{W, Omega} sum_t F_t(w_t) + (lam / 2) tr(W^T Omega^{-1} W)`` over the
+    clients' models ``w_t`` (rows of ``W``, flattened) and the task covariance ``Omega``
+    (``>= 0``, unit trace; MOCHA's eq. 2 with MTRL's regulariser). The server keeps every
+    client's last model and ``Omega``, computed by the closed-form step MTRL uses
+    (:func:`~polytask.classic.task_covariance.omega_step`, shared with
+    :class:`~polytask.classic.RelationshipMTL`), and sends both. With the others' models
+    fixed, client ``t``'s part of the regulariser is ``(lam c_t / 2) ||w_t - a_t||^2`` +
+    const, ``c_t = (Omega^-1)_tt`` and ``a_t = -sum_{s != t} (Omega^-1)_ts w_s / c_t``, so
+    the client trains with that proximal term. This is MOCHA's model and ``Omega`` step
+    with a primal W step (local SGD, one block per client) in place of its dual coordinate
+    ascent, which needs convex losses; the first round has no ``Omega`` yet and trains each
+    client alone. Every client receives all models (``T`` times the model size).
+
+    Args:
+        lam: strength of the relationship term (>= 0; default 0.1).
+        eps: keeps ``Omega`` invertible (default 1e-6; see ``omega_step``).
+    """
+
+    name = "mocha"
+
+    def __init__(self, lam: float = 0.1, eps: float = 1e-6) -> None:
+        if not lam >= 0 or not eps > 0:
+            raise ValueError(f"MOCHA needs lam >= 0 and eps > 0, got lam={lam}, eps={eps}")
+        self.lam = lam
+        self.eps = eps
+
+    def initial_arrays(self, setup: ClientSetup) -> Arrays:
+        return {}  # no client model and no Omega before the first round
+
+    def anchor(self, global_arrays: Arrays, client: int) -> tuple[float, Arrays] | None:
+        """``(lam c_t, a_t)`` of the client's proximal term, or ``None`` before ``Omega``
+        exists or when the client is the only one known."""
+        if OMEGA not in global_arrays or self.lam == 0:
+            return None
+        known = sorted({int(n.split("/")[0][len("client") :]) for n in global_arrays
+                        if n.startswith("client")})  # fmt: skip
+        if client not in known or len(known) < 2:
+            return None
+        inverse = np.linalg.inv(global_arrays[OMEGA])
+        t = known.index(client)
+        c = float(inverse[t, t])
+        own = client_prefix(client)
+        anchor: Arrays = {}
+        for name in (n[len(own) :] for n in global_arrays if n.startswith(own)):
+            total = sum(inverse[t, s] * global_arrays[client_prefix(k) + name]
+                        for s, k in enumerate(known) if k != client)  # fmt: skip
+            anchor[name] = (-total / c).astype(global_arrays[own + name].dtype)
+        return self.lam * c, anchor
+
+    def client_update(
+        self,
+        global_arrays: Arrays,
+        private: Arrays,
+        data: TensorTaskDataset,
+        setup: ClientSetup,
+        seed: int,
+        client: int | None = None,
+    ) -> ClientReply:
+        """Train the client's own model with its proximal term; send it under its name."""
+        if client is None:
+            raise ValueError("MOCHA needs each client's index (client=...): its model is its own")
+        own = client_prefix(client)
+        torch.manual_seed(setup.seed)
+        model = setup.make_model()
+        mine = {n[len(own) :]: a for n, a in global_arrays.items() if n.startswith(own)}
+        if mine:
+            load_arrays(model, mine)
+        metrics = train_locally(model, setup, data, seed, self.anchor(global_arrays, client))
+        arrays = model_arrays(model)
+        return ClientReply({own + n: a for n, a in arrays.items()}, len(data), metrics,
+                           private=arrays)  # fmt: skip
+
+    def aggregate(self, replies: list[ClientReply], global_arrays: Arrays) -> Arrays:
+        """Every client's newest model (the last known for those absent), and the ``Omega``
+        step on them."""
+        merged = {n: a for n, a in global_arrays.items() if n != OMEGA}
+        for reply in replies:
+            merged.update(reply.arrays)
+        clients = sorted({int(n.split("/")[0][len("client") :]) for n in merged})
+        if len(clients) > 1:
+            W = np.stack([
+                np.concatenate([merged[n].ravel() for n in sorted(merged)
+                                if n.startswith(client_prefix(k))])
+                for k in clients
+            ]).astype(np.float64)  # fmt: skip
+            merged[OMEGA] = omega_step(W, self.eps)
+        return merged
+
+    def personal_arrays(
+        self,
+        global_arrays: Arrays,
+        private: Arrays,
+        data: TensorTaskDataset,
+        setup: ClientSetup,
+        seed: int,
+    ) -> Arrays:
+        """The client's own model."""
+        return private
