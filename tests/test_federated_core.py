@@ -309,3 +309,26 @@ def test_mocha_learns_omega_by_mtrls_step_and_its_proximal_term_is_the_regularis
     assert set(run.private[2]) == set(names)
     with pytest.raises(ValueError, match="needs each client's index"):
         algorithm.client_update(run.global_arrays, {}, data[0], config, seed=0)
+
+
+def test_pfedme_moreau_steps_and_the_servers_mixing() -> None:
+    """With no inner step theta = w, so the Moreau step leaves w where it was: the client
+    sends the global model back; the server's (1 - beta) w + beta mean(w_i) by hand; and a
+    few rounds lower the personal models' losses."""
+    from polytask.federated import PFedMe, evaluate_clients
+
+    data, config = clients(), setup()
+    start = PFedMe().initial_arrays(config)
+    still = PFedMe(inner_steps=0).client_update(start, {}, data[0], config, seed=0)
+    assert all(np.allclose(still.arrays[n], start[n]) for n in start)
+    algorithm = PFedMe(lam=15.0, inner_steps=3, beta=0.5)
+    replies = [algorithm.client_update(start, {}, d, config, seed=k) for k, d in enumerate(data)]
+    merged = algorithm.aggregate(replies, start)
+    for n in start:
+        mean = sum(r.arrays[n].astype(np.float64) for r in replies) / 3  # equal counts
+        assert np.allclose(merged[n], 0.5 * start[n] + 0.5 * mean, atol=1e-6)
+    before = evaluate_clients(algorithm, run_rounds(algorithm, data, config, 0), data, data, config)
+    after = evaluate_clients(algorithm, run_rounds(algorithm, data, config, 3), data, data, config)
+    assert after.summary("a")["mean"] < before.summary("a")["mean"]
+    with pytest.raises(ValueError, match="pFedMe needs"):
+        PFedMe(beta=2.0)

@@ -13,9 +13,10 @@ Algorithms so far: :class:`Local` (no communication), :class:`FedAvg`, :class:`F
 kept on the client), :class:`Ditto` and :class:`MRMTL` (personal models pulled towards the
 global or the mean model), :class:`FedEM` (a mixture of shared components, private mixture
 weights), :class:`MOCHA` (each client its own model, their covariance learned with MTRL's
-step). :func:`evaluate_clients` scores each client's own model and summarises the
-distribution over clients (bottom decile). Not built yet (issue 18): pFedMe, the Flower
-adapter, federated splits, ``polytask federate``, reports, resume.
+step), :class:`PFedMe` (personal models from Moreau envelopes). :func:`evaluate_clients`
+scores each client's own model and summarises the distribution over clients (bottom
+decile). Not built yet (issue 18): the Flower adapter, federated splits, ``polytask
+federate``, reports, resume.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from polytask.federated.local import Local
 from polytask.federated.local_training import ClientSetup, LocalConfig
 from polytask.federated.mocha import MOCHA
 from polytask.federated.mr_mtl import MRMTL
+from polytask.federated.pfedme import PFedMe
 from polytask.federated.protocol import ClientReply, FederatedAlgorithm
 from polytask.federated.rounds import run_rounds
 
@@ -51,6 +53,7 @@ __all__ = [
     "FederatedAlgorithm",
     "Local",
     "LocalConfig",
+    "PFedMe",
     "evaluate_clients",
     "run_rounds",
 ]

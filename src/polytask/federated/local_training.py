@@ -18,8 +18,9 @@ from polytask.federated.arrays import Arrays
 @dataclass
 class LocalConfig:
     """How a client trains between two rounds: ``steps`` SGD steps (Flower's and FedProx's
-    clients use plain SGD) of batch ``batch_size`` at learning rate ``lr``, the tasks
-    balanced by ``balancer`` at ``level``."""
+    clients use plain SGD) of batch ``batch_size`` (rows drawn at random; every row when
+    the client has no more) at learning rate ``lr``, the tasks balanced by ``balancer`` at
+    ``level``."""
 
     steps: int = 10
     batch_size: int = 32
@@ -74,7 +75,10 @@ def train_locally(
     model.train()
     count = local.steps if steps is None else steps
     for _ in range(count):
-        index = torch.randint(len(data), (min(local.batch_size, len(data)),), generator=generator)
+        if local.batch_size >= len(data):  # a batch as large as the data: all of it
+            index = torch.arange(len(data))
+        else:
+            index = torch.randint(len(data), (local.batch_size,), generator=generator)
         batch = data.take(index)
         out = model(batch.inputs)
         weights = None if row_weights is None else row_weights[index]
