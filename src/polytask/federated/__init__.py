@@ -35,9 +35,11 @@ from polytask.federated.mocha import MOCHA
 from polytask.federated.mr_mtl import MRMTL
 from polytask.federated.pfedme import PFedMe
 from polytask.federated.protocol import ClientReply, FederatedAlgorithm
+from polytask.federated.registry import ALGORITHMS, create
 from polytask.federated.rounds import run_rounds
 
 __all__ = [
+    "ALGORITHMS",
     "MOCHA",
     "MRMTL",
     "ClientReply",
@@ -54,6 +56,7 @@ __all__ = [
     "Local",
     "LocalConfig",
     "PFedMe",
+    "create",
     "evaluate_clients",
     "run_rounds",
 ]
