@@ -360,3 +360,16 @@ def test_an_unknown_algorithm_names_the_closest() -> None:
 
     with pytest.raises(KeyError, match="Did you mean 'fedavg'"):
         create("fedavgg")
+
+
+def test_the_docs_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/federated.md's example, verbatim."""
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).parents[1] / "docs" / "federated.md").read_text()
+    (snippet,) = re.findall(r"```python\n(.*?)```", page, re.S)
+    namespace: dict[str, object] = {}
+    exec(compile(snippet, "docs/federated.md", "exec"), namespace)
+    assert "bottom_decile" in capsys.readouterr().out
+    assert len(namespace["run"].history) == 5  # type: ignore[attr-defined]
