@@ -24,7 +24,7 @@ class LocalConfig:
 
     steps: int = 10
     batch_size: int = 32
-    lr: float = 0.05
+    lr: float = 0.01
     balancer: str = "equal"
     level: str = "representation"
 
