@@ -373,3 +373,17 @@ def test_the_docs_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     exec(compile(snippet, "docs/federated.md", "exec"), namespace)
     assert "bottom_decile" in capsys.readouterr().out
     assert len(namespace["run"].history) == 5  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", sorted(polytask.federated.ALGORITHMS))
+def test_an_algorithm_leaves_the_callers_random_state_alone(name: str) -> None:
+    """Models are seeded from the setup's seed without touching torch's global generator:
+    a user's own random draws do not change because a federated round ran."""
+    from polytask.federated import create
+
+    data, config = clients(count=2), setup()
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    run_rounds(create(name), data, config, rounds=1)
+    assert torch.equal(torch.rand(3), expected)

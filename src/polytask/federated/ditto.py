@@ -6,7 +6,7 @@ from __future__ import annotations
 from polytask.data.dataset import TensorTaskDataset
 from polytask.federated.arrays import Arrays, load_arrays, model_arrays
 from polytask.federated.fedavg import FedAvg
-from polytask.federated.local_training import ClientSetup, train_locally
+from polytask.federated.local_training import ClientSetup, build_model, train_locally
 from polytask.federated.protocol import ClientReply
 
 
@@ -40,7 +40,7 @@ class Ditto(FedAvg):
     ) -> ClientReply:
         """The FedAvg update of the global model, then the personal model's step."""
         reply = super().client_update(global_arrays, private, data, setup, seed)
-        personal = setup.make_model()
+        personal = build_model(setup)
         load_arrays(personal, private or global_arrays)  # v_k starts at the first global
         proximal = (self.lam, global_arrays) if self.lam > 0 else None
         metrics = train_locally(personal, setup, data, seed + 1, proximal)

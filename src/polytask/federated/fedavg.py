@@ -3,11 +3,9 @@ learning of deep networks from decentralized data", AISTATS 2017)."""
 
 from __future__ import annotations
 
-import torch
-
 from polytask.data.dataset import TensorTaskDataset
 from polytask.federated.arrays import Arrays, load_arrays, model_arrays, weighted_average
-from polytask.federated.local_training import ClientSetup, train_locally
+from polytask.federated.local_training import ClientSetup, build_model, train_locally
 from polytask.federated.protocol import ClientReply, FederatedAlgorithm
 
 
@@ -20,8 +18,7 @@ class FedAvg(FederatedAlgorithm):
     name = "fedavg"
 
     def initial_arrays(self, setup: ClientSetup) -> Arrays:
-        torch.manual_seed(setup.seed)
-        return model_arrays(setup.make_model())
+        return model_arrays(build_model(setup))
 
     def _proximal(self, global_arrays: Arrays) -> tuple[float, Arrays] | None:
         return None  # FedProx adds (mu / 2) ||w - w_global||^2
@@ -36,7 +33,7 @@ class FedAvg(FederatedAlgorithm):
         client: int | None = None,
     ) -> ClientReply:
         """Load the global model, train, send every parameter."""
-        model = setup.make_model()
+        model = build_model(setup)
         load_arrays(model, global_arrays)
         metrics = train_locally(model, setup, data, seed, self._proximal(global_arrays))
         return ClientReply(model_arrays(model), len(data), metrics)

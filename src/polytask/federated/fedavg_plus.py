@@ -6,7 +6,7 @@ from __future__ import annotations
 from polytask.data.dataset import TensorTaskDataset
 from polytask.federated.arrays import Arrays, load_arrays, model_arrays
 from polytask.federated.fedavg import FedAvg
-from polytask.federated.local_training import ClientSetup, train_locally
+from polytask.federated.local_training import ClientSetup, build_model, train_locally
 
 
 class FedAvgPlus(FedAvg):
@@ -34,7 +34,7 @@ class FedAvgPlus(FedAvg):
         seed: int,
     ) -> Arrays:
         """The global model fine-tuned on ``data`` (the client's training rows)."""
-        model = setup.make_model()
+        model = build_model(setup)
         load_arrays(model, global_arrays)
         train_locally(model, setup, data, seed, steps=self.finetune_steps)
         return model_arrays(model)

@@ -11,7 +11,7 @@ import torch
 
 from polytask.data.dataset import TensorTaskDataset
 from polytask.federated.arrays import Arrays, load_arrays, model_arrays, weighted_average
-from polytask.federated.local_training import ClientSetup, train_locally
+from polytask.federated.local_training import ClientSetup, build_model, train_locally
 from polytask.federated.protocol import ClientReply, FederatedAlgorithm
 
 
@@ -55,16 +55,15 @@ class FedEM(FederatedAlgorithm):
         """``M`` models, component ``m`` seeded by ``setup.seed + m`` (distinct starts)."""
         arrays: Arrays = {}
         for m in range(self.components):
-            torch.manual_seed(setup.seed + m)
             arrays.update(
-                {f"component{m}/{n}": a for n, a in model_arrays(setup.make_model()).items()}
+                {f"component{m}/{n}": a for n, a in model_arrays(build_model(setup, m)).items()}
             )
         return arrays
 
     def _models(self, arrays: Arrays, setup: ClientSetup) -> list[torch.nn.Module]:
         models = []
         for m in range(self.components):
-            model = setup.make_model()
+            model = build_model(setup)
             load_arrays(model, component_arrays(arrays, m))
             models.append(model)
         return models

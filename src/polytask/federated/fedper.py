@@ -3,8 +3,6 @@ personalization layers", 2019): the shared trunk federated, the task heads perso
 
 from __future__ import annotations
 
-import torch
-
 from polytask.data.dataset import TensorTaskDataset
 from polytask.federated.arrays import (
     Arrays,
@@ -13,7 +11,7 @@ from polytask.federated.arrays import (
     shared_names,
     weighted_average,
 )
-from polytask.federated.local_training import ClientSetup, train_locally
+from polytask.federated.local_training import ClientSetup, build_model, train_locally
 from polytask.federated.protocol import ClientReply, FederatedAlgorithm
 
 
@@ -26,8 +24,7 @@ class FedPer(FederatedAlgorithm):
     name = "fedper"
 
     def initial_arrays(self, setup: ClientSetup) -> Arrays:
-        torch.manual_seed(setup.seed)
-        model = setup.make_model()
+        model = build_model(setup)
         return model_arrays(model, shared_names(model))
 
     def client_update(
@@ -40,8 +37,7 @@ class FedPer(FederatedAlgorithm):
         client: int | None = None,
     ) -> ClientReply:
         """Global trunk + private heads; train; send the trunk, keep the heads."""
-        torch.manual_seed(setup.seed)  # the heads' first values: the seed's model
-        model = setup.make_model()
+        model = build_model(setup)  # the heads' first values: the seed's model
         load_arrays(model, global_arrays)
         if private:
             load_arrays(model, private)

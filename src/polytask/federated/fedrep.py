@@ -6,7 +6,7 @@ from __future__ import annotations
 from polytask.data.dataset import TensorTaskDataset
 from polytask.federated.arrays import Arrays, load_arrays, model_arrays, shared_names
 from polytask.federated.fedper import FedPer
-from polytask.federated.local_training import ClientSetup, train_locally
+from polytask.federated.local_training import ClientSetup, build_model, train_locally
 from polytask.federated.protocol import ClientReply
 
 
@@ -38,10 +38,8 @@ class FedRep(FedPer):
         client: int | None = None,
     ) -> ClientReply:
         """Heads with the trunk frozen, then the trunk with the heads frozen."""
-        import torch
 
-        torch.manual_seed(setup.seed)  # the heads' first values: the seed's model
-        model = setup.make_model()
+        model = build_model(setup)  # the heads' first values: the seed's model
         load_arrays(model, global_arrays)
         if private:
             load_arrays(model, private)

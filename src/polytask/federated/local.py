@@ -3,11 +3,9 @@ baseline every personalised method must beat (Smith et al. 2017; Marfoq et al. 2
 
 from __future__ import annotations
 
-import torch
-
 from polytask.data.dataset import TensorTaskDataset
 from polytask.federated.arrays import Arrays, load_arrays, model_arrays
-from polytask.federated.local_training import ClientSetup, train_locally
+from polytask.federated.local_training import ClientSetup, build_model, train_locally
 from polytask.federated.protocol import ClientReply, FederatedAlgorithm
 
 
@@ -30,8 +28,7 @@ class Local(FederatedAlgorithm):
         client: int | None = None,
     ) -> ClientReply:
         """Train the private model (the seed's model in the first round); send nothing."""
-        torch.manual_seed(setup.seed)
-        model = setup.make_model()
+        model = build_model(setup)
         if private:
             load_arrays(model, private)
         metrics = train_locally(model, setup, data, seed)
@@ -52,5 +49,4 @@ class Local(FederatedAlgorithm):
         """The client's own model (the seed's model before any round)."""
         if private:
             return private
-        torch.manual_seed(setup.seed)
-        return model_arrays(setup.make_model())
+        return model_arrays(build_model(setup))

@@ -4,7 +4,8 @@ weights (FedProx, Ditto, MR-MTL)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,25 @@ class ClientSetup:
     seed: int = 0
 
 
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run the block with torch's generators seeded by ``seed`` and restore them after
+    (``torch.random.fork_rng``), so that a federated round never changes the random state
+    of the code that runs it."""
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def build_model(setup: ClientSetup, offset: int = 0) -> Any:
+    """``setup.make_model()`` with its initial weights drawn from seed ``setup.seed +
+    offset`` (every client and the server build the same start), the caller's random state
+    untouched."""
+    with seeded(setup.seed + offset):
+        return setup.make_model()
+
+
 def train_locally(
     model: Any,
     setup: ClientSetup,
@@ -74,29 +94,30 @@ def train_locally(
     sums: dict[str, torch.Tensor] = {}  # on the device: one host read at the end
     model.train()
     count = local.steps if steps is None else steps
-    for _ in range(count):
-        if local.batch_size >= len(data):  # a batch as large as the data: all of it
-            index = torch.arange(len(data))
-        else:
-            index = torch.randint(len(data), (local.batch_size,), generator=generator)
-        batch = data.take(index)
-        out = model(batch.inputs)
-        weights = None if row_weights is None else row_weights[index]
-        losses = setup.tasks.losses(out, batch.targets, batch.masks, row_weights=weights)
-        optimizer.zero_grad()
-        if local.level == "parameter":
-            polytask.backward(losses, balancer, shared_params=list(model.shared_parameters()))
-        else:
-            polytask.backward(losses, balancer, features=out.features)
-        if proximal is not None:
-            mu = proximal[0]
-            with torch.no_grad():
-                for name, anchor in anchors.items():
-                    p = parameters[name]
-                    p.grad = mu * (p - anchor) if p.grad is None else p.grad + mu * (p - anchor)
-        for name in frozen or ():
-            parameters[name].grad = None  # SGD leaves a parameter without a gradient alone
-        optimizer.step()
-        for name, value in losses.items():
-            sums[name] = sums.get(name, 0.0) + value.detach()
+    with seeded(seed):  # dropout and other draws seeded; the caller's state untouched
+        for _ in range(count):
+            if local.batch_size >= len(data):  # a batch as large as the data: all of it
+                index = torch.arange(len(data))
+            else:
+                index = torch.randint(len(data), (local.batch_size,), generator=generator)
+            batch = data.take(index)
+            out = model(batch.inputs)
+            weights = None if row_weights is None else row_weights[index]
+            losses = setup.tasks.losses(out, batch.targets, batch.masks, row_weights=weights)
+            optimizer.zero_grad()
+            if local.level == "parameter":
+                polytask.backward(losses, balancer, shared_params=list(model.shared_parameters()))
+            else:
+                polytask.backward(losses, balancer, features=out.features)
+            if proximal is not None:
+                mu = proximal[0]
+                with torch.no_grad():
+                    for name, anchor in anchors.items():
+                        p = parameters[name]
+                        p.grad = mu * (p - anchor) if p.grad is None else p.grad + mu * (p - anchor)
+            for name in frozen or ():
+                parameters[name].grad = None  # SGD leaves a parameter without a gradient alone
+            optimizer.step()
+            for name, value in losses.items():
+                sums[name] = sums.get(name, 0.0) + value.detach()
     return {f"loss/{t}": float(s) / max(count, 1) for t, s in sums.items()}

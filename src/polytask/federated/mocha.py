@@ -5,12 +5,11 @@ the federated form of MTRL (Zhang & Yeung 2010)."""
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from polytask.classic.task_covariance import omega_step
 from polytask.data.dataset import TensorTaskDataset
 from polytask.federated.arrays import Arrays, load_arrays, model_arrays
-from polytask.federated.local_training import ClientSetup, train_locally
+from polytask.federated.local_training import ClientSetup, build_model, train_locally
 from polytask.federated.protocol import ClientReply, FederatedAlgorithm
 
 OMEGA = "omega"  # the server's task covariance in the message
@@ -84,8 +83,7 @@ class MOCHA(FederatedAlgorithm):
         if client is None:
             raise ValueError("MOCHA needs each client's index (client=...): its model is its own")
         own = client_prefix(client)
-        torch.manual_seed(setup.seed)
-        model = setup.make_model()
+        model = build_model(setup)
         mine = {n[len(own) :]: a for n, a in global_arrays.items() if n.startswith(own)}
         if mine:
             load_arrays(model, mine)

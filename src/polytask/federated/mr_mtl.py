@@ -4,11 +4,9 @@ federated learning", NeurIPS 2022)."""
 
 from __future__ import annotations
 
-import torch
-
 from polytask.data.dataset import TensorTaskDataset
 from polytask.federated.arrays import Arrays, load_arrays, model_arrays, weighted_average
-from polytask.federated.local_training import ClientSetup, train_locally
+from polytask.federated.local_training import ClientSetup, build_model, train_locally
 from polytask.federated.protocol import ClientReply, FederatedAlgorithm
 
 
@@ -31,8 +29,7 @@ class MRMTL(FederatedAlgorithm):
         self.lam = lam
 
     def initial_arrays(self, setup: ClientSetup) -> Arrays:
-        torch.manual_seed(setup.seed)
-        return model_arrays(setup.make_model())
+        return model_arrays(build_model(setup))
 
     def client_update(
         self,
@@ -44,7 +41,7 @@ class MRMTL(FederatedAlgorithm):
         client: int | None = None,
     ) -> ClientReply:
         """Train the own model towards the mean; send it and keep it."""
-        model = setup.make_model()
+        model = build_model(setup)
         load_arrays(model, private or global_arrays)
         proximal = (self.lam, global_arrays) if self.lam > 0 else None
         metrics = train_locally(model, setup, data, seed, proximal)

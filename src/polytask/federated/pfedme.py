@@ -10,7 +10,7 @@ import torch
 
 from polytask.data.dataset import TensorTaskDataset
 from polytask.federated.arrays import Arrays, load_arrays, model_arrays, weighted_average
-from polytask.federated.local_training import ClientSetup, train_locally
+from polytask.federated.local_training import ClientSetup, build_model, train_locally
 from polytask.federated.protocol import ClientReply, FederatedAlgorithm
 
 
@@ -43,8 +43,7 @@ class PFedMe(FederatedAlgorithm):
         self.beta = beta
 
     def initial_arrays(self, setup: ClientSetup) -> Arrays:
-        torch.manual_seed(setup.seed)
-        return model_arrays(setup.make_model())
+        return model_arrays(build_model(setup))
 
     def client_update(
         self,
@@ -61,7 +60,7 @@ class PFedMe(FederatedAlgorithm):
             setup, local=dataclasses.replace(setup.local, batch_size=len(data))
         )  # the inner problem uses all of its batch at every step
         generator = torch.Generator().manual_seed(seed)
-        theta_model = setup.make_model()
+        theta_model = build_model(setup)
         theta: Arrays = dict(global_arrays)
         metrics: dict[str, float] = {}
         for step in range(setup.local.steps):

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from polytask.data.dataset import TensorTaskDataset
 from polytask.federated.arrays import Arrays, load_arrays
-from polytask.federated.local_training import ClientSetup
+from polytask.federated.local_training import ClientSetup, build_model
 
 
 @dataclass
@@ -81,7 +81,7 @@ class FederatedAlgorithm:
     ) -> Mapping[str, Tensor]:
         """The client's predictions ``{task: prediction}`` for ``inputs`` (what its losses
         and metrics read): its personal model's, or a mixture's (FedEM)."""
-        model = setup.make_model()
+        model = build_model(setup)
         load_arrays(model, self.personal_arrays(global_arrays, private, data, setup, seed))
         model.eval()
         with torch.no_grad():
