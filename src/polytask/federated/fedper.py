@@ -3,6 +3,8 @@ personalization layers", 2019): the shared trunk federated, the task heads perso
 
 from __future__ import annotations
 
+from typing import Any
+
 from polytask.data.dataset import TensorTaskDataset
 from polytask.federated.arrays import (
     Arrays,
@@ -37,16 +39,24 @@ class FedPer(FederatedAlgorithm):
         client: int | None = None,
     ) -> ClientReply:
         """Global trunk + private heads; train; send the trunk, keep the heads."""
-        model = build_model(setup)  # the heads' first values: the seed's model
-        load_arrays(model, global_arrays)
-        if private:
-            load_arrays(model, private)
+        model, trunk, heads = self._assemble(global_arrays, private, setup)
         metrics = train_locally(model, setup, data, seed)
-        trunk = set(shared_names(model))
-        heads = [name for name, _ in model.named_parameters() if name not in trunk]
         return ClientReply(
             model_arrays(model, trunk), len(data), metrics, private=model_arrays(model, heads)
         )
+
+    @staticmethod
+    def _assemble(
+        global_arrays: Arrays, private: Arrays, setup: ClientSetup
+    ) -> tuple[Any, set[str], set[str]]:
+        """The client's model (the global trunk, its own heads; the seed's heads before its
+        first round) and the names of the trunk's and the heads' parameters."""
+        model = build_model(setup)
+        load_arrays(model, global_arrays)
+        if private:
+            load_arrays(model, private)
+        trunk = set(shared_names(model))
+        return model, trunk, {name for name, _ in model.named_parameters()} - trunk
 
     def personal_arrays(
         self,

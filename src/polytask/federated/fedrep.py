@@ -4,9 +4,9 @@ personalized federated learning", ICML 2021)."""
 from __future__ import annotations
 
 from polytask.data.dataset import TensorTaskDataset
-from polytask.federated.arrays import Arrays, load_arrays, model_arrays, shared_names
+from polytask.federated.arrays import Arrays, model_arrays
 from polytask.federated.fedper import FedPer
-from polytask.federated.local_training import ClientSetup, build_model, train_locally
+from polytask.federated.local_training import ClientSetup, train_locally
 from polytask.federated.protocol import ClientReply
 
 
@@ -38,13 +38,7 @@ class FedRep(FedPer):
         client: int | None = None,
     ) -> ClientReply:
         """Heads with the trunk frozen, then the trunk with the heads frozen."""
-
-        model = build_model(setup)  # the heads' first values: the seed's model
-        load_arrays(model, global_arrays)
-        if private:
-            load_arrays(model, private)
-        trunk = set(shared_names(model))
-        heads = {name for name, _ in model.named_parameters()} - trunk
+        model, trunk, heads = self._assemble(global_arrays, private, setup)
         head_metrics = train_locally(model, setup, data, seed, frozen=trunk, steps=self.head_steps)
         metrics = train_locally(model, setup, data, seed + 1, frozen=heads)
         metrics.update({f"heads/{k}": v for k, v in head_metrics.items()})
