@@ -73,3 +73,20 @@ def test_readme_documents_every_configuration_key() -> None:
         if f"`{k}`" not in table and f"`.{k.rsplit('.', 1)[-1]}`" not in table
     ]  # fmt: skip
     assert not missing, missing
+
+
+def test_classic_snippet_runs_on_school(capsys) -> None:
+    """The classic snippet, verbatim, on the local School copy."""
+    import pytest
+
+    from .conftest import DATA_ROOT, have_data
+
+    pytest.importorskip("sklearn")
+    if not have_data("school"):
+        pytest.skip("local school copy not found")
+    (snippet,) = [b for b in python_blocks() if "ClassicMTLCV" in b]
+    snippet = snippet.replace('load("school")', f'load("school", root={str(DATA_ROOT)!r})')
+    scope: dict = {}
+    exec(compile(snippet, "README.md", "exec"), scope)
+    assert scope["model"].best_estimator_.coef_.shape == (139, 28)
+    assert "(139, 28)" in capsys.readouterr().out
