@@ -68,7 +68,7 @@ def accuracy(datasets: dict[str, Any], repetitions: dict[str, int]) -> tuple[lis
                     mean, std = X[train].mean(0), X[train].std(0)
                     std[std == 0] = 1.0
                     Z = (X - mean) / std
-                    estimator = method.load()(tol=1e-6, max_iter=20_000)
+                    estimator = method.load()(tol=1e-6, max_iter=100_000)
                     started = time.perf_counter()
                     with warnings.catch_warnings():
                         warnings.simplefilter("error")  # no convergence: an error here

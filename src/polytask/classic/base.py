@@ -158,7 +158,15 @@ class ClassicMTLEstimator(BaseEstimator):
         if start is None or start.shape != (T, p + loss.bias_columns):
             start = np.zeros((T, p + loss.bias_columns))
         lipschitz = loss.lipschitz * self._combine_norm2 + self._penalty_lipschitz()
-        solution = fista(gradient, objective, prox, lipschitz, start, self.max_iter, self.tol)
+
+        def weights(theta: Array) -> Array:  # the stopping rule compares W (and intercepts)
+            P, bias = parts(theta)
+            W = self._combine(P)
+            return W if bias is None else np.column_stack([W, bias])
+
+        solution = fista(
+            gradient, objective, prox, lipschitz, start, self.max_iter, self.tol, weights
+        )
         self._parameters_ = solution.W
         P, bias = parts(solution.W)
         self._fitted_parameters(P)

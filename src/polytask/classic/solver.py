@@ -36,6 +36,7 @@ def fista(
     start: Array,
     max_iter: int,
     tol: float,
+    measure: Callable[[Array], Array] | None = None,
 ) -> Solution:
     """Minimise ``F = f + h`` from ``start``.
 
@@ -44,8 +45,11 @@ def fista(
         objective: ``W -> F(W)`` (the restart test: momentum is dropped when ``F`` rises).
         prox: ``(V, step) -> argmin_W h(W) + ||W - V||^2 / (2 step)``.
         lipschitz: a Lipschitz constant of ``grad f`` (the step is ``1 / lipschitz``).
-        max_iter, tol: stop when ``||W_k - W_{k-1}|| <= tol max(1, ||W_k||)``; reaching
-            ``max_iter`` first warns (scikit-learn's ``ConvergenceWarning``).
+        max_iter, tol: stop when ``||m(W_k) - m(W_{k-1})|| <= tol max(1, ||m(W_k)||)``;
+            reaching ``max_iter`` first warns (scikit-learn's ``ConvergenceWarning``).
+        measure: ``m``, what the stopping rule compares (default: the variables
+            themselves; the estimators compare their weights, which a decomposition such as
+            ``W = L + S`` can reach while its parts still trade along a flat direction).
     """
     from sklearn.exceptions import ConvergenceWarning
 
@@ -63,7 +67,11 @@ def fista(
             new_value = objective(new)
         next_momentum = (1 + np.sqrt(1 + 4 * momentum**2)) / 2
         Y = new + ((momentum - 1) / next_momentum) * (new - W)
-        change = float(np.linalg.norm(new - W)) / max(1.0, float(np.linalg.norm(new)))
+        if measure is None:
+            change = float(np.linalg.norm(new - W)) / max(1.0, float(np.linalg.norm(new)))
+        else:
+            now = measure(new)
+            change = float(np.linalg.norm(now - measure(W))) / max(1.0, float(np.linalg.norm(now)))
         W, momentum, value = new, next_momentum, new_value
         if change <= tol:
             return Solution(W, value, k, change)
