@@ -75,6 +75,10 @@ class ClassicMTLEstimator(BaseEstimator):
     def _prepare(self) -> None:
         """Set up what the penalty needs once ``tasks_`` is known (before solving)."""
 
+    def _exact_solution(self, loss: SquaredLoss | LogisticLoss) -> Array | None:
+        """The minimiser in closed form where the penalty has one (``None``: solve)."""
+        return None
+
     def _parameter_width(self, d: int) -> int:
         """Columns of ``P`` for ``d`` features (``d`` when ``P = W``)."""
         return d
@@ -158,6 +162,16 @@ class ClassicMTLEstimator(BaseEstimator):
         if start is None or start.shape != (T, p + loss.bias_columns):
             start = np.zeros((T, p + loss.bias_columns))
         lipschitz = loss.lipschitz * self._combine_norm2 + self._penalty_lipschitz()
+
+        exact = self._exact_solution(loss)
+        if exact is not None:  # a quadratic with a closed form: no iterations
+            self._parameters_ = exact
+            self._fitted_parameters(exact)
+            self.coef_ = self._combine(exact)
+            self.intercept_ = loss.intercepts(self.coef_, None)
+            self.n_iter_ = 1  # one direct solve (scikit-learn expects n_iter_ >= 1)
+            self.objective_value_ = objective(exact)
+            return self
 
         def weights(theta: Array) -> Array:  # the stopping rule compares W (and intercepts)
             P, bias = parts(theta)

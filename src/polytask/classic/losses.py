@@ -87,6 +87,18 @@ class SquaredLoss:
         else:
             self.lipschitz = rows.largest_gram_eigenvalue(self.X)
 
+    def normal_equations(self) -> tuple[Array, Array]:
+        """Each task's ``(G_t, c_t)`` ``((T, d, d), (T, d))`` with the data term
+        ``sum_t (1/2) w_t^T G_t w_t - c_t^T w_t + const``, for closed-form solutions."""
+        if self.gram is not None:
+            return self.gram, self.cross
+        rows, counts = self.rows, self.rows.counts
+        gram = np.stack([
+            self.X[a : a + m].T @ self.X[a : a + m] / m
+            for a, m in zip(rows.starts, counts, strict=True)
+        ])  # fmt: skip
+        return gram, rows.task_sums(self.y[:, None] * self.X) / counts[:, None]
+
     def _residual(self, W: Array) -> Array:
         return np.einsum("nd,nd->n", self.X, W[self.rows.codes]) - self.y
 

@@ -7,6 +7,7 @@ import numpy as np
 
 from polytask.classic.base import ClassicMTLEstimator, ridge
 from polytask.classic.classifier import ClassicMTLClassifier
+from polytask.classic.losses import LogisticLoss, SquaredLoss
 from polytask.classic.regressor import ClassicMTLRegressor
 from polytask.classic.solver import Array
 
@@ -53,6 +54,24 @@ class MeanRegularizedPenalty(ClassicMTLEstimator):
 
     def _penalty_lipschitz(self) -> float:
         return 2 * (self.alpha + self.l2)
+
+    def _exact_solution(self, loss: SquaredLoss | LogisticLoss) -> Array | None:
+        """With squared loss the problem is quadratic. Its optimality conditions
+        ``(G_t + 2 (alpha + l2) I) w_t - 2 alpha m / T = c_t``, ``m = sum_t w_t``, give
+        ``w_t = A_t^{-1} (c_t + 2 alpha m / T)`` and one ``d x d`` system for ``m``:
+        ``(I - (2 alpha / T) sum_t A_t^{-1}) m = sum_t A_t^{-1} c_t``. Exact where the
+        accelerated gradient crawls (large ``alpha`` on collinear inputs: Parkinson's voice
+        measures did not converge in 100,000 steps). Needs ``alpha + l2 > 0``."""
+        if not isinstance(loss, SquaredLoss) or not self.alpha + self.l2 > 0:
+            return None
+        gram, cross = loss.normal_equations()
+        T, d = cross.shape
+        A = gram + 2 * (self.alpha + self.l2) * np.eye(d)
+        inverse_c = np.linalg.solve(A, cross[..., None])[..., 0]  # A_t^{-1} c_t
+        inverse_sum = np.linalg.inv(A).sum(axis=0)
+        system = np.eye(d) - (2 * self.alpha / T) * inverse_sum
+        m = np.linalg.lstsq(system, inverse_c.sum(axis=0), rcond=None)[0]
+        return np.linalg.solve(A, (cross + 2 * self.alpha * m / T)[..., None])[..., 0]
 
 
 class MeanRegularizedMTL(MeanRegularizedPenalty, ClassicMTLRegressor):
