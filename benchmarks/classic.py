@@ -10,10 +10,7 @@ and explained variance 1 - nMSE, mean +- 95% CI over repetitions (``--full``: 10
 School, 5 for the others; quick: 2 repetitions of School at 75%). Graph-regularised MTL is
 left out: these data give no task graph.
 
-Speed: (1) the School l2,1 and trace-norm paths (12 values, each fit warm-started from the
-last) against the same 12 fits from zero; (2) on one shared ``X`` (2,000 x 200, 20 tasks)
-the time our l2,1 solver needs to reach scikit-learn's ``MultiTaskLasso`` objective (same
-alpha, same scaling), as a ratio in the same run (target: <= 1); each the best of 5 timings.
+The solver's speed is measured apart, on a quiet machine: ``benchmarks/classic_speed.py``.
 
     python benchmarks/classic.py           # quick
     python benchmarks/classic.py --full
@@ -92,83 +89,6 @@ def accuracy(datasets: dict[str, Any], repetitions: dict[str, int]) -> tuple[lis
     return rows, table
 
 
-def best_of(repeats: int, run: Any) -> float:
-    """The shortest of ``repeats`` timings of ``run()`` (this machine is shared and noisy)."""
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return min(times)
-
-
-def path_speed(X: np.ndarray, y: np.ndarray, ids: np.ndarray) -> list[list[str]]:
-    """Seconds for a 12-value path warm-started against the same fits from zero."""
-    table = []
-    Z = (X - X.mean(0)) / np.where(X.std(0) > 0, X.std(0), 1.0)
-    for name in ("joint_feature_selection", "trace_norm"):
-        cls = METHODS[name].load()
-        probe = cls()
-        top, bottom, _ = probe._path_range(probe._training_rows(Z, y, ids))
-        values = np.geomspace(top, bottom, 12)
-        timings = {}
-        for warm in (True, False):
-            model = cls(tol=1e-6, max_iter=50_000)
-            started = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", AllZeroWeightsWarning)
-                for value in values:
-                    model.set_params(alpha=value)
-                    model._warm_start = (
-                        model._parameters_ if warm and hasattr(model, "_parameters_") else None
-                    )
-                    model.fit(Z, y, task_ids=ids)
-            timings[warm] = time.perf_counter() - started
-        ratio = timings[True] / timings[False]
-        table.append([f"School {name} path (12 values)", f"{timings[True]:.2f}",
-                      f"{timings[False]:.2f}", f"{ratio:.2f}"])  # fmt: skip
-        print(table[-1], flush=True)
-    return table
-
-
-def shared_x_speed() -> list[list[str]]:
-    """Time to scikit-learn's MultiTaskLasso objective on one shared X."""
-    from sklearn.linear_model import MultiTaskLasso
-
-    from polytask.classic import JointFeatureSelectionMTL
-
-    g = np.random.default_rng(0)
-    n, d, T, alpha = 2000, 200, 20, 0.05
-    X = g.normal(size=(n, d))
-    W = np.zeros((T, d))
-    W[:, :20] = g.normal(size=20) + 0.3 * g.normal(size=(T, 20))
-    Y = X @ W.T + g.normal(size=(n, T))
-
-    def objective(coef: np.ndarray, intercept: np.ndarray) -> float:
-        residual = Y - X @ coef.T - intercept
-        return float((residual**2).sum() / (2 * n) + alpha * np.linalg.norm(coef, axis=0).sum())
-
-    sklearn_seconds = best_of(
-        5, lambda: MultiTaskLasso(alpha=alpha, tol=1e-6, max_iter=10_000).fit(X, Y)
-    )
-    reference = MultiTaskLasso(alpha=alpha, tol=1e-6, max_iter=10_000).fit(X, Y)
-    target = objective(reference.coef_, reference.intercept_)
-    rows, y, ids = np.tile(X, (T, 1)), Y.T.ravel(), np.repeat(np.arange(T), n)
-    ours_seconds, ours_value, tol = float("nan"), float("nan"), float("nan")
-    for tol in (1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9):
-        model = JointFeatureSelectionMTL(alpha=alpha, tol=tol, max_iter=100_000)
-        ours_seconds = best_of(5, lambda model=model: model.fit(rows, y, task_ids=ids))
-        ours = model
-        ours_value = objective(ours.coef_, ours.intercept_)
-        if ours_value <= target + 1e-9 * abs(target):
-            break
-    line = [f"shared X {n} x {d}, {T} tasks: to MultiTaskLasso's objective {target:.6f}",
-            f"{ours_seconds:.2f} (tol {tol:g}, objective {ours_value:.6f})",
-            f"{sklearn_seconds:.2f}", f"{ours_seconds / sklearn_seconds:.2f}"]  # fmt: skip
-    print(line, flush=True)
-    return [line]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--full", action="store_true")
@@ -180,11 +100,10 @@ def main() -> None:
         datasets["Computer survey"] = (*load_rows("computer_survey"), (0.75,))
         datasets["Parkinsons (per patient)"] = (*load_rows("parkinsons", mode="patients"), (0.75,))
         repetitions.update({"Computer survey": 5, "Parkinsons (per patient)": 5})
-    speed = path_speed(*school) + shared_x_speed()
     rows, table = accuracy(datasets, repetitions)
     info = meta("classic.py", repetitions=repetitions)
     lines = [
-        "# Classic regularised MTL (`polytask.classic`): nMSE (lower is better) and speed",
+        "# Classic regularised MTL (`polytask.classic`): nMSE (lower is better)",
         "",
         f"`{info['command']}` on {info['machine']}; mean +- 95% CI over repetitions "
         f"({', '.join(f'{k}: {v}' for k, v in repetitions.items())}); the regulariser by "
@@ -204,15 +123,9 @@ def main() -> None:
             table,
         ),
         "",
-        "## Solver speed (seconds, same run)",
-        "",
-        *markdown_table(["what", "polytask", "reference", "ratio"], speed),
-        "",
-        "Path rows: the reference is the same 12 fits each started from zero. Shared-X row: "
-        "the reference is scikit-learn's `MultiTaskLasso` (coordinate descent, tol 1e-6); "
-        "ours is timed at the loosest tolerance whose objective reaches it.",
+        "Solver speed: [classic_speed.md](classic_speed.md).",
     ]
-    write_results("classic", {"meta": info, "rows": rows, "speed": speed}, lines)
+    write_results("classic", {"meta": info, "rows": rows}, lines)
 
 
 if __name__ == "__main__":

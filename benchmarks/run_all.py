@@ -19,6 +19,7 @@ BENCHMARKS = [
     "parkinsons_patients.py",
     "small_tables.py",
     "classic.py",
+    "classic_speed.py",
 ]
 
 if __name__ == "__main__":
