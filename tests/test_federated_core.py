@@ -387,3 +387,51 @@ def test_an_algorithm_leaves_the_callers_random_state_alone(name: str) -> None:
     torch.manual_seed(123)
     run_rounds(create(name), data, config, rounds=1)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_natural_clients_are_the_tasks_of_per_task_data_and_train_with_fedavg() -> None:
+    from polytask.data.splits import per_task_splits
+    from polytask.federated.splits import natural_clients
+
+    g = torch.Generator().manual_seed(2)
+    xs = [torch.randn(30, 6, generator=g) for _ in range(4)]
+    ys = [x.sum(1) + t for t, x in enumerate(xs)]
+    data = per_task_splits("toy", xs, ys, ["s1", "s2", "s3", "s4"], (0.6, 0.2, 0.2), 0, {})
+    names, train = natural_clients(data.train)
+    assert names == ["s1", "s2", "s3", "s4"] and [len(c) for c in train] == [18] * 4
+    t = 2  # client s3 holds exactly task s3's rows, its label under the common name
+    rows = ~torch.isnan(data.train.targets["s3"])
+    assert torch.equal(train[t].inputs, data.train.inputs[rows])
+    assert torch.equal(train[t].targets["y"], data.train.targets["s3"][rows])
+    tasks = polytask.TaskSet([polytask.Task("y", loss="mse")])
+    config = ClientSetup(
+        lambda: polytask.models.create("shared_bottom", heads={"y": 1}, input_dim=6),
+        tasks, LocalConfig(steps=5, batch_size=8),
+    )  # fmt: skip
+    run = run_rounds(FedAvg(), train, config, rounds=2)
+    assert all(np.all(np.isfinite(a)) for a in run.global_arrays.values())
+    with pytest.raises(ValueError, match="rows label several tasks"):
+        natural_clients(clients()[0])
+
+
+def test_dirichlet_clients_partition_the_rows_with_label_skew() -> None:
+    from polytask.federated.splits import dirichlet_clients
+
+    g = torch.Generator().manual_seed(3)
+    labels = torch.arange(600) % 3
+    data = TensorTaskDataset(torch.randn(600, 4, generator=g),
+                             {"c": labels, "y": torch.randn(600, generator=g)})  # fmt: skip
+
+    def skew(alpha: float) -> float:
+        parts = dirichlet_clients(data, "c", clients=5, alpha=alpha, seed=0)
+        assert sum(len(p) for p in parts) == 600  # every row exactly once
+        rows = torch.cat([p.inputs for p in parts])
+        assert len(torch.unique(rows, dim=0)) == 600
+        assert all(set(p.targets) == {"c", "y"} for p in parts)  # clients stay multi-task
+        shares = [torch.bincount(p.targets["c"], minlength=3).float() / max(len(p), 1)
+                  for p in parts if len(p)]  # fmt: skip
+        return float(torch.stack(shares).std(dim=0).mean())  # spread of class shares
+
+    assert skew(0.05) > skew(100.0)
+    with pytest.raises(ValueError, match="alpha > 0"):
+        dirichlet_clients(data, "c", clients=2, alpha=0.0)
