@@ -13,6 +13,7 @@ import polytask
 import polytask.federated
 from polytask.data.dataset import TensorTaskDataset
 from polytask.federated import (
+    ClientRound,
     ClientSetup,
     FedAvg,
     FedPer,
@@ -76,7 +77,9 @@ def test_fedavg_round_is_the_weighted_mean_of_the_clients_models() -> None:
     config = setup()
     algorithm = FedAvg()
     start = algorithm.initial_arrays(config)
-    replies = [algorithm.client_update(start, {}, d, config, seed=k) for k, d in enumerate(data)]
+    replies = [
+        algorithm.client_update(start, {}, ClientRound(d, config, k)) for k, d in enumerate(data)
+    ]
     assert [r.num_examples for r in replies] == [64, 16, 64]
     merged = algorithm.aggregate(replies, start)
     for name in start:
@@ -87,14 +90,14 @@ def test_fedavg_round_is_the_weighted_mean_of_the_clients_models() -> None:
 def test_fedprox_with_mu_zero_is_fedavg_and_mu_pulls_towards_the_global_model() -> None:
     data, config = clients(), setup()
     start = FedAvg().initial_arrays(config)
-    plain = FedAvg().client_update(start, {}, data[2], config, seed=7)
-    zero = FedProx(mu=0.0).client_update(start, {}, data[2], config, seed=7)
+    plain = FedAvg().client_update(start, {}, ClientRound(data[2], config, 7))
+    zero = FedProx(mu=0.0).client_update(start, {}, ClientRound(data[2], config, 7))
     assert all(np.array_equal(plain.arrays[n], zero.arrays[n]) for n in start)
 
     def drift(reply) -> float:
         return float(sum(np.sum((reply.arrays[n] - start[n]) ** 2) for n in start))
 
-    drifts = [drift(FedProx(mu=mu).client_update(start, {}, data[2], config, seed=7))
+    drifts = [drift(FedProx(mu=mu).client_update(start, {}, ClientRound(data[2], config, 7)))
               for mu in (0.0, 1.0, 10.0)]  # fmt: skip
     assert drifts[0] > drifts[1] > drifts[2]
     with pytest.raises(ValueError, match="mu must be >= 0"):
@@ -106,7 +109,9 @@ def test_fedper_never_sends_a_head_and_keeps_each_clients_heads() -> None:
     run = run_rounds(FedPer(), data, config, rounds=2)
     assert run.global_arrays and all(n.startswith("trunk.") for n in run.global_arrays)
     algorithm = FedPer()
-    reply = algorithm.client_update(run.global_arrays, run.private[0], data[0], config, seed=1)
+    reply = algorithm.client_update(
+        run.global_arrays, run.private[0], ClientRound(data[0], config, 1)
+    )
     assert all(n.startswith("trunk.") for n in reply.arrays)  # what goes on the wire
     assert reply.private and all(n.startswith("towers.") for n in reply.private)
     # Each client's heads are its own: they differ between clients.
@@ -174,7 +179,7 @@ def test_fedrep_trains_heads_with_the_trunk_frozen_and_sends_the_trunk_only() ->
     config.local.steps = 0  # only the head phase
     algorithm = FedRep(head_steps=5)
     start = algorithm.initial_arrays(config)
-    reply = algorithm.client_update(start, {}, data[0], config, seed=3)
+    reply = algorithm.client_update(start, {}, ClientRound(data[0], config, 3))
     assert set(reply.arrays) == set(start)  # the trunk only
     assert all(np.array_equal(reply.arrays[n], start[n]) for n in start)  # frozen
     seed_model = FedAvg().initial_arrays(config)
@@ -186,7 +191,7 @@ def test_fedavg_plus_fine_tunes_the_global_model_on_each_client() -> None:
 
     data, config = clients(), setup()
     run = run_rounds(FedAvgPlus(finetune_steps=0), data, config, rounds=2)
-    untuned = FedAvgPlus(0).personal_arrays(run.global_arrays, {}, data[0], config, 0)
+    untuned = FedAvgPlus(0).personal_arrays(run.global_arrays, {}, ClientRound(data[0], config, 0))
     assert all(np.array_equal(untuned[n], run.global_arrays[n]) for n in untuned)
     plain = evaluate_clients(FedAvgPlus(0), run, data, data, config)
     tuned = evaluate_clients(FedAvgPlus(50), run, data, data, config)
@@ -219,7 +224,7 @@ def test_rounds_sample_clients_and_stragglers_drop_or_do_fewer_steps() -> None:
     (replied,) = dropped.history
     assert len(replied) == 2  # two of the four dropped out
     algorithm, start = FedAvg(), FedAvg().initial_arrays(config)
-    replies = [algorithm.client_update(start, {}, data[k], config, config.seed + k)
+    replies = [algorithm.client_update(start, {}, ClientRound(data[k], config, config.seed + k))
                for k in sorted(replied)]  # fmt: skip
     expected = algorithm.aggregate(replies, start)
     assert all(np.allclose(dropped.global_arrays[n], expected[n]) for n in expected)
@@ -261,13 +266,13 @@ def test_fedem_assigns_a_client_to_the_component_that_generated_its_data() -> No
         truth = models[0](x).predictions
         other = models[1](x).predictions
     data = TensorTaskDataset(x, {"a": truth["a"].clone(), "b": truth["b"].clone()})
-    reply = algorithm.client_update(start, {}, data, config, seed=0)
+    reply = algorithm.client_update(start, {}, ClientRound(data, config, 0))
     wrong = ((other["a"] - truth["a"]) ** 2 + (other["b"] - truth["b"]) ** 2).numpy()
     expected = np.mean(1 / (1 + np.exp(-wrong)))  # softmax of (0, -wrong) with pi = 1/2
     assert reply.private["mixture"][0] == pytest.approx(expected, rel=1e-5)
     assert reply.private["mixture"][0] > 0.5
     assert {n.split("/")[0] for n in reply.arrays} == {"component0", "component1"}
-    mixed = algorithm.personal_predictions(start, reply.private, data, config, 0, x)
+    mixed = algorithm.personal_predictions(start, reply.private, ClientRound(data, config, 0), x)
     pi = reply.private["mixture"]
     assert torch.allclose(mixed["a"], pi[0] * truth["a"] + pi[1] * other["a"], atol=1e-6)
 
@@ -309,7 +314,7 @@ def test_mocha_learns_omega_by_mtrls_step_and_its_proximal_term_is_the_regularis
     assert np.allclose(strength * (own - target), regulariser_gradient, rtol=1e-4, atol=1e-6)
     assert set(run.private[2]) == set(names)
     with pytest.raises(ValueError, match="needs each client's index"):
-        algorithm.client_update(run.global_arrays, {}, data[0], config, seed=0)
+        algorithm.client_update(run.global_arrays, {}, ClientRound(data[0], config, 0))
 
 
 def test_pfedme_moreau_steps_and_the_servers_mixing() -> None:
@@ -320,10 +325,12 @@ def test_pfedme_moreau_steps_and_the_servers_mixing() -> None:
 
     data, config = clients(), setup()
     start = PFedMe().initial_arrays(config)
-    still = PFedMe(inner_steps=0).client_update(start, {}, data[0], config, seed=0)
+    still = PFedMe(inner_steps=0).client_update(start, {}, ClientRound(data[0], config, 0))
     assert all(np.allclose(still.arrays[n], start[n]) for n in start)
     algorithm = PFedMe(lam=15.0, inner_steps=3, beta=0.5)
-    replies = [algorithm.client_update(start, {}, d, config, seed=k) for k, d in enumerate(data)]
+    replies = [
+        algorithm.client_update(start, {}, ClientRound(d, config, k)) for k, d in enumerate(data)
+    ]
     merged = algorithm.aggregate(replies, start)
     for n in start:
         mean = sum(r.arrays[n].astype(np.float64) for r in replies) / 3  # equal counts

@@ -1,7 +1,7 @@
 """Federated multi-task learning (``polytask.federated``): the engine-free core.
 
 Clients that share parameters but not data (reference text 01): a client update
-``(global arrays, private state, local data, setup) -> (arrays, metrics, private state)``
+``(global arrays, private state, ClientRound) -> (arrays, metrics, private state)``
 and a server aggregation ``(replies) -> global arrays`` per algorithm, plain functions of
 named numpy arrays, tested without any engine. :func:`~polytask.federated.rounds.run_rounds`
 drives them in one process, sampling clients each round and making some stragglers
@@ -35,7 +35,7 @@ from polytask.federated.local_training import ClientSetup, LocalConfig
 from polytask.federated.mocha import MOCHA
 from polytask.federated.mr_mtl import MRMTL
 from polytask.federated.pfedme import PFedMe
-from polytask.federated.protocol import ClientReply, FederatedAlgorithm
+from polytask.federated.protocol import ClientReply, ClientRound, FederatedAlgorithm
 from polytask.federated.registry import ALGORITHMS, create
 from polytask.federated.rounds import run_rounds
 
@@ -44,6 +44,7 @@ __all__ = [
     "MOCHA",
     "MRMTL",
     "ClientReply",
+    "ClientRound",
     "ClientScores",
     "ClientSetup",
     "Ditto",

@@ -3,11 +3,10 @@ personalization", ICML 2021)."""
 
 from __future__ import annotations
 
-from polytask.data.dataset import TensorTaskDataset
 from polytask.federated.arrays import Arrays, load_arrays, model_arrays
 from polytask.federated.fedavg import FedAvg
-from polytask.federated.local_training import ClientSetup, build_model, train_locally
-from polytask.federated.protocol import ClientReply
+from polytask.federated.local_training import build_model, train_locally
+from polytask.federated.protocol import ClientReply, ClientRound
 
 
 class Ditto(FedAvg):
@@ -30,16 +29,11 @@ class Ditto(FedAvg):
         self.lam = lam
 
     def client_update(
-        self,
-        global_arrays: Arrays,
-        private: Arrays,
-        data: TensorTaskDataset,
-        setup: ClientSetup,
-        seed: int,
-        client: int | None = None,
+        self, global_arrays: Arrays, private: Arrays, where: ClientRound
     ) -> ClientReply:
         """The FedAvg update of the global model, then the personal model's step."""
-        reply = super().client_update(global_arrays, private, data, setup, seed)
+        data, setup, seed = where.data, where.setup, where.seed
+        reply = super().client_update(global_arrays, private, where)
         personal = build_model(setup)
         load_arrays(personal, private or global_arrays)  # v_k starts at the first global
         proximal = (self.lam, global_arrays) if self.lam > 0 else None
@@ -48,13 +42,6 @@ class Ditto(FedAvg):
         reply.metrics.update({f"personal/{k}": v for k, v in metrics.items()})
         return reply
 
-    def personal_arrays(
-        self,
-        global_arrays: Arrays,
-        private: Arrays,
-        data: TensorTaskDataset,
-        setup: ClientSetup,
-        seed: int,
-    ) -> Arrays:
+    def personal_arrays(self, global_arrays: Arrays, private: Arrays, where: ClientRound) -> Arrays:
         """The personal model ``v_k``."""
         return private or global_arrays

@@ -12,7 +12,7 @@ import torch
 
 from polytask.data.dataset import TensorTaskDataset
 from polytask.federated.local_training import ClientSetup
-from polytask.federated.protocol import FederatedAlgorithm
+from polytask.federated.protocol import ClientRound, FederatedAlgorithm
 from polytask.federated.rounds import FederatedRun
 
 
@@ -48,8 +48,9 @@ def evaluate_clients(
     ``evaluate`` rows."""
     losses, examples = [], []
     for k, (rows, held_out) in enumerate(zip(train, evaluate, strict=True)):
+        where = ClientRound(rows, setup, setup.seed + k, k)
         predictions = algorithm.personal_predictions(
-            run.global_arrays, run.private[k], rows, setup, k, held_out.inputs
+            run.global_arrays, run.private[k], where, held_out.inputs
         )
         with torch.no_grad():
             task_losses = setup.tasks.losses(predictions, held_out.targets, held_out.masks)

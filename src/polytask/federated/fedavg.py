@@ -3,10 +3,9 @@ learning of deep networks from decentralized data", AISTATS 2017)."""
 
 from __future__ import annotations
 
-from polytask.data.dataset import TensorTaskDataset
 from polytask.federated.arrays import Arrays, load_arrays, model_arrays, weighted_average
 from polytask.federated.local_training import ClientSetup, build_model, train_locally
-from polytask.federated.protocol import ClientReply, FederatedAlgorithm
+from polytask.federated.protocol import ClientReply, ClientRound, FederatedAlgorithm
 
 
 class FedAvg(FederatedAlgorithm):
@@ -24,15 +23,10 @@ class FedAvg(FederatedAlgorithm):
         return None  # FedProx adds (mu / 2) ||w - w_global||^2
 
     def client_update(
-        self,
-        global_arrays: Arrays,
-        private: Arrays,
-        data: TensorTaskDataset,
-        setup: ClientSetup,
-        seed: int,
-        client: int | None = None,
+        self, global_arrays: Arrays, private: Arrays, where: ClientRound
     ) -> ClientReply:
         """Load the global model, train, send every parameter."""
+        data, setup, seed = where.data, where.setup, where.seed
         model = build_model(setup)
         load_arrays(model, global_arrays)
         metrics = train_locally(model, setup, data, seed, self._proximal(global_arrays))

@@ -3,10 +3,10 @@ model agnostic meta learning", 2019): FedAvg, then a local fine-tuning for each 
 
 from __future__ import annotations
 
-from polytask.data.dataset import TensorTaskDataset
 from polytask.federated.arrays import Arrays, load_arrays, model_arrays
 from polytask.federated.fedavg import FedAvg
-from polytask.federated.local_training import ClientSetup, build_model, train_locally
+from polytask.federated.local_training import build_model, train_locally
+from polytask.federated.protocol import ClientRound
 
 
 class FedAvgPlus(FedAvg):
@@ -25,15 +25,9 @@ class FedAvgPlus(FedAvg):
             raise ValueError(f"finetune_steps must be >= 0, got {finetune_steps}")
         self.finetune_steps = finetune_steps
 
-    def personal_arrays(
-        self,
-        global_arrays: Arrays,
-        private: Arrays,
-        data: TensorTaskDataset,
-        setup: ClientSetup,
-        seed: int,
-    ) -> Arrays:
+    def personal_arrays(self, global_arrays: Arrays, private: Arrays, where: ClientRound) -> Arrays:
         """The global model fine-tuned on ``data`` (the client's training rows)."""
+        data, setup, seed = where.data, where.setup, where.seed
         model = build_model(setup)
         load_arrays(model, global_arrays)
         train_locally(model, setup, data, seed, steps=self.finetune_steps)

@@ -12,7 +12,7 @@ import torch
 from polytask.data.dataset import TensorTaskDataset
 from polytask.federated.arrays import Arrays, load_arrays, model_arrays, weighted_average
 from polytask.federated.local_training import ClientSetup, build_model, train_locally
-from polytask.federated.protocol import ClientReply, FederatedAlgorithm
+from polytask.federated.protocol import ClientReply, ClientRound, FederatedAlgorithm
 
 
 def component_arrays(arrays: Arrays, m: int) -> Arrays:
@@ -87,15 +87,10 @@ class FedEM(FederatedAlgorithm):
         return losses
 
     def client_update(
-        self,
-        global_arrays: Arrays,
-        private: Arrays,
-        data: TensorTaskDataset,
-        setup: ClientSetup,
-        seed: int,
-        client: int | None = None,
+        self, global_arrays: Arrays, private: Arrays, where: ClientRound
     ) -> ClientReply:
         """E-step, mixture weights, weighted training of every component; send them all."""
+        data, setup, seed = where.data, where.setup, where.seed
         models = self._models(global_arrays, setup)
         mixture = torch.as_tensor(
             private.get("mixture", np.full(self.components, 1.0 / self.components))
@@ -112,17 +107,12 @@ class FedEM(FederatedAlgorithm):
         return ClientReply(arrays, len(data), metrics, private=private)
 
     def personal_predictions(
-        self,
-        global_arrays: Arrays,
-        private: Arrays,
-        data: TensorTaskDataset,
-        setup: ClientSetup,
-        seed: int,
-        inputs: Any,
+        self, global_arrays: Arrays, private: Arrays, where: ClientRound, inputs: Any
     ) -> Mapping[str, torch.Tensor]:
         """The mixture's prediction with the client's weights ``pi``: for a regression task
         ``sum_m pi_m h_m(x)``; for a classification task the mixture of the components'
         probabilities, returned as logits (``logit`` / ``log``) so that losses read it."""
+        setup = where.setup
         weights = torch.as_tensor(
             private.get("mixture", np.full(self.components, 1.0 / self.components)),
             dtype=torch.float32,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from polytask.data.dataset import TensorTaskDataset
 from polytask.federated.arrays import (
     Arrays,
     load_arrays,
@@ -14,7 +13,7 @@ from polytask.federated.arrays import (
     weighted_average,
 )
 from polytask.federated.local_training import ClientSetup, build_model, train_locally
-from polytask.federated.protocol import ClientReply, FederatedAlgorithm
+from polytask.federated.protocol import ClientReply, ClientRound, FederatedAlgorithm
 
 
 class FedPer(FederatedAlgorithm):
@@ -30,15 +29,10 @@ class FedPer(FederatedAlgorithm):
         return model_arrays(model, shared_names(model))
 
     def client_update(
-        self,
-        global_arrays: Arrays,
-        private: Arrays,
-        data: TensorTaskDataset,
-        setup: ClientSetup,
-        seed: int,
-        client: int | None = None,
+        self, global_arrays: Arrays, private: Arrays, where: ClientRound
     ) -> ClientReply:
         """Global trunk + private heads; train; send the trunk, keep the heads."""
+        data, setup, seed = where.data, where.setup, where.seed
         model, trunk, heads = self._assemble(global_arrays, private, setup)
         metrics = train_locally(model, setup, data, seed)
         return ClientReply(
@@ -58,14 +52,7 @@ class FedPer(FederatedAlgorithm):
         trunk = set(shared_names(model))
         return model, trunk, {name for name, _ in model.named_parameters()} - trunk
 
-    def personal_arrays(
-        self,
-        global_arrays: Arrays,
-        private: Arrays,
-        data: TensorTaskDataset,
-        setup: ClientSetup,
-        seed: int,
-    ) -> Arrays:
+    def personal_arrays(self, global_arrays: Arrays, private: Arrays, where: ClientRound) -> Arrays:
         """The global trunk with the client's own heads."""
         return {**global_arrays, **private}
 

@@ -3,11 +3,10 @@ personalized federated learning", ICML 2021)."""
 
 from __future__ import annotations
 
-from polytask.data.dataset import TensorTaskDataset
 from polytask.federated.arrays import Arrays, model_arrays
 from polytask.federated.fedper import FedPer
-from polytask.federated.local_training import ClientSetup, train_locally
-from polytask.federated.protocol import ClientReply
+from polytask.federated.local_training import train_locally
+from polytask.federated.protocol import ClientReply, ClientRound
 
 
 class FedRep(FedPer):
@@ -29,15 +28,10 @@ class FedRep(FedPer):
         self.head_steps = head_steps
 
     def client_update(
-        self,
-        global_arrays: Arrays,
-        private: Arrays,
-        data: TensorTaskDataset,
-        setup: ClientSetup,
-        seed: int,
-        client: int | None = None,
+        self, global_arrays: Arrays, private: Arrays, where: ClientRound
     ) -> ClientReply:
         """Heads with the trunk frozen, then the trunk with the heads frozen."""
+        data, setup, seed = where.data, where.setup, where.seed
         model, trunk, heads = self._assemble(global_arrays, private, setup)
         head_metrics = train_locally(model, setup, data, seed, frozen=trunk, steps=self.head_steps)
         metrics = train_locally(model, setup, data, seed + 1, frozen=heads)

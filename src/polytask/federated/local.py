@@ -3,10 +3,9 @@ baseline every personalised method must beat (Smith et al. 2017; Marfoq et al. 2
 
 from __future__ import annotations
 
-from polytask.data.dataset import TensorTaskDataset
 from polytask.federated.arrays import Arrays, load_arrays, model_arrays
 from polytask.federated.local_training import ClientSetup, build_model, train_locally
-from polytask.federated.protocol import ClientReply, FederatedAlgorithm
+from polytask.federated.protocol import ClientReply, ClientRound, FederatedAlgorithm
 
 
 class Local(FederatedAlgorithm):
@@ -19,15 +18,10 @@ class Local(FederatedAlgorithm):
         return {}
 
     def client_update(
-        self,
-        global_arrays: Arrays,
-        private: Arrays,
-        data: TensorTaskDataset,
-        setup: ClientSetup,
-        seed: int,
-        client: int | None = None,
+        self, global_arrays: Arrays, private: Arrays, where: ClientRound
     ) -> ClientReply:
         """Train the private model (the seed's model in the first round); send nothing."""
+        data, setup, seed = where.data, where.setup, where.seed
         model = build_model(setup)
         if private:
             load_arrays(model, private)
@@ -38,15 +32,9 @@ class Local(FederatedAlgorithm):
         """Nothing to aggregate."""
         return global_arrays
 
-    def personal_arrays(
-        self,
-        global_arrays: Arrays,
-        private: Arrays,
-        data: TensorTaskDataset,
-        setup: ClientSetup,
-        seed: int,
-    ) -> Arrays:
+    def personal_arrays(self, global_arrays: Arrays, private: Arrays, where: ClientRound) -> Arrays:
         """The client's own model (the seed's model before any round)."""
+        setup = where.setup
         if private:
             return private
         return model_arrays(build_model(setup))

@@ -7,10 +7,9 @@ from __future__ import annotations
 import numpy as np
 
 from polytask.classic.task_covariance import omega_step
-from polytask.data.dataset import TensorTaskDataset
 from polytask.federated.arrays import Arrays, load_arrays, model_arrays
 from polytask.federated.local_training import ClientSetup, build_model, train_locally
-from polytask.federated.protocol import ClientReply, FederatedAlgorithm
+from polytask.federated.protocol import ClientReply, ClientRound, FederatedAlgorithm
 
 OMEGA = "omega"  # the server's task covariance in the message
 
@@ -71,15 +70,10 @@ class MOCHA(FederatedAlgorithm):
         return self.lam * c, anchor
 
     def client_update(
-        self,
-        global_arrays: Arrays,
-        private: Arrays,
-        data: TensorTaskDataset,
-        setup: ClientSetup,
-        seed: int,
-        client: int | None = None,
+        self, global_arrays: Arrays, private: Arrays, where: ClientRound
     ) -> ClientReply:
         """Train the client's own model with its proximal term; send it under its name."""
+        data, setup, seed, client = where.data, where.setup, where.seed, where.client
         if client is None:
             raise ValueError("MOCHA needs each client's index (client=...): its model is its own")
         own = client_prefix(client)
@@ -108,13 +102,6 @@ class MOCHA(FederatedAlgorithm):
             merged[OMEGA] = omega_step(W, self.eps)
         return merged
 
-    def personal_arrays(
-        self,
-        global_arrays: Arrays,
-        private: Arrays,
-        data: TensorTaskDataset,
-        setup: ClientSetup,
-        seed: int,
-    ) -> Arrays:
+    def personal_arrays(self, global_arrays: Arrays, private: Arrays, where: ClientRound) -> Arrays:
         """The client's own model."""
         return private

@@ -4,10 +4,9 @@ federated learning", NeurIPS 2022)."""
 
 from __future__ import annotations
 
-from polytask.data.dataset import TensorTaskDataset
 from polytask.federated.arrays import Arrays, load_arrays, model_arrays, weighted_average
 from polytask.federated.local_training import ClientSetup, build_model, train_locally
-from polytask.federated.protocol import ClientReply, FederatedAlgorithm
+from polytask.federated.protocol import ClientReply, ClientRound, FederatedAlgorithm
 
 
 class MRMTL(FederatedAlgorithm):
@@ -32,15 +31,10 @@ class MRMTL(FederatedAlgorithm):
         return model_arrays(build_model(setup))
 
     def client_update(
-        self,
-        global_arrays: Arrays,
-        private: Arrays,
-        data: TensorTaskDataset,
-        setup: ClientSetup,
-        seed: int,
-        client: int | None = None,
+        self, global_arrays: Arrays, private: Arrays, where: ClientRound
     ) -> ClientReply:
         """Train the own model towards the mean; send it and keep it."""
+        data, setup, seed = where.data, where.setup, where.seed
         model = build_model(setup)
         load_arrays(model, private or global_arrays)
         proximal = (self.lam, global_arrays) if self.lam > 0 else None
@@ -54,13 +48,6 @@ class MRMTL(FederatedAlgorithm):
             return global_arrays
         return weighted_average([(r.arrays, float(r.num_examples)) for r in replies])
 
-    def personal_arrays(
-        self,
-        global_arrays: Arrays,
-        private: Arrays,
-        data: TensorTaskDataset,
-        setup: ClientSetup,
-        seed: int,
-    ) -> Arrays:
+    def personal_arrays(self, global_arrays: Arrays, private: Arrays, where: ClientRound) -> Arrays:
         """The client's own model."""
         return private or global_arrays

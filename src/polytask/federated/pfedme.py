@@ -8,10 +8,9 @@ import dataclasses
 import numpy as np
 import torch
 
-from polytask.data.dataset import TensorTaskDataset
 from polytask.federated.arrays import Arrays, load_arrays, model_arrays, weighted_average
 from polytask.federated.local_training import ClientSetup, build_model, train_locally
-from polytask.federated.protocol import ClientReply, FederatedAlgorithm
+from polytask.federated.protocol import ClientReply, ClientRound, FederatedAlgorithm
 
 
 class PFedMe(FederatedAlgorithm):
@@ -46,15 +45,10 @@ class PFedMe(FederatedAlgorithm):
         return model_arrays(build_model(setup))
 
     def client_update(
-        self,
-        global_arrays: Arrays,
-        private: Arrays,
-        data: TensorTaskDataset,
-        setup: ClientSetup,
-        seed: int,
-        client: int | None = None,
+        self, global_arrays: Arrays, private: Arrays, where: ClientRound
     ) -> ClientReply:
         """The local rounds of inner solves and Moreau steps; send ``w_i``, keep ``theta``."""
+        data, setup, seed = where.data, where.setup, where.seed
         local = {n: a.astype(np.float64) for n, a in global_arrays.items()}
         inner_setup = dataclasses.replace(
             setup, local=dataclasses.replace(setup.local, batch_size=len(data))
@@ -88,13 +82,6 @@ class PFedMe(FederatedAlgorithm):
             for n in mean
         }
 
-    def personal_arrays(
-        self,
-        global_arrays: Arrays,
-        private: Arrays,
-        data: TensorTaskDataset,
-        setup: ClientSetup,
-        seed: int,
-    ) -> Arrays:
+    def personal_arrays(self, global_arrays: Arrays, private: Arrays, where: ClientRound) -> Arrays:
         """The personal model ``theta`` of the last inner solve."""
         return private or global_arrays

@@ -16,6 +16,18 @@ from polytask.federated.arrays import Arrays, load_arrays
 from polytask.federated.local_training import ClientSetup, build_model
 
 
+@dataclass(frozen=True)
+class ClientRound:
+    """Where a client update runs: the client's ``data``, the ``setup`` every client
+    shares, the ``seed`` of its draws in this round, and its index ``client`` (Flower's
+    partition id; an algorithm with per-client server state, MOCHA, needs it)."""
+
+    data: TensorTaskDataset
+    setup: ClientSetup
+    seed: int
+    client: int | None = None
+
+
 @dataclass
 class ClientReply:
     """What a client returns after a round: the arrays it sends (only those the algorithm
@@ -40,49 +52,28 @@ class FederatedAlgorithm:
         raise NotImplementedError
 
     def client_update(
-        self,
-        global_arrays: Arrays,
-        private: Arrays,
-        data: TensorTaskDataset,
-        setup: ClientSetup,
-        seed: int,
-        client: int | None = None,
+        self, global_arrays: Arrays, private: Arrays, where: ClientRound
     ) -> ClientReply:
-        """Train on the client's ``data`` from the server's arrays and its ``private``
-        state; ``seed`` seeds this client's batches in this round; ``client`` is its index
-        (Flower's partition id), which an algorithm with per-client server state (MOCHA)
-        needs."""
+        """Train on the client's data (:class:`ClientRound`) from the server's arrays and
+        its ``private`` state."""
         raise NotImplementedError
 
     def aggregate(self, replies: list[ClientReply], global_arrays: Arrays) -> Arrays:
         """The next global arrays from the clients' replies."""
         raise NotImplementedError
 
-    def personal_arrays(
-        self,
-        global_arrays: Arrays,
-        private: Arrays,
-        data: TensorTaskDataset,
-        setup: ClientSetup,
-        seed: int,
-    ) -> Arrays:
+    def personal_arrays(self, global_arrays: Arrays, private: Arrays, where: ClientRound) -> Arrays:
         """The model a client uses (and is evaluated with): the global model, unless the
         algorithm personalises it (its private state, its own heads, a fine-tuning)."""
         return global_arrays
 
     def personal_predictions(
-        self,
-        global_arrays: Arrays,
-        private: Arrays,
-        data: TensorTaskDataset,
-        setup: ClientSetup,
-        seed: int,
-        inputs: Any,
+        self, global_arrays: Arrays, private: Arrays, where: ClientRound, inputs: Any
     ) -> Mapping[str, Tensor]:
         """The client's predictions ``{task: prediction}`` for ``inputs`` (what its losses
         and metrics read): its personal model's, or a mixture's (FedEM)."""
-        model = build_model(setup)
-        load_arrays(model, self.personal_arrays(global_arrays, private, data, setup, seed))
+        model = build_model(where.setup)
+        load_arrays(model, self.personal_arrays(global_arrays, private, where))
         model.eval()
         with torch.no_grad():
             return dict(model(inputs).predictions)

@@ -14,7 +14,7 @@ import numpy as np
 from polytask.data.dataset import TensorTaskDataset
 from polytask.federated.arrays import Arrays
 from polytask.federated.local_training import ClientSetup
-from polytask.federated.protocol import ClientReply, FederatedAlgorithm
+from polytask.federated.protocol import ClientReply, ClientRound, FederatedAlgorithm
 
 
 @dataclass
@@ -77,10 +77,8 @@ def run_rounds(
                 client_setup = dataclasses.replace(
                     setup, local=dataclasses.replace(setup.local, steps=steps)
                 )
-            reply = algorithm.client_update(
-                state.global_arrays, state.private[k], clients[k], client_setup,
-                setup.seed + 1000 * r + k, client=k,
-            )  # fmt: skip
+            where = ClientRound(clients[k], client_setup, setup.seed + 1000 * r + k, k)
+            reply = algorithm.client_update(state.global_arrays, state.private[k], where)
             state.private[k] = reply.private
             replies.append(reply)
             metrics[k] = reply.metrics
