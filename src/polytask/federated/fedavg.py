@@ -4,7 +4,7 @@ learning of deep networks from decentralized data", AISTATS 2017)."""
 from __future__ import annotations
 
 from polytask.federated.arrays import Arrays, load_arrays, model_arrays, weighted_average
-from polytask.federated.local_training import ClientSetup, build_model, train_locally
+from polytask.federated.local_training import build_model, train_locally
 from polytask.federated.protocol import ClientReply, ClientRound, FederatedAlgorithm
 
 
@@ -15,9 +15,6 @@ class FedAvg(FederatedAlgorithm):
     counts ``n_k``: ``w = sum_k n_k w_k / sum_k n_k`` (Algorithm 1)."""
 
     name = "fedavg"
-
-    def initial_arrays(self, setup: ClientSetup) -> Arrays:
-        return model_arrays(build_model(setup))
 
     def _proximal(self, global_arrays: Arrays) -> tuple[float, Arrays] | None:
         return None  # FedProx adds (mu / 2) ||w - w_global||^2

@@ -5,7 +5,7 @@ federated learning", NeurIPS 2022)."""
 from __future__ import annotations
 
 from polytask.federated.arrays import Arrays, load_arrays, model_arrays, weighted_average
-from polytask.federated.local_training import ClientSetup, build_model, train_locally
+from polytask.federated.local_training import build_model, train_locally
 from polytask.federated.protocol import ClientReply, ClientRound, FederatedAlgorithm
 
 
@@ -26,9 +26,6 @@ class MRMTL(FederatedAlgorithm):
         if not lam >= 0:
             raise ValueError(f"lam must be >= 0, got {lam}")
         self.lam = lam
-
-    def initial_arrays(self, setup: ClientSetup) -> Arrays:
-        return model_arrays(build_model(setup))
 
     def client_update(
         self, global_arrays: Arrays, private: Arrays, where: ClientRound

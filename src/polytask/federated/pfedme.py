@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from polytask.federated.arrays import Arrays, load_arrays, model_arrays, weighted_average
-from polytask.federated.local_training import ClientSetup, build_model, train_locally
+from polytask.federated.local_training import build_model, train_locally
 from polytask.federated.protocol import ClientReply, ClientRound, FederatedAlgorithm
 
 
@@ -40,9 +40,6 @@ class PFedMe(FederatedAlgorithm):
         self.lam = lam
         self.inner_steps = inner_steps
         self.beta = beta
-
-    def initial_arrays(self, setup: ClientSetup) -> Arrays:
-        return model_arrays(build_model(setup))
 
     def client_update(
         self, global_arrays: Arrays, private: Arrays, where: ClientRound

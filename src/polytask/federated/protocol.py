@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from polytask.data.dataset import TensorTaskDataset
-from polytask.federated.arrays import Arrays, load_arrays
+from polytask.federated.arrays import Arrays, load_arrays, model_arrays
 from polytask.federated.local_training import ClientSetup, build_model
 
 
@@ -47,9 +47,10 @@ class FederatedAlgorithm:
     name: str = ""
 
     def initial_arrays(self, setup: ClientSetup) -> Arrays:
-        """The server's first global arrays (built from ``setup.make_model`` seeded by
-        ``setup.seed``, so every run with one seed starts alike)."""
-        raise NotImplementedError
+        """The server's first global arrays: the model ``setup.make_model`` builds from
+        ``setup.seed`` (every run with one seed starts alike); an algorithm that shares less
+        (or more) says so."""
+        return model_arrays(build_model(setup))
 
     def client_update(
         self, global_arrays: Arrays, private: Arrays, where: ClientRound
