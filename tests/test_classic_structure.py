@@ -304,3 +304,21 @@ def test_mean_regularized_closed_form_is_optimal_on_collinear_inputs() -> None:
         grad.append(Xc.T @ (Xc @ W[t] - yc) / len(yt) + 2 * alpha * (W[t] - W.mean(0)))
     assert np.abs(np.array(grad)).max() < 1e-9
     assert model.n_iter_ == 1
+
+
+def test_path_search_leaves_rows_without_a_label_out_of_its_folds() -> None:
+    """A NaN target is a missing label for the estimators; the path search must not score
+    it either (a NaN fold score made argmax pick the path's first value)."""
+    g = np.random.default_rng(15)
+    X, ids = g.normal(size=(240, 5)), np.repeat(np.arange(4), 60)
+    y = X @ np.array([1.0, -1.0, 0.5, 0.0, 0.0]) + 0.5 * g.normal(size=240)
+    values = [1.0, 0.1, 0.01]
+    complete = ClassicMTLCV(JointFeatureSelectionMTL(tol=1e-9), values=values).fit(
+        X, y, task_ids=ids
+    )
+    missing = y.copy()
+    missing[::10] = np.nan
+    search = ClassicMTLCV(JointFeatureSelectionMTL(tol=1e-9), values=values)
+    search.fit(X, missing, task_ids=ids)
+    assert np.all(np.isfinite(search.cv_scores_))
+    assert search.best_value_ == complete.best_value_ != values[0]

@@ -42,7 +42,8 @@ class ClassicMTLCV(MetaEstimatorMixin, BaseEstimator):
     widen it with ``values``.
 
     Folds: with an integer ``cv``, stratified by task, so every task has rows in every
-    training fold (a task with fewer labelled rows than folds is an error naming it).
+    training fold (a task with fewer labelled rows than folds is an error naming it); rows
+    whose target is NaN (a missing label) are in no fold.
     Task ids given to ``fit`` as ``task_ids`` are carried to the folds as a column, so any
     scikit-learn scorer sees each row's task.
 
@@ -125,9 +126,12 @@ class ClassicMTLCV(MetaEstimatorMixin, BaseEstimator):
             raise ValueError(f"{type(base).__name__} has no parameter {parameter!r}")
         self.values_, exact_top = self._path(base, X, y, task_ids)
         data, inner = self._with_task_column(base, X, task_ids)
+        y_array = np.asarray(y)
+        if y_array.dtype.kind == "f":  # a missing label is neither trained on nor scored
+            labelled = ~np.isnan(y_array)
+            data, y_array = data[labelled], y_array[labelled]
         codes = np.unique(np.asarray(data)[:, inner.task_column], return_inverse=True)[1]
         scorer = get_scorer(self.scoring or self._default_scoring(base))
-        y_array = np.asarray(y)
         folds = list(self._folds(codes, y_array, data))
         self.cv_scores_ = np.empty((len(folds), len(self.values_)))
         for f, (train, test) in enumerate(folds):
