@@ -158,36 +158,31 @@ class ClassicMTLEstimator(BaseEstimator):
             out[:, :p] = self._prox(theta[:, :p], step)
             return out
 
-        start = self._path_start()
-        if start is None or start.shape != (T, p + loss.bias_columns):
-            start = np.zeros((T, p + loss.bias_columns))
-        lipschitz = loss.lipschitz * self._combine_norm2 + self._penalty_lipschitz()
-
         exact = self._exact_solution(loss)
-        if exact is not None:  # a quadratic with a closed form: no iterations
-            self._parameters_ = exact
-            self._fitted_parameters(exact)
-            self.coef_ = self._combine(exact)
-            self.intercept_ = loss.intercepts(self.coef_, None)
-            self.n_iter_ = 1  # one direct solve (scikit-learn expects n_iter_ >= 1)
-            self.objective_value_ = objective(exact)
-            return self
+        if exact is not None:  # a quadratic with a closed form: one direct solve
+            theta, iterations, value = exact, 1, objective(exact)  # scikit-learn: n_iter_ >= 1
+        else:
+            start = self._path_start()
+            if start is None or start.shape != (T, p + loss.bias_columns):
+                start = np.zeros((T, p + loss.bias_columns))
 
-        def weights(theta: Array) -> Array:  # the stopping rule compares W (and intercepts)
-            P, bias = parts(theta)
-            W = self._combine(P)
-            return W if bias is None else np.column_stack([W, bias])
+            def weights(theta: Array) -> Array:  # the stopping rule compares W (and b)
+                P, bias = parts(theta)
+                W = self._combine(P)
+                return W if bias is None else np.column_stack([W, bias])
 
-        solution = fista(
-            gradient, objective, prox, lipschitz, start, self.max_iter, self.tol, weights
-        )
-        self._parameters_ = solution.W
-        P, bias = parts(solution.W)
+            lipschitz = loss.lipschitz * self._combine_norm2 + self._penalty_lipschitz()
+            solution = fista(
+                gradient, objective, prox, lipschitz, start, self.max_iter, self.tol, weights
+            )
+            theta, iterations, value = solution.W, solution.iterations, solution.objective
+        self._parameters_ = theta
+        P, bias = parts(theta)
         self._fitted_parameters(P)
         self.coef_ = self._combine(P)
         self.intercept_ = loss.intercepts(self.coef_, bias)
-        self.n_iter_ = solution.iterations
-        self.objective_value_ = solution.objective
+        self.n_iter_ = iterations
+        self.objective_value_ = value
         if self.coef_.size and not np.any(self.coef_):
             top = self._path_range(loss.rows)[0]
             warnings.warn(

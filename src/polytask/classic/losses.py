@@ -41,6 +41,17 @@ class TaskRows:
         """Per-task sums of per-row ``values`` ``(n, ...)`` -> ``(T, ...)``."""
         return np.add.reduceat(values, self.starts, axis=0)
 
+    def task_grams(self, X: Array) -> Array:
+        """Each task's ``X_t^T X_t / m_t`` ``(T, d, d)``: one batched product when every
+        task has as many rows, one product per task otherwise."""
+        counts, d = self.counts, X.shape[1]
+        if np.all(counts == counts[0]):
+            blocks = X.reshape(len(counts), counts[0], d)
+            return np.matmul(blocks.transpose(0, 2, 1), blocks) / counts[0]
+        return np.stack([
+            X[a : a + m].T @ X[a : a + m] / m for a, m in zip(self.starts, counts, strict=True)
+        ])  # fmt: skip
+
     def largest_gram_eigenvalue(self, X: Array) -> float:
         """``max_t lambda_max(X_t^T X_t) / m_t``: the Lipschitz constant of the gradient of
         each task's mean squared error, ``(1 / (2 m_t)) ||X_t w - y_t||^2``."""
@@ -73,15 +84,7 @@ class SquaredLoss:
         if T * d * d < len(self.y) * d:  # per-task Gram matrices are smaller than the rows
             # (as scikit-learn's precompute=True): the gradient G_t w_t - c_t costs T d^2
             # per step instead of n d, e.g. one X shared by many tasks, or School.
-            if np.all(counts == counts[0]):  # one batched product
-                blocks = self.X.reshape(T, counts[0], d)
-                self.gram = np.matmul(blocks.transpose(0, 2, 1), blocks) / counts[0]
-            else:
-                self.gram = np.stack([
-                    self.X[a : a + m].T @ self.X[a : a + m] / m
-                    for a, m in zip(rows.starts, counts, strict=True)
-                ])  # fmt: skip
-            self.cross = rows.task_sums(self.y[:, None] * self.X) / counts[:, None]
+            self.gram, self.cross = self._normal_equations()
             self.y_square = rows.task_sums(self.y**2) / counts
             self.lipschitz = float(np.linalg.eigvalsh(self.gram)[:, -1].max())
         else:
@@ -92,12 +95,12 @@ class SquaredLoss:
         ``sum_t (1/2) w_t^T G_t w_t - c_t^T w_t + const``, for closed-form solutions."""
         if self.gram is not None:
             return self.gram, self.cross
-        rows, counts = self.rows, self.rows.counts
-        gram = np.stack([
-            self.X[a : a + m].T @ self.X[a : a + m] / m
-            for a, m in zip(rows.starts, counts, strict=True)
-        ])  # fmt: skip
-        return gram, rows.task_sums(self.y[:, None] * self.X) / counts[:, None]
+        return self._normal_equations()
+
+    def _normal_equations(self) -> tuple[Array, Array]:
+        rows = self.rows
+        cross = rows.task_sums(self.y[:, None] * self.X) / rows.counts[:, None]
+        return rows.task_grams(self.X), cross
 
     def _residual(self, W: Array) -> Array:
         return np.einsum("nd,nd->n", self.X, W[self.rows.codes]) - self.y
