@@ -39,6 +39,18 @@ def load_arrays(model: nn.Module, arrays: Arrays) -> None:
             target.copy_(torch.as_tensor(value, dtype=target.dtype, device=target.device))
 
 
+def nested(arrays: Arrays, prefix: str) -> Arrays:
+    """``arrays`` under ``prefix`` (``"component0/"``, ``"client3/"``): several models in one
+    message."""
+    return {prefix + name: value for name, value in arrays.items()}
+
+
+def unnested(arrays: Arrays, prefix: str) -> Arrays:
+    """The arrays named under ``prefix``, with the prefix taken off (:func:`nested`'s
+    inverse)."""
+    return {n[len(prefix) :]: value for n, value in arrays.items() if n.startswith(prefix)}
+
+
 def weighted_average(parts: Sequence[tuple[Arrays, float]]) -> Arrays:
     """``sum_k w_k a_k / sum_k w_k`` per name over the parts that hold it (FedAvg's server
     step with ``w_k`` the clients' example counts; McMahan et al. 2017, Algorithm 1)."""

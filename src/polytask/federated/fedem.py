@@ -10,15 +10,21 @@ import numpy as np
 import torch
 
 from polytask.data.dataset import TensorTaskDataset
-from polytask.federated.arrays import Arrays, load_arrays, model_arrays, weighted_average
+from polytask.federated.arrays import (
+    Arrays,
+    load_arrays,
+    model_arrays,
+    nested,
+    unnested,
+    weighted_average,
+)
 from polytask.federated.local_training import ClientSetup, build_model, train_locally
 from polytask.federated.protocol import ClientReply, ClientRound, FederatedAlgorithm
 
 
 def component_arrays(arrays: Arrays, m: int) -> Arrays:
     """Component ``m``'s arrays (sent as ``component{m}/{name}`` in one message)."""
-    prefix = f"component{m}/"
-    return {name[len(prefix) :]: a for name, a in arrays.items() if name.startswith(prefix)}
+    return unnested(arrays, f"component{m}/")
 
 
 def responsibilities(log_mixture: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
@@ -55,9 +61,7 @@ class FedEM(FederatedAlgorithm):
         """``M`` models, component ``m`` seeded by ``setup.seed + m`` (distinct starts)."""
         arrays: Arrays = {}
         for m in range(self.components):
-            arrays.update(
-                {f"component{m}/{n}": a for n, a in model_arrays(build_model(setup, m)).items()}
-            )
+            arrays.update(nested(model_arrays(build_model(setup, m)), f"component{m}/"))
         return arrays
 
     def _models(self, arrays: Arrays, setup: ClientSetup) -> list[torch.nn.Module]:
@@ -101,7 +105,7 @@ class FedEM(FederatedAlgorithm):
         metrics: dict[str, float] = {}
         for m, model in enumerate(models):
             result = train_locally(model, setup, data, seed + m, row_weights=q[:, m])
-            arrays.update({f"component{m}/{n}": a for n, a in model_arrays(model).items()})
+            arrays.update(nested(model_arrays(model), f"component{m}/"))
             metrics.update({f"component{m}/{k}": v for k, v in result.items()})
         private = {"mixture": mixture.numpy().astype(np.float64)}
         return ClientReply(arrays, len(data), metrics, private=private)

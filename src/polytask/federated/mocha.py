@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from polytask.classic.task_covariance import omega_step
-from polytask.federated.arrays import Arrays, load_arrays, model_arrays
+from polytask.federated.arrays import Arrays, load_arrays, model_arrays, nested, unnested
 from polytask.federated.local_training import ClientSetup, build_model, train_locally
 from polytask.federated.protocol import ClientReply, ClientRound, FederatedAlgorithm
 
@@ -17,6 +17,11 @@ OMEGA = "omega"  # the server's task covariance in the message
 def client_prefix(client: int) -> str:
     """The names under which client ``client``'s model travels."""
     return f"client{client}/"
+
+
+def known_clients(arrays: Arrays) -> list[int]:
+    """The indices of the clients whose models ``arrays`` hold, in order."""
+    return sorted({int(n.split("/")[0][len("client") :]) for n in arrays if n.startswith("client")})
 
 
 class MOCHA(FederatedAlgorithm):
@@ -54,19 +59,17 @@ class MOCHA(FederatedAlgorithm):
         exists or when the client is the only one known."""
         if OMEGA not in global_arrays or self.lam == 0:
             return None
-        known = sorted({int(n.split("/")[0][len("client") :]) for n in global_arrays
-                        if n.startswith("client")})  # fmt: skip
+        known = known_clients(global_arrays)
         if client not in known or len(known) < 2:
             return None
         inverse = np.linalg.inv(global_arrays[OMEGA])
         t = known.index(client)
         c = float(inverse[t, t])
-        own = client_prefix(client)
+        models = [unnested(global_arrays, client_prefix(k)) for k in known]
         anchor: Arrays = {}
-        for name in (n[len(own) :] for n in global_arrays if n.startswith(own)):
-            total = sum(inverse[t, s] * global_arrays[client_prefix(k) + name]
-                        for s, k in enumerate(known) if k != client)  # fmt: skip
-            anchor[name] = (-total / c).astype(global_arrays[own + name].dtype)
+        for name, own in models[t].items():
+            total = sum(inverse[t, s] * model[name] for s, model in enumerate(models) if s != t)
+            anchor[name] = (-total / c).astype(own.dtype)
         return self.lam * c, anchor
 
     def client_update(
@@ -76,14 +79,13 @@ class MOCHA(FederatedAlgorithm):
         data, setup, seed, client = where.data, where.setup, where.seed, where.client
         if client is None:
             raise ValueError("MOCHA needs each client's index (client=...): its model is its own")
-        own = client_prefix(client)
         model = build_model(setup)
-        mine = {n[len(own) :]: a for n, a in global_arrays.items() if n.startswith(own)}
+        mine = unnested(global_arrays, client_prefix(client))
         if mine:
             load_arrays(model, mine)
         metrics = train_locally(model, setup, data, seed, self.anchor(global_arrays, client))
         arrays = model_arrays(model)
-        return ClientReply({own + n: a for n, a in arrays.items()}, len(data), metrics,
+        return ClientReply(nested(arrays, client_prefix(client)), len(data), metrics,
                            private=arrays)  # fmt: skip
 
     def aggregate(self, replies: list[ClientReply], global_arrays: Arrays) -> Arrays:
@@ -92,12 +94,11 @@ class MOCHA(FederatedAlgorithm):
         merged = {n: a for n, a in global_arrays.items() if n != OMEGA}
         for reply in replies:
             merged.update(reply.arrays)
-        clients = sorted({int(n.split("/")[0][len("client") :]) for n in merged})
+        clients = known_clients(merged)
         if len(clients) > 1:
+            models = [unnested(merged, client_prefix(k)) for k in clients]
             W = np.stack([
-                np.concatenate([merged[n].ravel() for n in sorted(merged)
-                                if n.startswith(client_prefix(k))])
-                for k in clients
+                np.concatenate([model[n].ravel() for n in sorted(model)]) for model in models
             ]).astype(np.float64)  # fmt: skip
             merged[OMEGA] = omega_step(W, self.eps)
         return merged
