@@ -15,7 +15,6 @@ BENCHMARKS = [
     "multi_mnist_balancers.py",
     "primary_auxiliary.py",
     "small_towers.py",
-    "user_model.py",
     "parkinsons_patients.py",
     "small_tables.py",
     "classic.py",

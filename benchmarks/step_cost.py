@@ -10,9 +10,14 @@ ratios pooled over its processes (one process alone can sit 10% off: memory layo
 core). Peak resident memory is the processes' largest maximum RSS; minor page faults per
 step (median per kind) show what the allocator costs (see ``--keep-freed-memory``).
 
-    python benchmarks/step_cost.py            # quick: T = 2, 8; fewer steps
-    python benchmarks/step_cost.py --full     # T = 2, 8, 32
-Results: benchmarks/results/step_cost.json and .md
+A second family, ``--family user`` (issue 22; ``benchmarks/step_cost_user.py``), times a
+user's own ``nn.Module`` with every Gramian method, the losses as a list and as one stacked
+tensor, against the same references and torchjd's ``mtl_backward`` on that model.
+
+    python benchmarks/step_cost.py                       # quick: both families, fewer steps
+    python benchmarks/step_cost.py --full                # polytask's models, T = 2, 8, 32
+    python benchmarks/step_cost.py --full --family user  # the user model, T = 8, 32
+Results: benchmarks/results/step_cost.json and .md (user model: step_cost_user_model.*)
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import sys
 import time
 
 from common import RESULTS, markdown_table, meta, write_results
+from step_cost_user import measure_user, render_user, summarise_user
 
 TARGET_SIZES = (8, 32)  # issue 3 sets its targets at T = 8 and T = 32
 
@@ -225,17 +231,34 @@ def main() -> None:
     )
     parser.add_argument("--render", action="store_true", help="redo the table from the JSON")
     parser.add_argument(
+        "--family",
+        choices=("polytask", "user", "both"),
+        help="polytask's models, a user's plain nn.Module, or both (default: both in the "
+        "quick run, polytask with --full)",
+    )
+    parser.add_argument(
         "--keep-freed-memory",
         action="store_true",
         help="measure with polytask.training.allocator.keep_freed_memory() applied in each "
         "process, as Trainer.fit does on the CPU (results in step_cost_keep_freed_memory.*)",
     )
     args = parser.parse_args()
+    family = args.family or ("polytask" if args.full else "both")
     results_name = "step_cost_keep_freed_memory" if args.keep_freed_memory else "step_cost"
+    steps, repeats, processes = (10, 3, 3) if args.full else (10, 3, 1)
+    if args.one and family == "user":
+        name, level, T = args.one
+        aggregator = torchjd_aggregator(name)
+        options = balancer_options(name, int(T))
+        print(json.dumps(measure_user(name, options, level, int(T), steps, repeats, aggregator)))
+        return
     if args.render:
         rerender(results_name)
         return
-    steps, repeats, processes = (10, 3, 3) if args.full else (10, 3, 1)
+    if family in ("user", "both"):  # two processes per configuration in --full (an hour)
+        run_user_family(args, steps, repeats, min(processes, 2))
+    if family == "user":
+        return
     if args.one:
         name, level, T = args.one
         if args.keep_freed_memory:
@@ -277,6 +300,47 @@ def main() -> None:
                 repeats=repeats, processes=processes,
                 malloc=KEPT if args.keep_freed_memory else "default")  # fmt: skip
     write_results(results_name, {"meta": info, "rows": rows}, render(rows, info))
+
+
+def torchjd_aggregator(name: str) -> str | None:
+    """torchjd's aggregator for ``name`` when torchjd is installed and has the method."""
+    return TORCHJD.get(name) if torchjd_available() else None
+
+
+def run_user_family(args: argparse.Namespace, steps: int, repeats: int, processes: int) -> None:
+    """Time the user-model family (every Gramian method at each level it supports, T = 8
+    and 32 in ``--full``, T = 8 otherwise) and write ``step_cost_user_model.*``."""
+    import polytask
+
+    sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else (
+        TARGET_SIZES if args.full else (8,))  # fmt: skip
+    rows = []
+    for T in sizes:
+        for name in polytask.balancers.available():
+            factory = polytask.balancers.BALANCERS.get(name).factory
+            if factory.needs != "gramian":
+                continue
+            for level in factory.levels:
+                runs = []
+                for _ in range(processes):
+                    out = subprocess.run(
+                        [sys.executable, __file__, "--one", name, level, str(T), "--family",
+                         "user", *(["--full"] if args.full else [])],
+                        capture_output=True, text=True,
+                    )  # fmt: skip
+                    if out.returncode != 0:
+                        runs = [{"error": (out.stderr.strip().splitlines() or ["failed"])[-1]}]
+                        break
+                    runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+                row = runs[0] if "error" in runs[0] else summarise_user(runs)
+                rows.append({"T": T, "balancer": name, "level": level, **row})
+                shown = row.get("error") or "  ".join(
+                    f"{k} {v:.2f}" for k, v in row["ratios"].items()
+                )
+                print(f"user T={T:<3} {name:<18} {level:<15} {shown}", flush=True)
+    info = meta("step_cost.py", mode="full" if args.full else "quick", family="user",
+                steps=steps, repeats=repeats, processes=processes)  # fmt: skip
+    write_results("step_cost_user_model", {"meta": info, "rows": rows}, render_user(rows, info))
 
 
 # What the JSON's meta records for --keep-freed-memory runs.
