@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from polytask.data.dataset import TensorTaskDataset
+from polytask.federated.arrays import Arrays
 from polytask.federated.local_training import ClientSetup
 from polytask.federated.protocol import ClientRound, FederatedAlgorithm
 from polytask.federated.rounds import FederatedRun
@@ -36,6 +37,28 @@ class ClientScores:
         }
 
 
+def client_losses(
+    algorithm: FederatedAlgorithm,
+    global_arrays: Arrays,
+    private: Arrays,
+    where: ClientRound,
+    held_out: TensorTaskDataset,
+) -> dict[str, float]:
+    """Client ``where.client``'s mean loss of each task on its ``held_out`` rows, from its
+    predictions (:meth:`FederatedAlgorithm.personal_predictions`, which may fine-tune on
+    ``where.data``)."""
+    predictions = algorithm.personal_predictions(global_arrays, private, where, held_out.inputs)
+    with torch.no_grad():
+        task_losses = where.setup.tasks.losses(predictions, held_out.targets, held_out.masks)
+    return {task: float(value) for task, value in task_losses.items()}
+
+
+def evaluation_round(setup: ClientSetup, train: TensorTaskDataset, client: int) -> ClientRound:
+    """Where client ``client`` is evaluated: its training rows, seed ``setup.seed +
+    client`` (for a fine-tuning's draws; the same in every engine)."""
+    return ClientRound(train, setup, setup.seed + client, client)
+
+
 def evaluate_clients(
     algorithm: FederatedAlgorithm,
     run: FederatedRun,
@@ -43,17 +66,11 @@ def evaluate_clients(
     evaluate: Sequence[TensorTaskDataset],
     setup: ClientSetup,
 ) -> ClientScores:
-    """Score each client's predictions (:meth:`FederatedAlgorithm.personal_predictions`:
-    its personal model, which may be fine-tuned on its ``train`` rows, or a mixture) on its
-    ``evaluate`` rows."""
+    """Score each client's predictions (:func:`client_losses`: its personal model, which
+    may be fine-tuned on its ``train`` rows, or a mixture) on its ``evaluate`` rows."""
     losses, examples = [], []
     for k, (rows, held_out) in enumerate(zip(train, evaluate, strict=True)):
-        where = ClientRound(rows, setup, setup.seed + k, k)
-        predictions = algorithm.personal_predictions(
-            run.global_arrays, run.private[k], where, held_out.inputs
-        )
-        with torch.no_grad():
-            task_losses = setup.tasks.losses(predictions, held_out.targets, held_out.masks)
-        losses.append({task: float(value) for task, value in task_losses.items()})
+        where = evaluation_round(setup, rows, k)
+        losses.append(client_losses(algorithm, run.global_arrays, run.private[k], where, held_out))
         examples.append(len(held_out))
     return ClientScores(losses, examples)

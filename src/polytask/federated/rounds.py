@@ -49,6 +49,47 @@ class FederatedRun:
     history: list[dict[int, dict[str, float]]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class RoundPlan:
+    """Who takes part in one round: the ``clients`` whose replies reach the server (sampled
+    and not dropped, in index order), and the local ``steps`` of those among them that are
+    ``fewer_steps`` stragglers."""
+
+    clients: list[int]
+    steps: dict[int, int]
+
+
+def plan_round(
+    plan: RoundConfig, setup: ClientSetup, round_index: int, num_clients: int
+) -> RoundPlan:
+    """The round's sample and stragglers, drawn from seed ``(setup.seed, round_index)`` so
+    that every engine (:func:`run_rounds`, the Flower strategy) plans alike."""
+    g = np.random.default_rng([setup.seed, round_index])
+    count = max(1, round(plan.fraction * num_clients))
+    sampled = sorted(g.choice(num_clients, size=count, replace=False).tolist())
+    slow = set(g.choice(sampled, size=int(plan.stragglers * count), replace=False).tolist())
+    clients, steps = [], {}
+    for k in sampled:
+        if k in slow:
+            if plan.straggler_mode == "drop":
+                continue
+            steps[k] = int(g.integers(1, max(setup.local.steps, 2)))
+        clients.append(k)
+    return RoundPlan(clients, steps)
+
+
+def client_seed(setup: ClientSetup, round_index: int, client: int) -> int:
+    """The seed of client ``client``'s draws in round ``round_index``."""
+    return setup.seed + 1000 * round_index + client
+
+
+def with_steps(setup: ClientSetup, steps: int | None) -> ClientSetup:
+    """``setup`` with ``steps`` local steps (a straggler's), or ``setup`` itself."""
+    if steps is None:
+        return setup
+    return dataclasses.replace(setup, local=dataclasses.replace(setup.local, steps=steps))
+
+
 def run_rounds(
     algorithm: FederatedAlgorithm,
     clients: Sequence[TensorTaskDataset],
@@ -56,28 +97,19 @@ def run_rounds(
     rounds: int,
     participation: RoundConfig | None = None,
 ) -> FederatedRun:
-    """``rounds`` rounds; client ``k`` in round ``r`` draws its batches with seed
-    ``setup.seed + 1000 r + k`` (the same in any engine); a client that is not sampled, or
-    drops, keeps its private state."""
+    """``rounds`` rounds planned by :func:`plan_round`; client ``k`` in round ``r`` draws
+    its batches with seed :func:`client_seed` (the same in any engine); a client that is
+    not sampled, or drops, keeps its private state."""
     plan = participation or RoundConfig()
     state = FederatedRun(algorithm.initial_arrays(setup), [{} for _ in clients])
     for r in range(rounds):
-        g = np.random.default_rng([setup.seed, r])
-        count = max(1, round(plan.fraction * len(clients)))
-        sampled = sorted(g.choice(len(clients), size=count, replace=False).tolist())
-        slow = set(g.choice(sampled, size=int(plan.stragglers * count), replace=False).tolist())
+        planned = plan_round(plan, setup, r, len(clients))
         replies: list[ClientReply] = []
         metrics: dict[int, dict[str, float]] = {}
-        for k in sampled:
-            client_setup = setup
-            if k in slow:
-                if plan.straggler_mode == "drop":
-                    continue
-                steps = int(g.integers(1, max(setup.local.steps, 2)))
-                client_setup = dataclasses.replace(
-                    setup, local=dataclasses.replace(setup.local, steps=steps)
-                )
-            where = ClientRound(clients[k], client_setup, setup.seed + 1000 * r + k, k)
+        for k in planned.clients:
+            where = ClientRound(
+                clients[k], with_steps(setup, planned.steps.get(k)), client_seed(setup, r, k), k
+            )
             reply = algorithm.client_update(state.global_arrays, state.private[k], where)
             state.private[k] = reply.private
             replies.append(reply)
