@@ -74,10 +74,9 @@ def test_dropped_stragglers_send_nothing_and_keep_their_state() -> None:
     assert all(same(p, q) for p, q in zip(private, core.private, strict=True))
 
 
-def train_message(arrays: dict, node: int, seed: int = 7) -> Message:
-    content = RecordDict(
-        {"arrays": to_record(arrays), "config": ConfigRecord({"seed": seed, "steps": -1})}
-    )
+def train_message(arrays: dict, node: int, seed: int = 7, round: int = 1) -> Message:
+    config = ConfigRecord({"seed": seed, "steps": -1, "round": round})
+    content = RecordDict({"arrays": to_record(arrays), "config": config})
     return Message(content, dst_node_id=node, message_type=MessageType.TRAIN)
 
 
@@ -98,7 +97,7 @@ def test_a_client_app_called_by_hand_keeps_heads_and_state_at_home() -> None:
         kept = from_record(context.state[PRIVATE])
         assert kept and all(("head" in n or "tower" in n) for n in kept)
         assert reply.content["metrics"]["num-examples"] == len(data[1])
-        again = app(train_message(sent, 11), context)  # heads from the state, not fresh
+        again = app(train_message(sent, 11, round=2), context)  # heads from the state, not fresh
         direct = algorithm.client_update(
             sent, kept, polytask.federated.ClientRound(data[1], config, 7, 1)
         )

@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 import polytask
-from polytask.cli import demo
+from polytask.cli import demo, federate
 from polytask.cli.errors import user_message
 from polytask.cli.listing import blocks
 from polytask.cli.table import format_table
@@ -81,9 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
     classic.add_argument(
         "overrides", nargs="*", help="key=value overrides, e.g. method.name=robust"
     )
+    federate.add_arguments(
+        commands.add_parser(
+            "federate", help="federated multi-task learning: clients that share no data"
+        ),
+        packaged_configs("federated"),
+    )
     listing = commands.add_parser("list", help="list balancers, models or datasets")
     listing.add_argument(
-        "what", choices=["balancers", "models", "datasets", "samplers", "configs", "classic"]
+        "what",
+        choices=["balancers", "models", "datasets", "samplers", "configs", "classic", "federated"],
     )
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
@@ -135,6 +142,8 @@ def list_command(what: str, as_json: bool) -> int:
         return 0
     if what == "classic":
         return list_classic(as_json)
+    if what == "federated":
+        return federate.list_algorithms(as_json, packaged_configs("federated"))
     if what == "balancers":
         described = polytask.balancers.describe()
         header = ["name", "needs", "levels", "roles", "summary", "options"]
@@ -348,6 +357,9 @@ def _run(args: argparse.Namespace) -> int:
             return compare_command(args)
         if args.command == "classic":
             return classic_command(args.config, args.overrides)
+        if args.command == "federate":
+            return federate.run(str(config_path(args.config, "federated")), args.overrides,
+                                args.restart)  # fmt: skip
         return list_command(args.what, args.json)
     except KeyboardInterrupt as error:
         from polytask.training.interrupts import TrainingInterrupted

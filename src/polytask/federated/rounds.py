@@ -5,7 +5,7 @@ may make some of them stragglers (MOCHA's systems heterogeneity, Smith et al. 20
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -96,13 +96,20 @@ def run_rounds(
     setup: ClientSetup,
     rounds: int,
     participation: RoundConfig | None = None,
+    start: FederatedRun | None = None,
+    after_round: Callable[[FederatedRun], None] | None = None,
 ) -> FederatedRun:
-    """``rounds`` rounds planned by :func:`plan_round`; client ``k`` in round ``r`` draws
-    its batches with seed :func:`client_seed` (the same in any engine); a client that is
-    not sampled, or drops, keeps its private state."""
+    """Rounds planned by :func:`plan_round` until ``rounds`` have run; client ``k`` in round
+    ``r`` draws its batches with seed :func:`client_seed` (the same in any engine); a client
+    that is not sampled, or drops, keeps its private state. ``start``: a run to go on from
+    (its ``history`` says how many rounds it has; every draw depends only on the seed, the
+    round and the client, so going on from a saved run equals never stopping).
+    ``after_round`` is called with the run after each round (a checkpoint)."""
     plan = participation or RoundConfig()
-    state = FederatedRun(algorithm.initial_arrays(setup), [{} for _ in clients])
-    for r in range(rounds):
+    state = start or FederatedRun(algorithm.initial_arrays(setup), [{} for _ in clients])
+    if len(state.private) != len(clients):
+        raise ValueError(f"the run has {len(state.private)} clients, the data {len(clients)}")
+    for r in range(len(state.history), rounds):
         planned = plan_round(plan, setup, r, len(clients))
         replies: list[ClientReply] = []
         metrics: dict[int, dict[str, float]] = {}
@@ -116,4 +123,6 @@ def run_rounds(
             metrics[k] = reply.metrics
         state.global_arrays = algorithm.aggregate(replies, state.global_arrays)
         state.history.append(metrics)
+        if after_round is not None:
+            after_round(state)
     return state

@@ -32,7 +32,8 @@ class SharedBottom(MultiTaskModel):
         trunk: ``"mlp"`` (default), ``"lenet"`` or an ``nn.Module`` mapping inputs to
             ``(B, feature_dim)``.
         trunk_dims: hidden sizes of the MLP trunk (default ``(64, 64)``); its last size is the
-            feature size.
+            feature size. ``()``: no trunk, the towers read the input (with ``head_dims=()``
+            a linear model per task, nothing shared).
         feature_dim: feature size of a given trunk module, or of ``"lenet"`` (default 50).
         head_dims: hidden sizes of every tower (default ``(32,)``; ``()`` for a linear head).
             Or a factory ``(in_dim, out_dim) -> module``.
@@ -61,10 +62,14 @@ class SharedBottom(MultiTaskModel):
         elif trunk == "mlp":
             if input_dim is None:
                 raise ValueError("trunk='mlp' needs input_dim=")
-            if not trunk_dims:
-                raise ValueError("trunk_dims must name at least one layer size")
-            self.trunk = mlp(input_dim, trunk_dims, act=activation, dropout=dropout)
-            feature_dim = trunk_dims[-1]
+            # No layer: the towers read the input itself (with head_dims=(): a linear model
+            # per task, nothing shared).
+            self.trunk = (
+                mlp(input_dim, trunk_dims, act=activation, dropout=dropout)
+                if trunk_dims
+                else nn.Identity()
+            )
+            feature_dim = trunk_dims[-1] if trunk_dims else input_dim
         elif trunk == "lenet":
             lenet = LeNetTrunk(feature_dim=feature_dim or 50)
             self.trunk = lenet

@@ -64,7 +64,8 @@ def model_options(config: NamedConfig, data: DataSplits, tasks: list[Task]) -> d
     """The configured model's options with what the data decides filled in: one head per
     task, and the input (input size, vocabulary or feature schema)."""
     options = dict(config.options)
-    options.setdefault("heads", head_sizes(data, tasks))
+    if "heads" not in options:
+        options["heads"] = head_sizes(data, tasks)
     spec = data.spec  # the data set's typed description of its input
     accepted = model_registry.MODELS.get(config.name).options()
     if spec.kind == "tokens" and "vocab_size" in accepted:

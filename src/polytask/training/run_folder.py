@@ -189,8 +189,14 @@ def clear_run(path: str | Path) -> None:
         report.unlink()
 
 
-def mismatch_message(folder: Path | None, differences: list[str]) -> str:
-    """What differs between the run in ``folder`` and the current settings, and the fix."""
+def mismatch_message(
+    folder: Path | None,
+    differences: list[str],
+    command: str = "polytask train",
+    python: str = "run_experiment(config, restart=True)",
+) -> str:
+    """What differs between the run in ``folder`` and the current settings, and the fix
+    (``command ... --restart``, or ``python`` in Python)."""
     shown = "\n  ".join(differences[:12])
     more = f"\n  ... and {len(differences) - 12} more" if len(differences) > 12 else ""
     return (
@@ -198,5 +204,5 @@ def mismatch_message(folder: Path | None, differences: list[str]) -> str:
         f"  {shown}{more}\n"
         "Resuming would mix two runs. Use another output folder for the new settings (the "
         "default folder name carries a fingerprint of them), or start this run over: "
-        "polytask train ... --restart (in Python: run_experiment(config, restart=True))."
+        f"{command} ... --restart (in Python: {python})."
     )

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from polytask.data.dataset import TensorTaskDataset
+from polytask.federated.arrays import Arrays
+from polytask.federated.checkpoint import ClientStates
 from polytask.federated.evaluation import client_losses, evaluation_round
 from polytask.federated.flower.environment import flower
 from polytask.federated.flower.records import (
@@ -66,20 +69,28 @@ def partition_of(context: Any) -> int:
     return int(context.node_config[PARTITION])
 
 
-def private_state(context: Any) -> dict:
-    """The client's private arrays from ``context.state`` (empty before its first round)."""
-    state = context.state
-    return from_record(state[PRIVATE]) if PRIVATE in state else {}
-
-
-def make_client_app(algorithm: FederatedAlgorithm, setup: ClientSetup, data: ClientSource) -> Any:
+def make_client_app(
+    algorithm: FederatedAlgorithm,
+    setup: ClientSetup,
+    data: ClientSource,
+    state_dir: str | Path | None = None,
+) -> Any:
     """The ``ClientApp``: ``query`` replies the client's index and example count, ``train``
     runs one client update (seed and local steps from the message's config, as the server
     planned them), ``evaluate`` replies the client's mean loss per task on its held-out
-    rows (``loss/<task>``)."""
+    rows (``loss/<task>``). With ``state_dir`` each client also writes its private state
+    there after every round (:class:`~polytask.federated.checkpoint.ClientStates`) and,
+    started afresh (an empty ``context.state``), reads back its newest state from before
+    the round it is asked to run: what makes a federated run resumable."""
     app_module = flower()
     client_app_module = flower("flwr.clientapp")
     app = client_app_module.ClientApp()
+    states = None if state_dir is None else ClientStates(state_dir)
+
+    def private_state(context: Any, k: int, before_round: int) -> Arrays:
+        if PRIVATE in context.state:
+            return from_record(context.state[PRIVATE])
+        return {} if states is None else states.load(k, before_round)
 
     @app.query()
     def query(message: Any, context: Any) -> Any:
@@ -96,8 +107,11 @@ def make_client_app(algorithm: FederatedAlgorithm, setup: ClientSetup, data: Cli
             data(k).train, with_steps(setup, steps if steps >= 0 else None), int(config["seed"]), k
         )
         global_arrays = from_record(message.content[ARRAYS])
-        reply = algorithm.client_update(global_arrays, private_state(context), where)
+        done = int(config["round"]) - 1  # rounds completed before this one
+        reply = algorithm.client_update(global_arrays, private_state(context, k, done), where)
         context.state[PRIVATE] = to_record(reply.private)
+        if states is not None:
+            states.save(k, done + 1, reply.private)
         return app_module.Message(reply_content(reply), reply_to=message)
 
     @app.evaluate()
@@ -109,7 +123,7 @@ def make_client_app(algorithm: FederatedAlgorithm, setup: ClientSetup, data: Cli
         losses = client_losses(
             algorithm,
             from_record(message.content[ARRAYS]),
-            private_state(context),
+            private_state(context, k, int(message.content[CONFIG]["round"])),
             evaluation_round(setup, rows.train, k),
             rows.evaluate,
         )

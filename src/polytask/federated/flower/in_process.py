@@ -7,6 +7,7 @@ from round to round, as Flower's simulation engine does."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import traceback
 import uuid
 from collections.abc import Iterable, Iterator
@@ -118,6 +119,12 @@ def run_in_process(
     context = _app.Context(
         run_id=1, node_id=0, node_config={}, state=_app.RecordDict(), run_config={}
     )
-    with task_identity(grid.run.run_id):
-        server_app(grid, context)
+    log = logging.getLogger("flwr")
+    level = log.level
+    log.setLevel(logging.WARNING)  # Flower's per-round INFO lines would drown polytask's
+    try:
+        with task_identity(grid.run.run_id):
+            server_app(grid, context)
+    finally:
+        log.setLevel(level)
     return grid

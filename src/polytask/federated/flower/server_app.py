@@ -5,7 +5,7 @@ and keeps the outcome (global arrays, per-round client metrics, per-client score
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +17,7 @@ from polytask.federated.flower.records import METRICS, from_record, to_record
 from polytask.federated.flower.strategy import PolytaskStrategy, checked
 from polytask.federated.local_training import ClientSetup
 from polytask.federated.protocol import FederatedAlgorithm
-from polytask.federated.rounds import RoundConfig
+from polytask.federated.rounds import FederatedRun, RoundConfig
 
 
 def discover_clients(grid: Any, expected: int, timeout: float = 120.0) -> list[int]:
@@ -60,6 +60,8 @@ class FlowerServer:
         participation: sampling and stragglers.
         evaluate_rounds: rounds after which the clients evaluate (default: the last).
         timeout: seconds to wait for the replies of one round.
+        start: a saved run to go on from (see :class:`PolytaskStrategy`).
+        after_round: the server's checkpoint after each round.
 
     Attributes (after the run):
         global_arrays: the server's arrays after the last round.
@@ -74,6 +76,8 @@ class FlowerServer:
     participation: RoundConfig | None = None
     evaluate_rounds: Iterable[int] | None = None
     timeout: float = 600.0
+    start: FederatedRun | None = None
+    after_round: Callable[[FederatedRun], None] | None = None
     global_arrays: Arrays = field(default_factory=dict)
     history: list[dict[int, dict[str, float]]] = field(default_factory=list)
     scores: dict[int, ClientScores] = field(default_factory=dict)
@@ -82,12 +86,15 @@ class FlowerServer:
         """The ``ServerApp``'s main: find the clients, run the rounds, keep the outcome."""
         nodes = discover_clients(grid, self.num_clients, self.timeout)
         evaluate = (self.rounds,) if self.evaluate_rounds is None else self.evaluate_rounds
-        strategy = PolytaskStrategy(self.algorithm, self.setup, nodes, self.participation, evaluate)
+        strategy = PolytaskStrategy(self.algorithm, self.setup, nodes, self.participation,
+                                    evaluate, self.start, self.after_round)  # fmt: skip
+        first = (
+            self.algorithm.initial_arrays(self.setup)
+            if self.start is None
+            else self.start.global_arrays
+        )
         result = strategy.start(
-            grid,
-            to_record(self.algorithm.initial_arrays(self.setup)),
-            num_rounds=self.rounds,
-            timeout=self.timeout,
+            grid, to_record(first), num_rounds=self.rounds - strategy.done, timeout=self.timeout
         )
         self.global_arrays = from_record(result.arrays)
         self.history = strategy.history

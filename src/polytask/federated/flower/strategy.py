@@ -6,7 +6,7 @@ sample, stragglers and client seeds), the replies aggregated by
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -24,7 +24,7 @@ from polytask.federated.flower.records import (
 )
 from polytask.federated.local_training import ClientSetup
 from polytask.federated.protocol import FederatedAlgorithm
-from polytask.federated.rounds import RoundConfig, client_seed, plan_round
+from polytask.federated.rounds import FederatedRun, RoundConfig, client_seed, plan_round
 
 _Strategy: Any = flower("flwr.serverapp.strategy").Strategy
 _app = flower()
@@ -61,6 +61,10 @@ class PolytaskStrategy(_Strategy):
             :func:`~polytask.federated.flower.server_app.discover_clients`).
         participation: sampling and stragglers (:class:`RoundConfig`).
         evaluate_rounds: the rounds (from 1) after which every client evaluates its model.
+        start: a saved run to go on from (its history says how many rounds it has; Flower's
+            rounds then count on from there).
+        after_round: called with the run (global arrays, history; private state stays on
+            the clients) after each round's aggregation: the server's checkpoint.
 
     Attributes:
         history: per round, each replying client's training metrics.
@@ -74,13 +78,17 @@ class PolytaskStrategy(_Strategy):
         nodes: list[int],
         participation: RoundConfig | None = None,
         evaluate_rounds: Iterable[int] = (),
+        start: FederatedRun | None = None,
+        after_round: Callable[[FederatedRun], None] | None = None,
     ) -> None:
         self.algorithm = algorithm
         self.setup = setup
         self.nodes = list(nodes)
         self.participation = participation or RoundConfig()
         self.evaluate_rounds = set(evaluate_rounds)
-        self.history: list[dict[int, dict[str, float]]] = []
+        self.history: list[dict[int, dict[str, float]]] = [] if start is None else start.history
+        self.done = len(self.history)  # rounds run before Flower's round 1
+        self.after_round = after_round
         self.scores: dict[int, ClientScores] = {}
         self._global: dict[str, np.ndarray] = {}
         self._asked: dict[int, int] = {}
@@ -98,12 +106,12 @@ class PolytaskStrategy(_Strategy):
     def configure_train(self, server_round: int, arrays: Any, config: Any, grid: Any) -> list:
         """One message per planned client: the global arrays, its seed and its local steps
         (``-1``: as configured)."""
-        r = server_round - 1
+        r = self.done + server_round - 1
         self._global = from_record(arrays)
         planned = plan_round(self.participation, self.setup, r, len(self.nodes))
         self._asked = {self.nodes[k]: k for k in planned.clients}
         settings = {
-            k: {**dict(config), "server-round": server_round,
+            k: {**dict(config), "server-round": server_round, "round": r + 1,
                 "seed": client_seed(self.setup, r, k), "steps": planned.steps.get(k, -1)}
             for k in planned.clients
         }  # fmt: skip
@@ -116,6 +124,8 @@ class PolytaskStrategy(_Strategy):
         parsed = {k: client_reply(contents[k]) for k in sorted(contents)}
         merged = self.algorithm.aggregate(list(parsed.values()), self._global)
         self.history.append({k: reply.metrics for k, reply in parsed.items()})
+        if self.after_round is not None:
+            self.after_round(FederatedRun(merged, [], self.history))
         totals: dict[str, float] = {}
         examples = sum(reply.num_examples for reply in parsed.values())
         for reply in parsed.values():
@@ -125,13 +135,13 @@ class PolytaskStrategy(_Strategy):
 
     def configure_evaluate(self, server_round: int, arrays: Any, config: Any, grid: Any) -> list:
         """After the rounds in ``evaluate_rounds``: every client scores its own model."""
-        if server_round not in self.evaluate_rounds:
+        done = self.done + server_round  # rounds run, counted from the run's start
+        if done not in self.evaluate_rounds:
             self._asked = {}
             return []
         self._asked = {node: k for k, node in enumerate(self.nodes)}
-        settings = {
-            k: {**dict(config), "server-round": server_round} for k in range(len(self.nodes))
-        }
+        every = {**dict(config), "server-round": server_round, "round": done}
+        settings = dict.fromkeys(range(len(self.nodes)), every)
         return self._messages(arrays, settings, self._asked, _app.MessageType.EVALUATE)
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Any]) -> Any:
@@ -146,7 +156,7 @@ class PolytaskStrategy(_Strategy):
             examples.append(int(metrics.pop(EXAMPLES)))
             losses.append({name[len("loss/") :]: float(v) for name, v in metrics.items()})
         scores = ClientScores(losses, examples)
-        self.scores[server_round] = scores
+        self.scores[self.done + server_round] = scores
         return _app.MetricRecord({
             f"{task}/{name}": value
             for task in losses[0] for name, value in scores.summary(task).items()
