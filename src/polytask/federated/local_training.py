@@ -77,9 +77,10 @@ def train_locally(
     row_weights: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """``setup.local.steps`` SGD steps on ``data``; returns the mean loss of each task over
-    the steps. With ``proximal = (mu, reference)`` the gradient of ``(mu / 2) ||w -
-    reference||^2`` is added to each parameter named in ``reference`` after the balanced
-    task gradient (the term is outside the balancing: it is not a task). Parameters named
+    the steps. With ``proximal = (mu, reference)`` each step is a proximal-gradient step
+    on ``(mu / 2) ||w - reference||^2`` for the parameters named in ``reference``: the SGD
+    step on the balanced task gradient, then the term's proximal map (exact, so stable
+    for any ``mu``; the term is outside the balancing: it is not a task). Parameters named
     in ``frozen`` are not updated; ``steps`` overrides ``setup.local.steps``;
     ``row_weights`` ``(len(data),)`` weighs each row in every task's loss (FedEM)."""
     local = setup.local
@@ -109,15 +110,18 @@ def train_locally(
                 polytask.backward(losses, balancer, shared_params=list(model.shared_parameters()))
             else:
                 polytask.backward(losses, balancer, features=out.features)
-            if proximal is not None:
-                mu = proximal[0]
-                with torch.no_grad():
-                    for name, anchor in anchors.items():
-                        p = parameters[name]
-                        p.grad = mu * (p - anchor) if p.grad is None else p.grad + mu * (p - anchor)
             for name in frozen or ():
                 parameters[name].grad = None  # SGD leaves a parameter without a gradient alone
             optimizer.step()
+            if proximal is not None and proximal[0] > 0:
+                # The proximal term's step, taken exactly: argmin_w ||w - v||^2 / (2 lr) +
+                # (mu / 2) ||w - a||^2 = (v + lr mu a) / (1 + lr mu), stable for any mu (an
+                # explicit step diverges once lr mu > 2, as MOCHA's weights can reach).
+                shrink = local.lr * proximal[0]
+                with torch.no_grad():
+                    for name, anchor in anchors.items():
+                        if name not in (frozen or ()):
+                            parameters[name].add_(anchor, alpha=shrink).div_(1 + shrink)
             for name, value in losses.items():
                 sums[name] = sums.get(name, 0.0) + value.detach()
     return {f"loss/{t}": float(s) / max(count, 1) for t, s in sums.items()}
