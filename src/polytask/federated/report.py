@@ -18,11 +18,11 @@ from polytask.federated.evaluation import ClientScores
 
 
 def client_distribution(scores: ClientScores, task: str) -> dict[str, float]:
-    """:meth:`ClientScores.summary` with the extremes and the 10/25/50/75/90% quantiles of
-    the clients' losses of ``task``."""
+    """:meth:`ClientScores.summary` (its bottom decile is the 90% quantile) with the
+    extremes and the 10/25/50/75% quantiles of the clients' losses of ``task``."""
     values = np.array([client[task] for client in scores.losses])
-    quantiles = np.percentile(values, [0, 10, 25, 50, 75, 90, 100])
-    names = ("min", "q10", "q25", "median", "q75", "q90", "max")
+    quantiles = np.percentile(values, [0, 10, 25, 50, 75, 100])
+    names = ("min", "q10", "q25", "median", "q75", "max")
     return {**scores.summary(task), **dict(zip(names, quantiles.tolist(), strict=True))}
 
 
