@@ -461,3 +461,37 @@ def test_a_strong_proximal_term_pins_the_model_to_its_anchor_without_diverging()
     assert all(np.all(np.isfinite(a)) for a in final.values())
     # Each step leaves at most 1 / (1 + lr mu) = 1/101 of the gap to the anchor.
     assert max(float(np.abs(final[n] - anchor[n]).max()) for n in anchor) < 1e-3
+
+
+def test_local_epochs_visit_every_row_once_per_epoch() -> None:
+    """``epochs=2`` with 20 rows and batch 8: 3 steps per epoch (8, 8, 4 rows), 6 in all,
+    each row twice; a straggler's fewer steps replace the epochs."""
+    import dataclasses
+
+    from polytask.federated.local_training import build_model, train_locally
+    from polytask.federated.rounds import with_steps
+
+    data = clients(count=1, rows=20)[0]
+    seen: list[torch.Tensor] = []
+    original = TensorTaskDataset.take
+
+    def recording(self, index):  # type: ignore[no-untyped-def]
+        seen.append(index.clone())
+        return original(self, index)
+
+    config = setup()
+    config = dataclasses.replace(
+        config, local=dataclasses.replace(config.local, epochs=2, batch_size=8)
+    )
+    TensorTaskDataset.take = recording  # type: ignore[method-assign]
+    try:
+        train_locally(build_model(config), config, data, seed=3)
+        sizes = [len(i) for i in seen]
+        rows = torch.cat(seen).sort().values
+        seen.clear()
+        train_locally(build_model(config), with_steps(config, 2), data, seed=3)
+    finally:
+        TensorTaskDataset.take = original  # type: ignore[method-assign]
+    assert sizes == [8, 8, 4, 8, 8, 4]
+    assert torch.equal(rows, torch.arange(20).repeat_interleave(2))
+    assert len(seen) == 2

@@ -5,6 +5,7 @@ weights (FedProx, Ditto, MR-MTL)."""
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,19 +22,24 @@ class LocalConfig:
     """How a client trains between two rounds: ``steps`` SGD steps (Flower's and FedProx's
     clients use plain SGD) of batch ``batch_size`` (rows drawn at random; every row when
     the client has no more) at learning rate ``lr``, the tasks balanced by ``balancer`` at
-    ``level``."""
+    ``level``. With ``epochs`` a client instead makes that many passes over its rows in a
+    seeded order (``ceil(rows / batch_size)`` steps each, the last batch smaller), so
+    clients with more rows take more steps (FedAvg's ``E`` local epochs)."""
 
     steps: int = 10
     batch_size: int = 32
     lr: float = 0.01
     balancer: str = "equal"
     level: str = "representation"
+    epochs: int | None = None
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.batch_size < 1 or not self.lr > 0:
             raise ValueError(
                 f"local training needs steps >= 0, batch_size >= 1 and lr > 0; got {self}"
             )
+        if self.epochs is not None and self.epochs < 0:
+            raise ValueError(f"local epochs must be >= 0, got {self.epochs}")
 
 
 @dataclass
@@ -81,7 +87,8 @@ def train_locally(
     on ``(mu / 2) ||w - reference||^2`` for the parameters named in ``reference``: the SGD
     step on the balanced task gradient, then the term's proximal map (exact, so stable
     for any ``mu``; the term is outside the balancing: it is not a task). Parameters named
-    in ``frozen`` are not updated; ``steps`` overrides ``setup.local.steps``;
+    in ``frozen`` are not updated; ``steps`` overrides ``setup.local.steps`` and
+    ``setup.local.epochs`` (a straggler's fewer steps);
     ``row_weights`` ``(len(data),)`` weighs each row in every task's loss (FedEM)."""
     local = setup.local
     balancer = polytask.balancers.create(local.balancer, tasks=setup.tasks)
@@ -94,10 +101,23 @@ def train_locally(
         anchors = {n: torch.as_tensor(a, device=device) for n, a in proximal[1].items()}
     sums: dict[str, torch.Tensor] = {}  # on the device: one host read at the end
     model.train()
-    count = local.steps if steps is None else steps
+    per_epoch = max(1, math.ceil(len(data) / local.batch_size))
+    by_epoch = steps is None and local.epochs is not None
+    if steps is not None:
+        count = steps
+    elif local.epochs is not None:
+        count = local.epochs * per_epoch
+    else:
+        count = local.steps
+    order = torch.arange(0)
     with seeded(seed):  # dropout and other draws seeded; the caller's state untouched
-        for _ in range(count):
-            if local.batch_size >= len(data):  # a batch as large as the data: all of it
+        for i in range(count):
+            if by_epoch:  # each row once per epoch, in a seeded order
+                if i % per_epoch == 0:
+                    order = torch.randperm(len(data), generator=generator)
+                start = (i % per_epoch) * local.batch_size
+                index = order[start : start + local.batch_size]
+            elif local.batch_size >= len(data):  # a batch as large as the data: all of it
                 index = torch.arange(len(data))
             else:
                 index = torch.randint(len(data), (local.batch_size,), generator=generator)

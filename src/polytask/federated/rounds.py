@@ -84,10 +84,12 @@ def client_seed(setup: ClientSetup, round_index: int, client: int) -> int:
 
 
 def with_steps(setup: ClientSetup, steps: int | None) -> ClientSetup:
-    """``setup`` with ``steps`` local steps (a straggler's), or ``setup`` itself."""
+    """``setup`` with ``steps`` local steps (a straggler's; they replace local epochs), or
+    ``setup`` itself."""
     if steps is None:
         return setup
-    return dataclasses.replace(setup, local=dataclasses.replace(setup.local, steps=steps))
+    local = dataclasses.replace(setup.local, steps=steps, epochs=None)
+    return dataclasses.replace(setup, local=local)
 
 
 def run_rounds(
