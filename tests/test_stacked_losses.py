@@ -139,8 +139,58 @@ def test_a_plain_model_at_the_parameter_level_takes_the_one_backward_path(
         results[kind] = polytask.backward(given, create("upgrad"), shared_params=shared, **extra)
         grads[kind] = [p.grad.clone() for p in model.parameters()]
     assert results["fast"].path == "consumers"
+    assert results["fast"].gramian_from == ("activations" if tapped else "jacobian")
+    assert results["reference"].path == "per-task"
     torch.testing.assert_close(results["fast"].gramian, results["reference"].gramian)
     for a, b in zip(grads["fast"], grads["reference"], strict=True):
+        torch.testing.assert_close(a, b)
+
+
+class ConvModel(nn.Module):
+    """A user's model whose trunk mixes a convolution (not tapped) and a linear layer."""
+
+    def __init__(self, T: int) -> None:
+        super().__init__()
+        self.trunk = nn.Sequential(
+            nn.Conv1d(1, 3, 3), nn.Tanh(), nn.Flatten(), nn.Linear(12, 16), nn.Tanh()
+        )
+        self.heads = nn.ModuleList(nn.Linear(16, 1) for _ in range(T))
+
+    def forward(self, x):
+        z = self.trunk(x.unsqueeze(1))
+        return z, [head(z).squeeze(-1) for head in self.heads]
+
+
+def test_taps_over_a_layer_they_cannot_record_fall_back_exactly_and_say_so() -> None:
+    """LinearTaps([trunk]) over a trunk with a Conv1d: the records cannot give the Gramian,
+    so the exact trunk Jacobian does (result.gramian_from == 'jacobian'), equal to the
+    per-task reference, and one warning names the cause."""
+    from polytask.gradients import LinearTaps
+
+    results, grads = {}, {}
+    for kind in ("tapped", "reference"):
+        torch.manual_seed(0)
+        model = ConvModel(3).double()
+        x, y = torch.randn(16, 6, dtype=torch.float64), torch.randn(3, 16, dtype=torch.float64)
+        taps = LinearTaps([model.trunk])
+        with taps:
+            z, outs = model(x)
+        losses = [((o - y[t]) ** 2).mean() for t, o in enumerate(outs)]
+        shared = list(model.trunk.parameters())
+        if kind == "tapped":
+            with pytest.warns(RuntimeWarning, match="convolutions, embeddings"):
+                results[kind] = polytask.backward(
+                    losses, create("upgrad"), shared_params=shared, features=z, taps=taps
+                )
+        else:
+            results[kind] = polytask.backward(
+                losses, create("upgrad"), shared_params=shared, method="loop"
+            )
+        grads[kind] = [p.grad.clone() for p in model.parameters()]
+    assert results["tapped"].gramian_from == "jacobian"
+    assert results["tapped"].path == "consumers"
+    torch.testing.assert_close(results["tapped"].gramian, results["reference"].gramian)
+    for a, b in zip(grads["tapped"], grads["reference"], strict=True):
         torch.testing.assert_close(a, b)
 
 

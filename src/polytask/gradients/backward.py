@@ -24,6 +24,8 @@ like ``Tensor.backward``.
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -75,8 +77,12 @@ class BackwardResult:
         path: how per-task gradients were taken at the representation level: ``branches``
             (one backward through polytask's per-task branches), ``consumers`` (one backward
             with the heads' readers of a plain features tensor hooked: a user's own model),
-            ``per-task`` (one pass per task, exact for any graph) or ``vmap``; ``""`` where
-            it does not apply.
+            ``per-task`` (one pass per task, exact for any graph) or ``vmap``; at the
+            parameter level the same names for how the shared Jacobian's rows were reached;
+            ``""`` where it does not apply.
+        gramian_from: at the parameter level, where the Gramian came from: ``activations``
+            (the recorded ``nn.Linear`` layers, :class:`~polytask.gradients.LinearTaps`)
+            or ``jacobian`` (the shared parameters' per-task gradients); ``""`` elsewhere.
     """
 
     weights: Tensor | None
@@ -85,6 +91,7 @@ class BackwardResult:
     skipped: bool = False
     present: list[bool] | None = None
     path: str = ""
+    gramian_from: str = ""
 
 
 def resolve_level(features: Features | None, shared_params: object | None) -> Level | None:
@@ -219,7 +226,7 @@ def _widen(result: BackwardResult, index: list[int], present: list[bool]) -> Bac
         rows = torch.as_tensor(index, device=result.gramian.device)
         gramian = result.gramian.new_zeros(T, T)
         gramian[rows[:, None], rows[None, :]] = result.gramian
-    return BackwardResult(weights, gramian, result.level, result.skipped, present, result.path)
+    return dataclasses.replace(result, weights=weights, gramian=gramian, present=present)
 
 
 def _step(
@@ -465,6 +472,8 @@ def _parameter_gramian(
     fast = _parameter_fast_path(
         losses, names, vector, balancer, params, features, method, retain_graph, taps, starts
     )
+    if taps is not None and (fast is None or fast.gramian_from != "activations"):
+        _warn_taps_unused(taps, fast is None)
     if fast is not None:
         return fast
     blocks = parameter_jacobian(losses, names, params, features, method)
@@ -478,7 +487,28 @@ def _parameter_gramian(
         torch.autograd.backward(
             (heads.to(vector.dtype) * vector).sum(), inputs=others, retain_graph=retain_graph
         )
-    return BackwardResult(weights, G, "parameter")
+    path = "vmap" if method == "vmap" else "per-task"
+    return BackwardResult(weights, G, "parameter", path=path, gramian_from="jacobian")
+
+
+def _warn_taps_unused(taps: LinearTaps, general: bool) -> None:
+    """Say once per :class:`LinearTaps` why its records could not give the Gramian (the
+    exact Jacobian route ran instead, slower)."""
+    if getattr(taps, "_warned", False) or not taps.warn_unused:
+        return
+    taps._warned = True  # type: ignore[attr-defined]
+    reason = (
+        "the graph needs exact per-task passes (a loss reads the features other than "
+        "through its head, or heads share an autograd node)"
+        if general or not taps.uncovered
+        else taps.uncovered
+    )
+    warnings.warn(
+        f"taps= given but not used: {reason}. The Gramian came from the shared parameters' "
+        "exact per-task gradients (result.gramian_from == 'jacobian'), which is slower",
+        RuntimeWarning,
+        stacklevel=4,
+    )
 
 
 def _parameter_fast_path(
@@ -544,7 +574,8 @@ def _parameter_fast_path(
         _combine_into(params, blocks, weights)
     _scale_heads(plan, head_grads, heads)
     path = "consumers" if capture is not None else "branches"
-    return BackwardResult(weights, G, "parameter", path=path)
+    source = "activations" if records is not None else "jacobian"
+    return BackwardResult(weights, G, "parameter", path=path, gramian_from=source)
 
 
 def _jacobian(

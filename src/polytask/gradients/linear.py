@@ -57,14 +57,26 @@ class LinearTaps:
                           shared_params=model.shared_parameters(), taps=taps)
 
     Entering clears the previous record. The hooks cost a few microseconds per layer.
+    When the records cannot give the Gramian (a shared parameter outside the recorded
+    ``nn.Linear`` layers, such as a convolution's; a layer called twice; tied weights),
+    the engine takes the exact Jacobian route, says so in ``result.gramian_from``, and
+    warns once with the cause.
 
     Args:
         modules: modules to search for linear layers (the model's shared modules).
+        warn_unused: warn when the records cannot be used (the Trainer, which tries taps
+            on every model, turns this off).
     """
 
-    def __init__(self, modules: Iterable[nn.Module]) -> None:
+    uncovered: str = ""
+    """Why the last :meth:`covering` call found the records unusable (``""``: usable)."""
+
+    def __init__(self, modules: Iterable[nn.Module], warn_unused: bool = True) -> None:
         found = (m for module in modules for m in module.modules())
         self.layers = [m for m in found if isinstance(m, nn.Linear)]
+        # Given by a user, taps that cannot give the Gramian warn once (the slower exact
+        # route runs instead); the Trainer's own, tried on every model, stay quiet.
+        self.warn_unused = warn_unused
         self.records: list[Tap] = []
         self._handles: list[Any] = []
 
@@ -98,18 +110,32 @@ class LinearTaps:
     ) -> list[Tap] | None:
         """The records, when their parameters are exactly ``params`` (all trained) and each
         parameter is used once in the graph of ``base`` (no layer called twice, no weight
-        read outside its layer); else ``None``. ``uses`` are ``walk(base).uses`` when the
-        caller has already walked that graph."""
+        read outside its layer); else ``None`` (:attr:`uncovered` then says why). ``uses``
+        are ``walk(base).uses`` when the caller has already walked that graph."""
+        self.uncovered = self._why_not(base, params, uses)
+        return None if self.uncovered else self.records
+
+    def _why_not(self, base: Tensor, params: Sequence[Tensor], uses: dict[int, int] | None) -> str:
         modules = [tap.module for tap in self.records]
-        if not modules or len({id(m) for m in modules}) != len(modules):
-            return None
+        if not modules:
+            return "no nn.Linear layer was recorded (run the forward pass inside `with taps:`)"
+        if len({id(m) for m in modules}) != len(modules):
+            return "a recorded nn.Linear layer was called more than once in the forward pass"
         owned = [p for m in modules for p in m.parameters()]
         if not all(p.requires_grad for p in owned):
-            return None
-        if {id(p) for p in owned} != {id(p) for p in params}:
-            return None
+            return "a recorded nn.Linear layer has frozen parameters"
+        mine, shared = {id(p) for p in owned}, {id(p) for p in params}
+        if not shared <= mine:
+            return (
+                f"{len(shared - mine)} shared parameter(s) belong to no recorded nn.Linear layer "
+                "(only nn.Linear layers are tapped; convolutions, embeddings and others are not)"
+            )
+        if mine != shared:
+            return "recorded nn.Linear layers hold parameters that are not in shared_params"
         uses = walk(base).uses if uses is None else uses
-        return self.records if all(uses.get(id(p)) == 1 for p in owned) else None
+        if not all(uses.get(id(p)) == 1 for p in owned):
+            return "a recorded weight is read more than once (tied or reused weights)"
+        return ""
 
 
 def _rows(tensor: Tensor) -> Tensor:

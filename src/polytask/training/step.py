@@ -105,5 +105,5 @@ class GradientStep:
         if self.owner.config.level != "parameter" or self.owner.balancer.needs != "gramian":
             return None
         if self._linear_taps is None:
-            self._linear_taps = LinearTaps(self.owner.model.shared_modules())
+            self._linear_taps = LinearTaps(self.owner.model.shared_modules(), warn_unused=False)
         return self._linear_taps
