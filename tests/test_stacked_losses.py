@@ -33,6 +33,15 @@ def _problem(T: int = 4) -> tuple[PlainModel, torch.Tensor, torch.Tensor]:
     return model, torch.randn(32, 6, dtype=torch.float64), torch.randn(T, 32, dtype=torch.float64)
 
 
+def _given(form: str, losses: list[torch.Tensor]):
+    """The losses as a user may pass them: a list, one ``torch.stack``, or a dict."""
+    if form == "stacked":
+        return torch.stack(losses)
+    if form == "dict":
+        return {f"task{t}": loss for t, loss in enumerate(losses)}
+    return losses
+
+
 def _step(form: str, level: str, name: str, counts: list[int] | None = None):
     model, x, y = _problem()
     z, outs = model(x)
@@ -41,7 +50,7 @@ def _step(form: str, level: str, name: str, counts: list[int] | None = None):
             # Called with None where the gradient is undefined (a pruned pass): not counted.
             out.register_hook(lambda g, t=t: counts.__setitem__(t, counts[t] + (g is not None)))
     losses = [((o - y[t]) ** 2).mean() for t, o in enumerate(outs)]
-    given = torch.stack(losses) if form == "stacked" else losses
+    given = _given(form, losses)
     where = (
         {"features": z}
         if level == "representation"
@@ -82,16 +91,21 @@ def test_a_tensor_that_is_not_a_stack_warns() -> None:
         polytask.backward(losses, create("mgda"), features=z)
 
 
+@pytest.mark.parametrize("form", ["list", "stacked", "dict"])
 @pytest.mark.parametrize("name", ["mgda", "upgrad", "cagrad", "nash_mtl", "pcgrad"])
-def test_a_plain_model_gets_the_one_backward_path_with_exact_gradients(name: str) -> None:
-    """Heads reading one plain tensor: per-task feature gradients by one hooked backward,
-    equal to the per-task reference (method="loop")."""
+def test_a_plain_model_gets_the_one_backward_path_with_exact_gradients(
+    name: str, form: str
+) -> None:
+    """Heads reading one plain tensor, the losses as a list, one stack or a dict: per-task
+    feature gradients by one hooked backward, equal to the per-task reference (a list of
+    losses, method="loop")."""
     results, grads = {}, {}
     for method in ("auto", "loop"):
         model, x, y = _problem()
         z, outs = model(x)
         losses = [((o - y[t]) ** 2).mean() for t, o in enumerate(outs)]
-        results[method] = polytask.backward(losses, create(name), features=z, method=method)
+        given = _given(form, losses) if method == "auto" else losses
+        results[method] = polytask.backward(given, create(name), features=z, method=method)
         grads[method] = [p.grad.clone() for p in model.parameters()]
     assert results["auto"].path == "consumers" and results["loop"].path == "per-task"
     torch.testing.assert_close(results["auto"].gramian, results["loop"].gramian)
@@ -113,7 +127,7 @@ def test_a_plain_model_with_a_cross_head_loss_stays_exact() -> None:
     torch.testing.assert_close(auto.gramian, rows @ rows.T)
 
 
-@pytest.mark.parametrize("form", ["list", "stacked"])
+@pytest.mark.parametrize("form", ["list", "stacked", "dict"])
 @pytest.mark.parametrize("tapped", [False, True])
 def test_a_plain_model_at_the_parameter_level_takes_the_one_backward_path(
     form: str, tapped: bool
@@ -130,7 +144,7 @@ def test_a_plain_model_at_the_parameter_level_takes_the_one_backward_path(
         with taps:
             z, outs = model(x)
         losses = [((o - y[t]) ** 2).mean() for t, o in enumerate(outs)]
-        given = torch.stack(losses) if form == "stacked" else losses
+        given = _given(form, losses) if kind == "fast" else losses
         shared = list(model.trunk.parameters())
         if kind == "fast":
             extra = {"features": z, "taps": taps} if tapped else {"features": z}

@@ -55,26 +55,13 @@ def run_federated(
     with RunFolder(folder):
         if restart:
             clear_run(folder)
-        start = restored_run(checkpoints, len(data.train))
-        if start is not None:
-            saved = load_server(checkpoints)[2]
-            current = json.loads(json.dumps(config.settings(), default=str))
-            differences = settings_differences(saved, current)
-            if differences:
-                fix = ("polytask federate", "run_federated(config, restart=True)")
-                raise RunMismatchError(mismatch_message(folder, differences, *fix))
-            if len(start.history) > config.rounds:
-                raise RunMismatchError(
-                    f"run folder {folder} holds {len(start.history)} rounds, more than the "
-                    f"{config.rounds} asked for: ask for rounds={len(start.history)} or more, "
-                    "or start over with --restart"
-                )
-            say(f"resuming after round {len(start.history)} of {config.rounds} ({folder})")
+        start = resume_point(config, len(data.train), say)
         done_before = 0 if start is None else len(start.history)
         say(f"{config.algorithm.name} on {len(data.train)} clients of {config.dataset.name}, "
             f"{config.rounds} round(s), engine {config.engine}")  # fmt: skip
         started = time.perf_counter()
-        run = ENGINES[config.engine](algorithm, data, setup, config, start, checkpoints)
+        job = EngineJob(algorithm, data, setup, config, start, checkpoints)
+        run = ENGINES[config.engine](job)
         seconds = time.perf_counter() - started
         scores = {
             split: evaluate_clients(algorithm, run, data.train, getattr(data, split), setup)
@@ -84,6 +71,32 @@ def run_federated(
                                    seconds, folder)  # fmt: skip
         write_results(outcome, config)
     return outcome
+
+
+def resume_point(
+    config: FederatedConfig, num_clients: int, say: Callable[[str], None] = print
+) -> FederatedRun | None:
+    """The saved run in ``config``'s folder to go on from, or ``None``; a run with other
+    settings, or with more rounds than asked for, is an error naming the fix."""
+    folder = config.output_dir()
+    checkpoints = folder / "checkpoints"
+    start = restored_run(checkpoints, num_clients)
+    if start is None:
+        return None
+    saved = load_server(checkpoints)[2]
+    current = json.loads(json.dumps(config.settings(), default=str))
+    differences = settings_differences(saved, current)
+    if differences:
+        fix = ("polytask federate", "run_federated(config, restart=True)")
+        raise RunMismatchError(mismatch_message(folder, differences, *fix))
+    if len(start.history) > config.rounds:
+        raise RunMismatchError(
+            f"run folder {folder} holds {len(start.history)} rounds, more than the "
+            f"{config.rounds} asked for: ask for rounds={len(start.history)} or more, "
+            "or start over with --restart"
+        )
+    say(f"resuming after round {len(start.history)} of {config.rounds} ({folder})")
+    return start
 
 
 def checkpoint_writer(
@@ -103,31 +116,34 @@ def checkpoint_writer(
     return write
 
 
-def core_engine(
-    algorithm: FederatedAlgorithm,
-    data: FederatedData,
-    setup: ClientSetup,
-    config: FederatedConfig,
-    start: FederatedRun | None,
-    checkpoints: Path,
-) -> FederatedRun:
+@dataclass
+class EngineJob:
+    """What an engine runs: the algorithm, the clients' data, the shared setup, the
+    configuration, the saved run to go on from (or ``None``) and the checkpoint folder."""
+
+    algorithm: FederatedAlgorithm
+    data: FederatedData
+    setup: ClientSetup
+    config: FederatedConfig
+    start: FederatedRun | None
+    checkpoints: Path
+
+
+def core_engine(job: EngineJob) -> FederatedRun:
     """The rounds in this process, engine-free (:func:`run_rounds`)."""
+    checkpoints, config = job.checkpoints, job.config
     write = checkpoint_writer(checkpoints, config, ClientStates(checkpoints / "clients"))
-    return run_rounds(algorithm, data.train, setup, config.rounds, config.participation,
-                      start=start, after_round=write)  # fmt: skip
+    return run_rounds(job.algorithm, job.data.train, job.setup, config.rounds,
+                      config.participation, start=job.start, after_round=write)  # fmt: skip
 
 
-def flower_engine(
-    algorithm: FederatedAlgorithm,
-    data: FederatedData,
-    setup: ClientSetup,
-    config: FederatedConfig,
-    start: FederatedRun | None,
-    checkpoints: Path,
-) -> FederatedRun:
+def flower_engine(job: EngineJob) -> FederatedRun:
     """Flower's ``ServerApp`` and ``ClientApp``, in this process (no Ray) or on Flower's
     simulation engine; the clients write their own states."""
     from polytask.federated.flower import FlowerServer, client_source, make_client_app
+
+    algorithm, data, setup, config = job.algorithm, job.data, job.setup, job.config
+    start, checkpoints = job.start, job.checkpoints
 
     server = FlowerServer(algorithm, setup, config.rounds, len(data.train),
                           config.participation, evaluate_rounds=(), start=start,
