@@ -41,7 +41,14 @@ class InProcessGrid(_Grid):
     """``num_clients`` nodes whose ``ClientApp`` runs when a message is pushed. Node ids
     are random 63-bit integers (seeded), unrelated to the partition ids, as in Flower."""
 
-    def __init__(self, client_app: Any, num_clients: int, seed: int = 0, run_id: int = 1):
+    def __init__(
+        self,
+        client_app: Any,
+        num_clients: int,
+        seed: int = 0,
+        run_id: int = 1,
+        run_config: dict[str, Any] | None = None,
+    ):
         from flwr.supercore.run import Run
 
         ids = np.random.default_rng(seed).choice(2**62, size=num_clients, replace=False)
@@ -52,7 +59,7 @@ class InProcessGrid(_Grid):
                 node_id=int(node),
                 node_config={"partition-id": k, "num-partitions": num_clients},
                 state=_app.RecordDict(),
-                run_config={},
+                run_config=dict(run_config or {}),
             )
             for k, node in enumerate(ids)
         }
@@ -111,14 +118,18 @@ class InProcessGrid(_Grid):
 
 
 def run_in_process(
-    server_app: Any, client_app: Any, num_clients: int, seed: int = 0
+    server_app: Any,
+    client_app: Any,
+    num_clients: int,
+    seed: int = 0,
+    run_config: dict[str, Any] | None = None,
 ) -> InProcessGrid:
-    """Run ``server_app`` against ``num_clients`` in-process nodes of ``client_app``;
-    returns the grid (its nodes' contexts hold the clients' private state)."""
-    grid = InProcessGrid(client_app, num_clients, seed)
-    context = _app.Context(
-        run_id=1, node_id=0, node_config={}, state=_app.RecordDict(), run_config={}
-    )
+    """Run ``server_app`` against ``num_clients`` in-process nodes of ``client_app`` (every
+    context gets ``run_config``, as ``[tool.flwr.app.config]`` gives it); returns the grid
+    (its nodes' contexts hold the clients' private state)."""
+    grid = InProcessGrid(client_app, num_clients, seed, run_config=run_config)
+    context = _app.Context(run_id=1, node_id=0, node_config={}, state=_app.RecordDict(),
+                           run_config=dict(run_config or {}))  # fmt: skip
     log = logging.getLogger("flwr")
     level = log.level
     log.setLevel(logging.WARNING)  # Flower's per-round INFO lines would drown polytask's
