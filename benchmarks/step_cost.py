@@ -253,7 +253,7 @@ def main() -> None:
         print(json.dumps(measure_user(name, options, level, int(T), steps, repeats, aggregator)))
         return
     if args.render:
-        rerender(results_name)
+        rerender("step_cost_user_model" if family == "user" else results_name)
         return
     if family in ("user", "both"):  # two processes per configuration in --full (an hour)
         run_user_family(args, steps, repeats, min(processes, 2))
@@ -431,7 +431,8 @@ def rerender(name: str) -> None:
     """Redo the targets and the markdown of results ``name`` from its committed JSON (no
     timing)."""
     payload = json.loads((RESULTS / f"{name}.json").read_text())
-    write_results(name, payload, render(payload["rows"], payload["meta"]), RESULTS)
+    draw = render_user if name == "step_cost_user_model" else render
+    write_results(name, payload, draw(payload["rows"], payload["meta"]), RESULTS)
 
 
 if __name__ == "__main__":
