@@ -46,6 +46,8 @@ browser:
 	    >/dev/null 2>&1 || echo "note: chromium not installed; the browser test will be skipped"; }
 
 test-slow: $(STAMP)
+	# Flower's simulation engine (Ray, ~0.5 GB) for the slow federated test; torch stays pinned.
+	$(BIN)/pip install --quiet -e '.[dev,federated]' '$(TORCH_PIN)'
 	$(BIN)/pytest -q -m slow
 
 # Quick versions of every benchmark (minutes); bench-full runs each script's --full mode

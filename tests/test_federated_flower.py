@@ -193,3 +193,26 @@ def test_the_example_flower_app_names_components_that_exist() -> None:
         assert getattr(importlib.import_module(module), name) is not None
     config = FederatedConfig.from_yaml(folder / project["config"]["polytask-config"])
     assert config.dataset.name == "school" and config.local.epochs == 1
+
+
+@pytest.mark.slow
+def test_flowers_simulation_engine_equals_the_core_run(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """engine=simulation (Flower's simulation engine, Ray actors for the clients) gives the
+    core's run bit for bit: the same rounds, each client's state written by its actor."""
+    pytest.importorskip("ray", reason="Flower's simulation engine needs polytask[federated]")
+    import json
+
+    from polytask.federated.experiment import FederatedConfig
+    from polytask.federated.run import run_federated
+
+    from .test_federated_command import write_config
+
+    path = write_config(tmp_path, "rounds: 2")
+    for engine in ("core", "simulation"):
+        overrides = [f"engine={engine}", f"output={tmp_path}/{engine}"]
+        config = FederatedConfig.from_yaml(path, overrides)
+        run_federated(config, say=lambda _: None)
+    core, simulated = (json.loads((tmp_path / e / "results.json").read_text())
+                       for e in ("core", "simulation"))  # fmt: skip
+    assert core["per_client"] == simulated["per_client"]
+    assert core["history"] == simulated["history"]

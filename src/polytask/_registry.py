@@ -7,6 +7,7 @@ the closest valid names, so a typo in a YAML file or a ``create`` call is fixed 
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 import sys
 from collections.abc import Callable, Iterator
@@ -50,12 +51,24 @@ class Entry(Generic[T]):
     def options(self) -> dict[str, Any]:
         """Keyword options of the factory with their defaults (``inspect.Parameter.empty``
         when an option is required)."""
-        signature = inspect.signature(self.factory)
-        return {
-            p.name: p.default
-            for p in signature.parameters.values()
-            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"
-        }
+        return dict(_signature(self.factory)[0])
+
+    def accepts_any(self) -> bool:
+        """Whether the factory takes ``**kwargs``."""
+        return _signature(self.factory)[1]
+
+
+@functools.cache
+def _signature(factory: Callable[..., Any]) -> tuple[tuple[tuple[str, Any], ...], bool]:
+    """A factory's keyword options with defaults, and whether it takes ``**kwargs``, read
+    once (``inspect.signature`` costs ~0.1 ms, and clients build models every round)."""
+    parameters = inspect.signature(factory).parameters.values()
+    options = tuple(
+        (p.name, p.default)
+        for p in parameters
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"
+    )
+    return options, any(p.kind == p.VAR_KEYWORD for p in parameters)
 
 
 class Registry(Generic[T]):
@@ -107,10 +120,7 @@ class Registry(Generic[T]):
         """
         entry = self.get(name)
         valid = entry.options()
-        accepts_any = any(
-            p.kind == p.VAR_KEYWORD for p in inspect.signature(entry.factory).parameters.values()
-        )
-        if not accepts_any:
+        if not entry.accepts_any():
             for key in options:
                 if key not in valid:
                     raise UnknownOptionError(
