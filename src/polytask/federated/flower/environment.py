@@ -17,6 +17,9 @@ SETTINGS = {
     "FLWR_TELEMETRY_ENABLED": "0",
     "FLWR_DISABLE_UPDATE_CHECK": "1",
     "RAY_USAGE_STATS_ENABLED": "0",
+    # Ray's announced default (leave CUDA_VISIBLE_DEVICES alone for CPU-only actors), taken
+    # now; otherwise Ray warns at every start.
+    "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0",
 }
 
 
