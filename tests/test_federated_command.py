@@ -14,6 +14,7 @@ from polytask.cli.main import main
 from polytask.federated.experiment import FederatedConfig
 from polytask.federated.run import run_federated
 
+from .conftest import have_data
 from .test_classic_command import write_shops
 
 
@@ -157,3 +158,46 @@ def test_a_dirichlet_split_keeps_every_task_on_every_client(tmp_path: Path) -> N
     assert outcome.names == ["client0", "client1", "client2"]
     assert set(outcome.scores["test"].losses[0]) == {"sales", "busy"}
     assert sum(outcome.scores["test"].examples) == 72  # every test row, once
+
+
+def test_grouped_clients_are_the_data_sets_row_groups() -> None:
+    """clients: {split: groups}: one client per group of metadata['groups'], with every
+    task; a group missing from a split, or data without groups, is a one-line error."""
+    import torch
+
+    from polytask import Task
+    from polytask.data.dataset import TensorTaskDataset
+    from polytask.data.splits import DataSplits
+    from polytask.federated.clients import grouped_clients
+    from polytask.training.config import ConfigError
+
+    def split(n: int) -> TensorTaskDataset:
+        x = torch.arange(n * 2, dtype=torch.float32).reshape(n, 2)
+        return TensorTaskDataset(x, {"a": x[:, 0], "b": x[:, 1]})
+
+    groups = {
+        s: {"p1": torch.tensor([0, 2]), "p2": torch.tensor([1])} for s in ("train", "val", "test")
+    }
+    tasks = [Task("a", "mse"), Task("b", "mse")]
+    data = DataSplits(split(3), split(3), split(3), tasks, (2,), {"groups": groups})
+    names, (train, _, test) = grouped_clients(data, "toy")
+    assert names == ["p1", "p2"]
+    assert torch.equal(train[0].inputs, data.train.inputs[[0, 2]])
+    assert set(test[1].targets) == {"a", "b"} and len(test[1]) == 1
+    groups["test"] = {"p1": torch.tensor([0])}
+    with pytest.raises(ConfigError, match=r"group\(s\) \['p2'\] have no test rows"):
+        grouped_clients(data, "toy")
+    with pytest.raises(ConfigError, match="needs data whose rows are grouped"):
+        grouped_clients(DataSplits(split(3), split(3), split(3), tasks, (2,), {}), "toy")
+
+
+@pytest.mark.skipif(not have_data("parkinsons_telemonitoring"), reason="needs the local copy")
+def test_the_packaged_parkinsons_config_trains_two_task_clients(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """42 patients, each a client with both UPDRS tasks balanced by MGDA inside it."""
+    assert main(["federate", "parkinsons", "rounds=1", f"output={tmp_path}/run"]) == 0
+    saved = results(tmp_path / "run")
+    assert len(saved["clients"]) == 42
+    assert set(saved["summary"]["test"]) == {"motor_UPDRS", "total_UPDRS"}
+    assert saved["config"]["local"]["balancer"] == "mgda"

@@ -171,6 +171,17 @@ def test_parkinsons_both_modes() -> None:
     patients, _ = load("parkinsons", "parkinsons_telemonitoring", mode="patients")
     assert len(patients.tasks) == 42
     assert sum(labelled(patients, t.name) for t in patients.tasks) == 5_875
+    # patient_targets: both tasks on every row, every patient in every split, rows grouped
+    # by patient (each row in exactly one group), target scales from the training rows.
+    both, _ = load("parkinsons", "parkinsons_telemonitoring", mode="patient_targets")
+    assert [t.name for t in both.tasks] == ["motor_UPDRS", "total_UPDRS"]
+    for split in ("train", "val", "test"):
+        groups = both.metadata["groups"][split]
+        assert len(groups) == 42
+        rows = torch.cat(list(groups.values())).sort().values
+        assert torch.equal(rows, torch.arange(len(getattr(both, split))))
+    total = both.train.targets["total_UPDRS"].double()
+    assert both.tasks[1].target_scale == pytest.approx((float(total.mean()), float(total.std())))
 
 
 def test_sarcos_warns_about_its_split() -> None:

@@ -7,9 +7,17 @@ from typing import Literal
 
 import torch
 
+from polytask.data.dataset import TensorTaskDataset
 from polytask.data.files import DataFile, resolve
 from polytask.data.registry import register
-from polytask.data.splits import DataSplits, matrix_splits, per_task_splits
+from polytask.data.splits import (
+    SPLITS,
+    DataSplits,
+    fraction_partition,
+    matrix_splits,
+    per_task_splits,
+    standardize,
+)
 from polytask.data.tabular import read_csv
 from polytask.tasks.task import Task
 
@@ -29,7 +37,7 @@ VOICE = list(range(6, 22))  # Jitter(%) ... PPE: the 16 voice measures
 @register("parkinsons")
 def parkinsons(
     root: str | Path | None = None,
-    mode: Literal["targets", "patients"] = "targets",
+    mode: Literal["targets", "patients", "patient_targets"] = "targets",
     target: Literal["motor_UPDRS", "total_UPDRS"] = "total_UPDRS",
     with_demographics: bool = True,
     fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
@@ -42,6 +50,12 @@ def parkinsons(
     recording (setting 1), rows split at random by ``fractions``; targets standardised with
     training statistics. ``mode="patients"``: one task per patient (``patient_01`` ...)
     predicting ``target`` (setting 4), each patient's recordings split by ``fractions``.
+    Inputs: the 16 voice measures, plus age, sex and test time when ``with_demographics``;
+    ``mode="patient_targets"``: both tasks on every recording, each patient's recordings
+    split by ``fractions`` (so every patient is in every split), the rows grouped by patient
+    in ``metadata["groups"]`` (per split, ``{patient: row indices}``): 42 two-task clients
+    for federated learning (``clients: {split: groups}``); each task's ``target_scale``
+    is its training rows' mean and deviation.
     Inputs: the 16 voice measures, plus age, sex and test time when ``with_demographics``;
     neither UPDRS score is ever an input. Inputs are standardised with training statistics.
     """
@@ -62,12 +76,15 @@ def parkinsons(
             "parkinsons", x, {"motor_UPDRS": motor, "total_UPDRS": total}, tasks, fractions, seed,
             {**meta, "split": f"random rows {fractions}"}, standardize_targets=True,
         )  # fmt: skip
-    if mode != "patients":
-        raise ValueError(f"mode must be 'targets' or 'patients', got {mode!r}")
+    if mode not in ("patients", "patient_targets"):
+        raise ValueError(f"mode must be 'targets', 'patients' or 'patient_targets', got {mode!r}")
     subject = values[:, 0].long()
     ids = sorted(set(subject.tolist()))
     if len(ids) != SUBJECTS:
         raise ValueError(f"expected {SUBJECTS} patients, got {len(ids)}")
+    if mode == "patient_targets":
+        return patient_target_splits(x, {"motor_UPDRS": motor, "total_UPDRS": total}, subject,
+                                     ids, fractions, seed, meta)  # fmt: skip
     y = motor if target == "motor_UPDRS" else total
     xs = [x[subject == s] for s in ids]
     ys = [y[subject == s] for s in ids]
@@ -77,3 +94,42 @@ def parkinsons(
         {**meta, "target": target, "split": f"per patient {fractions}"},
         standardize_columns=tuple(range(len(columns))),
     )  # fmt: skip
+
+
+def patient_target_splits(
+    x: torch.Tensor,
+    targets: dict[str, torch.Tensor],
+    subject: torch.Tensor,
+    ids: list[int],
+    fractions: tuple[float, float, float],
+    seed: int,
+    meta: dict,
+) -> DataSplits:
+    """Both targets on every row, each patient's rows split by ``fractions`` (seed + the
+    patient's index), rows grouped by patient (``metadata["groups"]``)."""
+    rows: dict[str, list[torch.Tensor]] = {s: [] for s in SPLITS}
+    groups: dict[str, dict[str, torch.Tensor]] = {s: {} for s in SPLITS}
+    sizes = dict.fromkeys(SPLITS, 0)
+    for k, s in enumerate(ids):
+        mine = torch.nonzero(subject == s).reshape(-1)
+        for split, part in zip(SPLITS, fraction_partition(len(mine), fractions, seed + k),
+                               strict=True):  # fmt: skip
+            rows[split].append(mine[part])
+            groups[split][f"patient_{s:02d}"] = torch.arange(sizes[split], sizes[split] + len(part))
+            sizes[split] += len(part)
+    index = {s: torch.cat(rows[s]) for s in SPLITS}
+    xs = standardize(*(x[index[s]].float() for s in SPLITS))
+    tasks = []
+    for name, y in targets.items():
+        train = y[index["train"]].double()
+        scale = (float(train.mean()), float(train.std()))
+        tasks.append(Task(name, "mse", metrics=("mse", "mae"), target_scale=scale))
+    datasets = [
+        TensorTaskDataset(xs[i], {n: y[index[s]].float() for n, y in targets.items()},
+                          name=f"parkinsons/{s}")
+        for i, s in enumerate(SPLITS)
+    ]  # fmt: skip
+    metadata = {**meta, "dataset": "parkinsons", "seed": seed, "groups": groups,
+                "split": f"per patient {fractions}, both targets", "sizes": sizes}  # fmt: skip
+    fit, held, final = datasets
+    return DataSplits(fit, held, final, tasks, tuple(x.shape[1:]), metadata)

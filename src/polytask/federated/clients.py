@@ -39,10 +39,14 @@ def federated_data(config: FederatedConfig) -> FederatedData:
 
     data = polytask.data.load(config.dataset.name, **config.dataset.options)
     assert isinstance(data, polytask.data.DataSplits)
-    if config.clients.split == "dirichlet":
-        if config.target_scale != "auto":
-            raise ConfigError("target_scale applies to natural clients; a Dirichlet split "
-                              "keeps the data set's tasks as they are")  # fmt: skip
+    if config.clients.split != "natural" and config.target_scale != "auto":
+        raise ConfigError(f"target_scale applies to natural clients; a {config.clients.split} "
+                          "split keeps the data set's tasks as they are")  # fmt: skip
+    if config.clients.split == "groups":
+        names, (train, val, test) = grouped_clients(data, config.dataset.name)
+        tasks = list(data.tasks)
+        model = config.model
+    elif config.clients.split == "dirichlet":
         assert config.clients.task is not None
         try:
             train, val, test = dirichlet_split_clients(
@@ -70,6 +74,31 @@ def federated_data(config: FederatedConfig) -> FederatedData:
         return build_model(model, data, tasks)
 
     return FederatedData(names, train, val, test, polytask.TaskSet(tasks), make_model)
+
+
+def grouped_clients(
+    data: Any, dataset: str
+) -> tuple[list[str], tuple[list[TensorTaskDataset], ...]]:
+    """One client per row group of ``data.metadata["groups"]`` (per split, ``{group: row
+    indices}``), with all of the data set's tasks; a group missing from a split is an
+    error naming it."""
+    groups = data.metadata.get("groups")
+    if not groups:
+        raise ConfigError(
+            f"{dataset}: clients.split=groups needs data whose rows are grouped "
+            "(metadata['groups']), such as parkinsons {mode: patient_targets}; this data set "
+            "has none: use natural (per-task data) or dirichlet"
+        )
+    names = list(groups["train"])
+    for split in ("val", "test"):
+        lacking = [n for n in names if n not in groups[split] or len(groups[split][n]) == 0]
+        if lacking:
+            raise ConfigError(f"{dataset}: group(s) {lacking[:5]} have no {split} rows")
+    splits = tuple(
+        [getattr(data, split).subset(groups[split][n], name=n) for n in names]
+        for split in ("train", "val", "test")
+    )
+    return names, splits
 
 
 def natural_task(

@@ -45,10 +45,12 @@ ENGINES = ("core", "flower", "simulation")
 
 @dataclass
 class ClientsConfig:
-    """How the data become clients: ``natural`` (each task of per-task data) or
-    ``dirichlet`` (``count`` clients, label skew of ``task`` by ``Dirichlet(alpha)``)."""
+    """How the data become clients: ``natural`` (each task of per-task data),
+    ``groups`` (the data set's row groups, ``metadata["groups"]``: each patient of
+    ``parkinsons {mode: patient_targets}`` with both its tasks) or ``dirichlet`` (``count``
+    clients, label skew of ``task`` by ``Dirichlet(alpha)``)."""
 
-    split: Literal["natural", "dirichlet"] = "natural"
+    split: Literal["natural", "groups", "dirichlet"] = "natural"
     task: str | None = None
     count: int = 10
     alpha: float = 0.5
