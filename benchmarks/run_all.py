@@ -19,6 +19,8 @@ BENCHMARKS = [
     "small_tables.py",
     "classic.py",
     "classic_speed.py",
+    "federated.py",
+    "federated_parkinsons.py",
 ]
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ the federated form of MTRL (Zhang & Yeung 2010)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from polytask.classic.task_covariance import omega_step
@@ -50,6 +52,7 @@ class MOCHA(FederatedAlgorithm):
             raise ValueError(f"MOCHA needs lam >= 0 and eps > 0, got lam={lam}, eps={eps}")
         self.lam = lam
         self.eps = eps
+        self._view: tuple[Arrays, Any] | None = None  # the last round's W and Omega^-1
 
     def initial_arrays(self, setup: ClientSetup) -> Arrays:
         return {}  # no client model and no Omega before the first round
@@ -59,18 +62,41 @@ class MOCHA(FederatedAlgorithm):
         exists or when the client is the only one known."""
         if OMEGA not in global_arrays or self.lam == 0:
             return None
-        known = known_clients(global_arrays)
+        known, W, inverse, layout = self._round_view(global_arrays)
         if client not in known or len(known) < 2:
             return None
-        inverse = np.linalg.inv(global_arrays[OMEGA])
         t = known.index(client)
         c = float(inverse[t, t])
-        models = [unnested(global_arrays, client_prefix(k)) for k in known]
+        others = inverse[t] @ W - inverse[t, t] * W[t]  # sum_{s != t} (Omega^-1)_ts w_s
+        flat = -others / c
         anchor: Arrays = {}
-        for name, own in models[t].items():
-            total = sum(inverse[t, s] * model[name] for s, model in enumerate(models) if s != t)
-            anchor[name] = (-total / c).astype(own.dtype)
+        for name, (start, shape, dtype) in layout.items():
+            size = int(np.prod(shape))
+            anchor[name] = flat[start : start + size].reshape(shape).astype(dtype)
         return self.lam * c, anchor
+
+    def _round_view(
+        self, global_arrays: Arrays
+    ) -> tuple[list[int], np.ndarray, np.ndarray, dict[str, tuple[int, tuple, np.dtype]]]:
+        """The known clients, their models as rows of ``W`` (float64), ``Omega^-1`` and the
+        layout of one model in a row, computed once per round's arrays (every client of the
+        round reads the same): one pass instead of ``T^2`` name scans."""
+        if self._view is not None and self._view[0] is global_arrays:
+            return self._view[1]
+        known = known_clients(global_arrays)
+        models = [unnested(global_arrays, client_prefix(k)) for k in known]
+        layout: dict[str, tuple[int, tuple, np.dtype]] = {}
+        start = 0
+        for name in sorted(models[0]):
+            value = models[0][name]
+            layout[name] = (start, value.shape, value.dtype)
+            start += value.size
+        W = np.stack([
+            np.concatenate([model[n].ravel() for n in sorted(model)]) for model in models
+        ]).astype(np.float64)  # fmt: skip
+        view = (known, W, np.linalg.inv(global_arrays[OMEGA]), layout)
+        self._view = (global_arrays, view)
+        return view
 
     def client_update(
         self, global_arrays: Arrays, private: Arrays, where: ClientRound
