@@ -50,14 +50,11 @@ class ConsumerCapture:
 
                 def record(
                     grad_inputs: Any, grad_outputs: Any, t: int = t, ks: Any = edges
-                ) -> tuple[Any, ...]:
+                ) -> None:
                     for k in ks:
                         grad = grad_inputs[k]
                         if grad is not None:
                             rows[t] = grad if rows[t] is None else rows[t] + grad
-                    # Kept here, so autograd need not sum the T tasks' gradients into z
-                    # (an undefined gradient is skipped): T adds of z's size saved.
-                    return tuple(None if k in ks else g for k, g in enumerate(grad_inputs))
 
                 handles.append(node.register_hook(record))
         leaves = [leaf for task_leaves in self.heads for leaf in task_leaves]
