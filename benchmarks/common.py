@@ -49,6 +49,12 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> l
     return lines
 
 
+def missed_line(missed: Sequence[dict[str, Any]], total: int) -> str:
+    """``Rows over their target: k of n: name (level, T=..), ...`` for a step-cost table."""
+    names = ", ".join(f"{r['balancer']} ({r['level']}, T={r['T']})" for r in missed)
+    return f"Rows over their target: {len(missed)} of {total}" + (f": {names}" if names else "")
+
+
 def write_results(
     name: str, payload: dict[str, Any], lines: Sequence[str], folder: Path | None = None
 ) -> Path:

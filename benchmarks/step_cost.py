@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 
-from common import RESULTS, markdown_table, meta, write_results
+from common import RESULTS, markdown_table, meta, missed_line, write_results
 from step_cost_user import measure_user, render_user, summarise_user
 
 TARGET_SIZES = (8, 32)  # issue 3 sets its targets at T = 8 and T = 32
@@ -398,9 +398,7 @@ def render(rows: list[dict], info: dict) -> list[str]:
         "parameter level. "
         "Timing noise on this shared 2-core machine is about +-10%.",
         "",
-        f"Rows over their target: {len(missed)} of {sum('target' in r for r in rows)}"
-        + ("" if not missed else ": " + ", ".join(
-            f"{r['balancer']} ({r['level']}, T={r['T']})" for r in missed)),
+        missed_line(missed, sum("target" in r for r in rows)),
         "",
     ]  # fmt: skip
     table = []

@@ -189,7 +189,7 @@ def own_model_ratios() -> dict[tuple[int, str, str], float]:
 
 def render_user(rows: list[dict], info: dict) -> list[str]:
     """The markdown of the family: one line per (T, method, level), the targets marked."""
-    from common import markdown_table
+    from common import markdown_table, missed_line
 
     own = own_model_ratios()
     checks = []
@@ -242,9 +242,7 @@ def render_user(rows: list[dict], info: dict) -> list[str]:
         "shapes, from the committed `step_cost.md` (another run): where both miss a target, "
         "the cost is the method's, not the user model's path.",
         "",
-        f"Rows over their target: {len(missed)} of {len(checks)}"
-        + ("" if not missed else ": " + ", ".join(
-            f"{r['balancer']} ({r['level']}, T={r['T']})" for r in missed)),
+        missed_line(missed, len(checks)),
         "",
         *markdown_table(
             ["T", "balancer", "level", "ms / step (list)", "list / stacked", "target",
