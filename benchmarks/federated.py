@@ -53,8 +53,8 @@ def school_silos(seed: int) -> tuple[list, list]:
     """Each school's rows split 80/20 with ``seed``, inputs z-scored by the silo's own
     training rows (a column constant there is only centred)."""
     import polytask.data
+    from polytask.data.client_splits import natural_clients
     from polytask.data.dataset import TensorTaskDataset
-    from polytask.federated.splits import natural_clients
 
     data = polytask.data.load("school", train_fraction=0.8, val_fraction=0.1, seed=seed)
     _, train = natural_clients(data.train)

@@ -397,8 +397,8 @@ def test_an_algorithm_leaves_the_callers_random_state_alone(name: str) -> None:
 
 
 def test_natural_clients_are_the_tasks_of_per_task_data_and_train_with_fedavg() -> None:
+    from polytask.data.client_splits import natural_clients
     from polytask.data.splits import per_task_splits
-    from polytask.federated.splits import natural_clients
 
     g = torch.Generator().manual_seed(2)
     xs = [torch.randn(30, 6, generator=g) for _ in range(4)]
@@ -422,7 +422,7 @@ def test_natural_clients_are_the_tasks_of_per_task_data_and_train_with_fedavg() 
 
 
 def test_dirichlet_clients_partition_the_rows_with_label_skew() -> None:
-    from polytask.federated.splits import dirichlet_clients
+    from polytask.data.client_splits import dirichlet_clients
 
     g = torch.Generator().manual_seed(3)
     labels = torch.arange(600) % 3

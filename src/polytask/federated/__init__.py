@@ -15,7 +15,7 @@ global or the mean model), :class:`FedEM` (a mixture of shared components, priva
 weights), :class:`MOCHA` (each client its own model, their covariance learned with MTRL's
 step), :class:`PFedMe` (personal models from Moreau envelopes). :func:`evaluate_clients`
 scores each client's own model and summarises the distribution over clients (bottom
-decile). :mod:`~polytask.federated.splits` makes clients: natural ones (each task of
+decile). :mod:`~polytask.data.client_splits` makes clients: natural ones (each task of
 per-task data) and a Dirichlet label skew. Not built yet (issue 18): the Flower adapter,
 ``polytask federate``, reports, resume.
 """

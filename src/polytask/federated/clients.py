@@ -34,7 +34,7 @@ class FederatedData:
 
 def federated_data(config: FederatedConfig) -> FederatedData:
     """Load ``config.dataset`` and make its clients as ``config.clients`` says."""
-    from polytask.federated.splits import dirichlet_split_clients, natural_clients
+    from polytask.data.client_splits import dirichlet_split_clients, natural_clients
     from polytask.training.experiment_build import build_model
 
     data = polytask.data.load(config.dataset.name, **config.dataset.options)
