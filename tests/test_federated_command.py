@@ -14,7 +14,7 @@ from polytask.cli.main import main
 from polytask.federated.experiment import FederatedConfig
 from polytask.federated.run import run_federated
 
-from .conftest import have_data
+from .conftest import DATA_ROOT, have_data
 from .test_classic_command import write_shops
 
 
@@ -193,9 +193,10 @@ def test_grouped_clients_are_the_data_sets_row_groups() -> None:
 
 @pytest.mark.skipif(not have_data("parkinsons_telemonitoring"), reason="needs the local copy")
 def test_the_packaged_parkinsons_config_trains_two_task_clients(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """42 patients, each a client with both UPDRS tasks balanced by MGDA inside it."""
+    monkeypatch.setenv("POLYTASK_DATA", str(DATA_ROOT))  # the loader reads the local copy
     assert main(["federate", "parkinsons", "rounds=1", f"output={tmp_path}/run"]) == 0
     saved = results(tmp_path / "run")
     assert len(saved["clients"]) == 42

@@ -42,18 +42,31 @@ class ClientStates:
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
+        self._rounds: dict[int, int] = {}  # the round of each client's newest file, once known
 
     def _path(self, client: int, previous: bool = False) -> Path:
         return self.folder / f"client{client}{'.prev' if previous else ''}.pt"
+
+    def _newest_round(self, client: int) -> int | None:
+        """The round of client ``client``'s newest file (read from disk once per process,
+        then remembered: saves need not load the file they replace)."""
+        if client not in self._rounds:
+            current = self._path(client)
+            if not current.exists():
+                return None
+            self._rounds[client] = int(load(current)["round"])
+        return self._rounds[client]
 
     def save(self, client: int, after_round: int, private: Arrays) -> None:
         """Keep client ``client``'s state after round ``after_round`` (the newer file
         becomes the previous one, unless it is from this round or a later one, which are
         replaced)."""
         current = self._path(client)
-        if current.exists() and int(load(current)["round"]) < after_round:
+        newest = self._newest_round(client)
+        if newest is not None and newest < after_round:
             current.replace(self._path(client, previous=True))
         save_atomic({"round": after_round, "arrays": _tensors(private)}, current)
+        self._rounds[client] = after_round
 
     def load(self, client: int, up_to_round: int) -> Arrays:
         """Client ``client``'s newest state stamped ``<= up_to_round`` (empty if none)."""
