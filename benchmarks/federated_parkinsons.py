@@ -34,12 +34,11 @@ def one_run(job: tuple[str, str, int, int]) -> dict[str, Any]:
     """One algorithm and balancer, one seed: each client's test MSE per task."""
     import torch
 
-    from polytask.federated.clients import federated_data
     from polytask.federated.evaluation import evaluate_clients
     from polytask.federated.experiment import FederatedConfig
-    from polytask.federated.local_training import ClientSetup
     from polytask.federated.registry import create
     from polytask.federated.rounds import run_rounds
+    from polytask.federated.run import prepare
 
     algorithm, balancer, seed, rounds = job
     torch.set_num_threads(1)
@@ -47,8 +46,8 @@ def one_run(job: tuple[str, str, int, int]) -> dict[str, Any]:
         "src/polytask/configs/federated/parkinsons.yaml",
         [f"seed={seed}", f"dataset.options.seed={seed}", f"local.balancer={balancer}"],
     )
-    data = federated_data(config)
-    setup = ClientSetup(data.make_model, data.tasks, config.local, seed)  # the packaged local
+    ready = prepare(config)  # the packaged local training, the seed's model
+    data, setup = ready.data, ready.setup
     started = time.perf_counter()
     run = run_rounds(create(algorithm, **ALGORITHMS[algorithm]), data.train, setup, rounds)
     scores = evaluate_clients(create(algorithm, **ALGORITHMS[algorithm]), run, data.train,

@@ -42,14 +42,31 @@ class FederatedOutcome:
     output: Path
 
 
+@dataclass
+class Prepared:
+    """A configuration made ready to run: the clients' data, the algorithm and the setup
+    every client shares."""
+
+    data: FederatedData
+    algorithm: FederatedAlgorithm
+    setup: ClientSetup
+
+
+def prepare(config: FederatedConfig) -> Prepared:
+    """Load the configured data as clients, build the algorithm and the shared setup (what
+    :func:`run_federated` and the Flower app components both start from)."""
+    data = federated_data(config)
+    setup = ClientSetup(data.make_model, data.tasks, config.local, config.seed)
+    return Prepared(data, algorithm_from(config), setup)
+
+
 def run_federated(
     config: FederatedConfig, restart: bool = False, say: Callable[[str], None] = print
 ) -> FederatedOutcome:
     """Run ``config``: from its checkpoint when its folder holds one with the same settings
     (another setting is an error naming the differences; ``restart`` starts over)."""
-    data = federated_data(config)
-    algorithm = algorithm_from(config)
-    setup = ClientSetup(data.make_model, data.tasks, config.local, config.seed)
+    ready = prepare(config)
+    data, algorithm, setup = ready.data, ready.algorithm, ready.setup
     folder = config.output_dir()
     checkpoints = folder / "checkpoints"
     with RunFolder(folder):
@@ -169,7 +186,7 @@ ENGINES: dict[str, Any] = {"core": core_engine, "flower": flower_engine,
 
 def write_results(outcome: FederatedOutcome, config: FederatedConfig) -> None:
     """``results.json`` (settings, per-client scores, summaries, the training history) and
-    ``report.md`` in the run folder."""
+    the report (``report.md`` with its figures, ``report.html``) in the run folder."""
     from polytask.training.config import to_dict
 
     summaries = {

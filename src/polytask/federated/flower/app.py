@@ -35,14 +35,12 @@ CONFIG_KEY = "polytask-config"
 def configured(path: str) -> tuple[Any, Any, Any, Any]:
     """``(config, data, algorithm, setup)`` of the configuration at ``path`` (loaded once
     per process)."""
-    from polytask.federated.clients import federated_data
-    from polytask.federated.experiment import FederatedConfig, algorithm_from
-    from polytask.federated.local_training import ClientSetup
+    from polytask.federated.experiment import FederatedConfig
+    from polytask.federated.run import prepare
 
     config = FederatedConfig.from_yaml(path)
-    data = federated_data(config)
-    setup = ClientSetup(data.make_model, data.tasks, config.local, config.seed)
-    return config, data, algorithm_from(config), setup
+    ready = prepare(config)
+    return config, ready.data, ready.algorithm, ready.setup
 
 
 def config_path(context: Any) -> str:

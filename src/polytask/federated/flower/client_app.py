@@ -20,7 +20,6 @@ from polytask.federated.flower.records import (
     CONFIG,
     EXAMPLES,
     METRICS,
-    client_reply,
     from_record,
     reply_content,
     to_record,
@@ -135,4 +134,4 @@ def make_client_app(
     return app
 
 
-__all__ = ["ClientData", "client_reply", "client_source", "make_client_app"]
+__all__ = ["ClientData", "client_source", "make_client_app"]

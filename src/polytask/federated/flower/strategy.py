@@ -86,7 +86,8 @@ class PolytaskStrategy(_Strategy):
         self.nodes = list(nodes)
         self.participation = participation or RoundConfig()
         self.evaluate_rounds = set(evaluate_rounds)
-        self.history: list[dict[int, dict[str, float]]] = [] if start is None else start.history
+        # A copy: the rounds run here must not grow the caller's saved run.
+        self.history: list[dict[int, dict[str, float]]] = list(start.history) if start else []
         self.done = len(self.history)  # rounds run before Flower's round 1
         self.after_round = after_round
         self.scores: dict[int, ClientScores] = {}
