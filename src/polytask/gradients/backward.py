@@ -494,9 +494,9 @@ def _parameter_gramian(
 def _warn_taps_unused(taps: LinearTaps, general: bool) -> None:
     """Say once per :class:`LinearTaps` why its records could not give the Gramian (the
     exact Jacobian route ran instead, slower)."""
-    if getattr(taps, "_warned", False) or not taps.warn_unused:
+    if not taps.warn_unused:
         return
-    taps._warned = True  # type: ignore[attr-defined]
+    taps.warn_unused = False  # once per LinearTaps
     reason = (
         "the graph needs exact per-task passes (a loss reads the features other than "
         "through its head, or heads share an autograd node)"

@@ -64,7 +64,7 @@ class LinearTaps:
 
     Args:
         modules: modules to search for linear layers (the model's shared modules).
-        warn_unused: warn when the records cannot be used (the Trainer, which tries taps
+        warn_unused: warn (once) when the records cannot be used (the Trainer, which tries taps
             on every model, turns this off).
     """
 
