@@ -1,4 +1,4 @@
-"""Federated multi-task learning (``polytask.federated``): the engine-free core.
+"""Federated multi-task learning (``polytask.federated``).
 
 Clients that share parameters but not data (reference text 01): a client update
 ``(global arrays, private state, ClientRound) -> (arrays, metrics, private state)``
@@ -16,8 +16,12 @@ weights), :class:`MOCHA` (each client its own model, their covariance learned wi
 step), :class:`PFedMe` (personal models from Moreau envelopes). :func:`evaluate_clients`
 scores each client's own model and summarises the distribution over clients (bottom
 decile). :mod:`~polytask.data.client_splits` makes clients: natural ones (each task of
-per-task data) and a Dirichlet label skew. Not built yet (issue 18): the Flower adapter,
-``polytask federate``, reports, resume.
+per-task data) and a Dirichlet label skew.
+
+On top of the core: :mod:`polytask.federated.flower` (Flower's ``ClientApp`` /
+``ServerApp`` / ``Strategy`` built from it, equal to :func:`run_rounds` bit for bit),
+:func:`polytask.federated.run.run_federated` (``polytask federate``: clients from a data
+set, resumable run folders, per-client reports).
 """
 
 from __future__ import annotations
