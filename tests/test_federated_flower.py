@@ -149,52 +149,6 @@ def test_missing_flower_is_one_line_naming_the_extra(monkeypatch: pytest.MonkeyP
         flower("flwr.simulation")
 
 
-def test_the_flower_app_components_run_a_configuration(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """polytask.federated.flower.app (what examples/flower_app's pyproject names for `flwr
-    run`) runs a `polytask federate` YAML from the run config: each node's test scores
-    equal those of polytask federate on the same configuration, and a second run resumes."""
-    import json
-
-    from polytask.federated.experiment import FederatedConfig
-    from polytask.federated.flower import app as flower_app
-    from polytask.federated.run import run_federated
-
-    from .test_federated_command import write_config
-
-    path = write_config(tmp_path, f"rounds: 2\nalgorithm: {{name: fedper}}\noutput: {tmp_path}/app")
-    run_config = {"polytask-config": str(path)}
-    reference = FederatedConfig.from_yaml(path, [f"output={tmp_path}/reference"])
-    expected = run_federated(reference, say=lambda _: None).scores["test"]
-    flower_app.configured.cache_clear()
-    flower_app._client.cache_clear()
-    config = FederatedConfig.from_yaml(path)
-    run_in_process(flower_app.server_app, flower_app.client_app, 6, run_config=run_config)
-    saved = json.loads((config.output_dir() / "results.json").read_text())
-    assert saved["per_client"]["test"]["losses"] == expected.losses
-    assert (config.output_dir() / "report.html").exists()
-    with pytest.raises(KeyError, match="polytask-config"):
-        flower_app.config_path(Context(run_id=1, node_id=1, node_config={},
-                                       state=RecordDict(), run_config={}))  # fmt: skip
-
-
-def test_the_example_flower_app_names_components_that_exist() -> None:
-    """examples/flower_app: its pyproject's components import, its run config names a
-    configuration that loads (the command `flwr run` itself is not run here)."""
-    import importlib
-    from pathlib import Path
-
-    tomllib = pytest.importorskip("tomllib")
-    from polytask.federated.experiment import FederatedConfig
-
-    folder = Path(__file__).parents[1] / "examples" / "flower_app"
-    project = tomllib.loads((folder / "pyproject.toml").read_text())["tool"]["flwr"]["app"]
-    for target in project["components"].values():
-        module, name = target.split(":")
-        assert getattr(importlib.import_module(module), name) is not None
-    config = FederatedConfig.from_yaml(folder / project["config"]["polytask-config"])
-    assert config.dataset.name == "school" and config.local.epochs == 1
-
-
 @pytest.mark.slow
 def test_flowers_simulation_engine_equals_the_core_run(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """engine=simulation (Flower's simulation engine, Ray actors for the clients) gives the

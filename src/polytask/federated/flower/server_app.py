@@ -28,7 +28,11 @@ def discover_clients(grid: Any, expected: int, timeout: float = 120.0) -> list[i
     deadline = time.monotonic() + timeout
     while len(nodes := list(grid.get_node_ids())) < expected:
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{len(nodes)} of {expected} client nodes connected in {timeout} s")
+            raise TimeoutError(
+                f"{len(nodes)} of the {expected} client nodes this run needs connected in "
+                f"{timeout:g} s: start one SuperNode per client (partition-id 0..{expected - 1}"
+                f"), or for Flower's local simulation set num-supernodes = {expected}"
+            )
         time.sleep(0.2)
     messages = [
         app.Message(app.RecordDict(), dst_node_id=node, message_type=app.MessageType.QUERY)
