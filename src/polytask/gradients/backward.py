@@ -34,8 +34,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from polytask.gradients import ranks
 from polytask.gradients.consumers import consumer_capture
-from polytask.gradients.distributed_guard import refuse_on_several_ranks
+from polytask.gradients.distributed_guard import reduction_for
 from polytask.gradients.gramian import flatten_jacobian, gramian, split_direction
 from polytask.gradients.graph import walk
 from polytask.gradients.jacobian import (
@@ -193,11 +194,29 @@ def _backward(
 ) -> BackwardResult:
     level = resolve_level(features, shared_params)
     balancer.check_level(level)
-    refuse_on_several_ranks(balancer)
+    reduction = reduction_for(balancer, level)
+    if reduction is not None:
+        items = reduction.prepare(items)
     balancer.bind(items.names, items.roles, items.prior_weights)
     if items.skip:
         return BackwardResult(None, None, level, skipped=True, present=items.present)
     params = None if shared_params is None else [p for p in shared_params if p.requires_grad]
+    with ranks.stepping(reduction):
+        return _present_step(items, balancer, level, features, params, method, retain_graph,
+                             taps)  # fmt: skip
+
+
+def _present_step(
+    items: LossList,
+    balancer: BalancerProtocol,
+    level: Level | None,
+    features: Features | None,
+    params: list[Tensor] | None,
+    method: Method,
+    retain_graph: bool,
+    taps: LinearTaps | None,
+) -> BackwardResult:
+    """The step on the tasks present in the batch (all of them, or a restricted balancer)."""
     if all(items.present):
         result = _step(items, balancer, level, features, params, method, retain_graph, taps)
         balancer.after_backward()
@@ -244,7 +263,13 @@ def _step(
     vector = items.stack()
 
     if balancer.needs == "losses":
-        weights = balancer.loss_weights(vector.detach()).detach()
+        reduction = ranks.active()
+        losses = vector.detach()
+        if reduction is not None:
+            losses = reduction.weights_inputs(None, losses)[1]
+        weights = balancer.loss_weights(losses).detach()
+        if reduction is not None:
+            weights = reduction.same_weights(weights)
         _check_finite(name, weights, "weights")
         balancer.objective(vector, weights).backward(retain_graph=retain_graph)
         return BackwardResult(weights, None, level)
@@ -374,10 +399,20 @@ def _combine_into(params: Sequence[Tensor], blocks: Sequence[Tensor], weights: T
         _accumulate(param, torch.tensordot(weights.to(block.dtype), block, dims=1))
 
 
-def _weights(balancer: BalancerProtocol, G: Tensor, vector: Tensor) -> Tensor:
-    weights = balancer.gramian_weights(G, vector.detach()).detach()
+def _weights(balancer: BalancerProtocol, G: Tensor, vector: Tensor) -> tuple[Tensor, Tensor]:
+    """The balancer's weights and the Gramian they came from: on several ranks, the whole
+    batch's Gramian and losses (:mod:`polytask.gradients.ranks`), the same weights on all."""
+    losses = vector.detach()
+    reduction = ranks.active()
+    if reduction is not None:
+        global_G, losses = reduction.weights_inputs(G, losses)
+        assert global_G is not None
+        G = global_G
+    weights = balancer.gramian_weights(G, losses).detach()
+    if reduction is not None:
+        weights = reduction.same_weights(weights)
     _check_finite(type(balancer).__name__, weights, "weights")
-    return weights
+    return weights, G
 
 
 def _head_leaves(
@@ -412,7 +447,13 @@ def _representation_gramian(
 ) -> BackwardResult:
     plan = None
     capture = None
-    if isinstance(features, Mapping) and method != "loop":
+    # On several ranks, the one-backward paths are left out: their first backward (through
+    # the heads into .grad) would hand DDP's gradient hooks the heads' unweighted gradients.
+    # The per-task path takes the rows with autograd.grad and ends in one ordinary backward.
+    several_ranks = ranks.active() is not None
+    if several_ranks:
+        pass
+    elif isinstance(features, Mapping) and method != "loop":
         base = branch_base(features, names)
         branches = [features[n] for n in names]
         if base.requires_grad:
@@ -425,7 +466,7 @@ def _representation_gramian(
     if plan is None:
         rows = feature_jacobian(losses, names, features, method)
         G = gramian([rows])
-        weights = _weights(balancer, G, vector)
+        weights, G = _weights(balancer, G, vector)
         heads = balancer.head_task_weights(weights).detach()
         if heads is weights:
             (weights.to(vector.dtype) * vector).sum().backward(retain_graph=retain_graph)
@@ -448,7 +489,7 @@ def _representation_gramian(
         rows, head_grads = _through_heads(vector, branches, plan)
     with _heads_pending(plan, head_grads):
         G = gramian([rows])
-        weights = _weights(balancer, G, vector)
+        weights, G = _weights(balancer, G, vector)
         heads = balancer.head_task_weights(weights).detach()
     _scale_heads(plan, head_grads, heads)
     direction = torch.tensordot(weights.to(rows.dtype), rows, dims=1)
@@ -478,7 +519,7 @@ def _parameter_gramian(
         return fast
     blocks = parameter_jacobian(losses, names, params, features, method)
     G = gramian(blocks)
-    weights = _weights(balancer, G, vector)
+    weights, G = _weights(balancer, G, vector)
     _combine_into(params, blocks, weights)
     shared = {id(p) for p in params}
     others = [leaf for leaf in walk(vector).leaves if id(leaf) not in shared]
@@ -565,7 +606,7 @@ def _parameter_fast_path(
         else:
             blocks = trunk_jacobian(base, params, rows, method)
             G = gramian(blocks)
-        weights = _weights(balancer, G, vector)
+        weights, G = _weights(balancer, G, vector)
         heads = balancer.head_task_weights(weights).detach()
     if records is not None:
         for param, grad in combined_gradients(records, deltas, weights, explicit):

@@ -4,9 +4,16 @@ Under ``torch.distributed`` with several ranks, each rank sees its own slice of 
 balancer whose weights depend on the batch (its losses, its Gramian or its Jacobian) then
 weighs each rank's *local* quantities, and DDP averages differently weighted gradients: a
 different algorithm from the single-process one, with no error (measured 6.2e-3 away for a
-Gramian method at the representation level). Until polytask reduces what each method needs
-across ranks (issue 17), :func:`refuse_on_several_ranks` turns that silent change into an
-error; methods that declare ``constant_weights`` are exact under data parallelism and run.
+Gramian method at the representation level). :func:`reduction_for` lets a step run on
+several ranks only where it is exact:
+
+- with :mod:`polytask.distributed` enabled (it installs the reductions of
+  :mod:`polytask.gradients.ranks`): loss weightings at any level and Gramian methods at the
+  representation level;
+- without it: methods that declare ``constant_weights`` (exact for equal shards without
+  missing labels, as plain DDP is).
+
+Everything else raises :class:`DistributedBalancerError` naming the way out.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
+from polytask.gradients.ranks import RankReduction, installed
 
 
 class DistributedBalancerError(ValueError):
@@ -28,18 +37,39 @@ def world_size() -> int:
     return 1
 
 
-def refuse_on_several_ranks(balancer: Any) -> None:
-    """Raise :class:`DistributedBalancerError` when ``balancer`` would run on several ranks
-    and its weights depend on the batch (it does not declare ``constant_weights``)."""
+def exact_with_reduction(balancer: Any, level: str | None) -> bool:
+    """Whether the installed reductions make ``balancer`` at ``level`` exact on several
+    ranks: loss weightings, and Gramian methods at the representation level."""
+    needs = getattr(balancer, "needs", None)
+    return needs == "losses" or (needs == "gramian" and level == "representation")
+
+
+def reduction_for(balancer: Any, level: str | None) -> RankReduction | None:
+    """The reduction a step of ``balancer`` at ``level`` needs (``None`` on one rank, or for
+    a constant-weight method without :mod:`polytask.distributed`); raises
+    :class:`DistributedBalancerError` where several ranks would change the method."""
     ranks = world_size()
-    if ranks <= 1 or "constant_weights" in getattr(balancer, "properties", ()):
-        return
+    if ranks <= 1:
+        return None
     from polytask.balancers.registry import name_of, with_property
 
+    reduction = installed()
+    name = name_of(balancer)
+    if reduction is not None:
+        if exact_with_reduction(balancer, level):
+            return reduction
+        raise DistributedBalancerError(
+            f"{name} at the {level} level is not exact on {ranks} ranks yet: polytask.distributed "
+            "reduces loss weightings (any level) and Gramian methods at the representation "
+            "level (pass features=, not shared_params=); Jacobian methods and the parameter "
+            "level are issue 17's next part. Train this one in one process"
+        )
+    if "constant_weights" in getattr(balancer, "properties", ()):
+        return None
     raise DistributedBalancerError(
-        f"{name_of(balancer)} weighs each rank's own losses or gradients, so on {ranks} ranks "
+        f"{name} weighs each rank's own losses or gradients, so on {ranks} ranks "
         "data-parallel training would silently change the method (DDP averages differently "
-        "weighted gradients). Exact distributed support for such methods is not built yet; "
-        f"use a method with constant weights ({', '.join(with_property('constant_weights'))}) "
-        "or train in one process"
+        "weighted gradients). Call polytask.distributed.enable() after "
+        "init_process_group (or use polytask.distributed.init()) to make it exact, or use a "
+        f"method with constant weights ({', '.join(with_property('constant_weights'))})"
     )

@@ -27,6 +27,7 @@ class LossList:
         skip: ``True`` when the step must be skipped (a non-finite loss under ``"skip"``).
         present: per task, whether the batch had a label for it (all ``True`` unless the
             losses came from ``TaskSet.losses`` or a :class:`TaskLosses` that says otherwise).
+        counts: labelled elements per task ``(T,)`` (from :class:`TaskLosses`), else ``None``.
     """
 
     names: list[str]
@@ -36,6 +37,7 @@ class LossList:
     skip: bool = False
     present: list[bool] = field(default_factory=list)
     unstacked: Unstacked | None = None
+    counts: Tensor | None = None
 
     def __post_init__(self) -> None:
         if not self.present:
@@ -73,6 +75,7 @@ def as_loss_list(losses: LossesLike) -> LossList:
             dict(losses.prior_weights),
             losses.skip,
             list(losses.present) if losses.present is not None else [],
+            counts=losses.counts,
         )
     unstacked = None
     if isinstance(losses, Tensor):

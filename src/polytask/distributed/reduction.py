@@ -1,0 +1,88 @@
+"""The exact reductions of a data-parallel step (:class:`ExactReduction`), installed into
+the engine by :func:`polytask.distributed.enable`.
+
+The mathematics (checked against one process on the whole batch in
+``tests/test_distributed_exact.py``). Rank ``r`` holds ``n_t^r`` labelled elements of task
+``t`` and its mean loss ``l_t^r``; the whole batch's loss is
+``L_t = sum_r n_t^r l_t^r / N_t`` with ``N_t = sum_r n_t^r``. Write ``c_t^r = n_t^r / N_t``
+and let each rank use the rescaled loss ``u_t^r = W c_t^r l_t^r`` (``W`` ranks; the factor
+is a constant of the step). Then, with means over ranks:
+
+- ``L_t = mean_r u_t^r``, and ``grad L_t = mean_r grad u_t^r``: averaging each rank's
+  gradient of ``sum_t w_t u_t^r`` (what DDP does) is the whole batch's gradient of
+  ``sum_t w_t L_t``, for any weights the ranks share;
+- at the representation level each rank's features are its own rows, so the whole batch's
+  feature Gramian is ``G = sum_r D_r G_r D_r`` (``D_r = diag(c^r)``, ``G_r`` from ``l^r``)
+  ``= sum_r G_u^r / W^2`` with ``G_u^r`` the Gramian of the rescaled losses.
+
+A task with ``N_t = 0`` is absent from the step on every rank; one absent from this rank's
+shard only has ``c_t^r = 0`` here (its loss is the constant 0). Losses given without counts
+(a dict, a list, a tensor) are taken as means over equally many rows on every rank.
+
+Collectives per step: one all-reduce of ``T + 1`` numbers (counts, a skip flag), one of
+``T + T^2`` (losses, Gramian; ``T`` for a loss weighting) and one broadcast of the ``T``
+weights (rank 0's, so a method that draws random numbers draws them once).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import Tensor
+
+from polytask.gradients.losses import LossList
+
+
+class ExactReduction:
+    """:class:`polytask.gradients.ranks.RankReduction` over the default process group."""
+
+    def __init__(self) -> None:
+        self.dist = torch.distributed
+
+    @property
+    def world(self) -> int:
+        return int(self.dist.get_world_size())
+
+    def prepare(self, items: LossList) -> LossList:
+        """Global presence and skip, and the losses rescaled to ``u_t^r`` (module
+        docstring)."""
+        values = items.values
+        T, device = len(values), values[0].device
+        if items.counts is not None:
+            counts = items.counts.detach().to(device=device, dtype=torch.float64)
+        else:
+            counts = torch.tensor([float(p) for p in items.present] or [1.0] * T,
+                                  dtype=torch.float64, device=device)  # fmt: skip
+        packet = torch.cat([counts, counts.new_tensor([float(items.skip)])])
+        self.dist.all_reduce(packet)
+        total = packet[:T]
+        factor = torch.where(total > 0, self.world * counts / total.clamp_min(1.0), 0.0)
+        flags = torch.cat([total > 0, packet[T:] > 0]).tolist()
+        scaled = [v * f.to(v.dtype) for v, f in zip(values, factor.unbind(), strict=True)]
+        return dataclasses.replace(items, values=scaled, present=[bool(f) for f in flags[:T]],
+                                   skip=bool(flags[T]), counts=total)  # fmt: skip
+
+    def weights_inputs(
+        self, gramian: Tensor | None, losses: Tensor
+    ) -> tuple[Tensor | None, Tensor]:
+        """The whole batch's Gramian ``sum_r G_u^r / W^2`` and losses ``mean_r u^r``."""
+        T, W = losses.numel(), self.world
+        dtype = (
+            losses.dtype if gramian is None else torch.promote_types(losses.dtype, gramian.dtype)
+        )
+        parts = [losses.reshape(-1).to(dtype)]
+        if gramian is not None:
+            parts.append(gramian.reshape(-1).to(dtype))
+        packet = torch.cat(parts)
+        self.dist.all_reduce(packet)
+        mean_losses = (packet[:T] / W).to(losses.dtype)
+        if gramian is None:
+            return None, mean_losses
+        return (packet[T:] / W**2).view(T, T).to(gramian.dtype), mean_losses
+
+    def same_weights(self, weights: Tensor) -> Tensor:
+        """Rank 0's weights on every rank."""
+        shared = weights.detach().clone().contiguous()
+        self.dist.broadcast(shared, src=0)
+        return shared
