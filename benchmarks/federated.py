@@ -1,4 +1,4 @@
-"""Federated MTL (``polytask.federated``) on School's 139 schools, and the cost of a round.
+"""Federated MTL (``polytask.federated``) on School's 139 schools: test MSE per algorithm.
 
 Accuracy, the protocol of Liu, Hu, Wu & Smith 2022 ("On privacy and personalization in
 cross-silo federated learning", code: kenziyuliu/private-cross-silo-fl, runners/school):
@@ -11,9 +11,7 @@ mean and the bottom decile; mean +- 95% CI over seeds (the seed draws the split 
 initial model). Their published numbers are under differential privacy at epsilon 6 (FedAvg
 ~0.0256, Local ~0.0263, MR-MTL ~0.0239, read from their figures); ours are without privacy.
 
-Round cost: seconds per round of the same FedAvg work through Flower's apps (in-process
-grid; and Flower's simulation engine when Ray is installed) against the engine-free core,
-timed in the same run.
+The cost of a round on Flower's engines: ``benchmarks/federated_round_cost.py``.
 
     python benchmarks/federated.py           # quick: 20 rounds, 1 seed, 4 algorithms
     python benchmarks/federated.py --full    # 200 rounds, 5 seeds, 8 algorithms
@@ -105,41 +103,6 @@ def one_run(job: tuple[str, int, int, dict[str, Any] | None]) -> dict[str, Any]:
             "summary": summary, "per_silo": per_silo}  # fmt: skip
 
 
-def round_cost(rounds: int) -> dict[str, float]:
-    """Seconds per FedAvg round on School through the core, Flower's apps in this process
-    and (with Ray) Flower's simulation engine, in one run."""
-    import importlib.util
-
-    from polytask.federated import create, run_rounds
-    from polytask.federated.flower import (
-        FlowerServer,
-        client_source,
-        make_client_app,
-        run_in_process,
-    )
-
-    torch.set_num_threads(1)
-    train, _ = school_silos(0)
-    setup = school_setup(0)
-    out: dict[str, float] = {}
-    started = time.perf_counter()
-    run_rounds(create("fedavg"), train, setup, rounds)
-    out["core"] = (time.perf_counter() - started) / rounds
-    engines = ["flower"] + (["simulation"] if importlib.util.find_spec("ray") else [])
-    for engine in engines:
-        server = FlowerServer(create("fedavg"), setup, rounds, len(train), evaluate_rounds=())
-        app = make_client_app(create("fedavg"), setup, client_source(train))
-        started = time.perf_counter()
-        if engine == "flower":
-            run_in_process(server.app(), app, len(train))
-        else:
-            from polytask.federated.flower.simulation import run_simulation
-
-            run_simulation(server.app(), app, len(train))
-        out[engine] = (time.perf_counter() - started) / rounds
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--full", action="store_true")
@@ -171,7 +134,6 @@ def main() -> None:
         published = PUBLISHED_DP.get(name)
         seconds = np.mean([r["seconds"] for r in mine])
         table.append([name, *cells, f"{published}" if published else "-", f"{seconds:.0f}"])
-    cost = round_cost(3 if args.full else 2)
     info = meta("federated.py", rounds=rounds, seeds=seeds, workers=args.workers)
     lines = [
         "# Federated MTL on School (139 silos)",
@@ -187,14 +149,9 @@ def main() -> None:
         "",
         *markdown_table(HEADER, table),
         "",
-        "## Seconds per FedAvg round on School (same work, one run)",
-        "",
-        *markdown_table(
-            ["engine", "s / round", "x core"],
-            [[k, f"{v:.3f}", f"{v / cost['core']:.2f}"] for k, v in cost.items()],
-        ),
+        "The cost of a round on Flower's engines: `federated_round_cost.md`.",
     ]
-    write_results("federated", {"meta": info, "runs": runs, "round_cost": cost}, lines)
+    write_results("federated", {"meta": info, "runs": runs}, lines)
 
 
 def sweep(args: argparse.Namespace, lambdas: list[float]) -> None:

@@ -21,6 +21,7 @@ BENCHMARKS = [
     "classic_speed.py",
     "federated.py",
     "federated_parkinsons.py",
+    "federated_round_cost.py",
 ]
 
 if __name__ == "__main__":
