@@ -375,7 +375,11 @@ def test_the_docs_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     from pathlib import Path
 
     page = (Path(__file__).parents[1] / "docs" / "federated.md").read_text()
-    (snippet,) = re.findall(r"```python\n(.*?)```", page, re.S)
+    blocks = re.findall(r"```python\n(.*?)```", page, re.S)
+    (snippet,) = [b for b in blocks if "components(" not in b]
+    (app,) = [b for b in blocks if "components(" in b]
+    example = (Path(__file__).parents[1] / "examples" / "flower_app" / "school_app.py").read_text()
+    assert all(line in example for line in app.splitlines()[1:] if line)  # the app, as shipped
     namespace: dict[str, object] = {}
     exec(compile(snippet, "docs/federated.md", "exec"), namespace)
     assert "bottom_decile" in capsys.readouterr().out
