@@ -1,10 +1,12 @@
 """One process of tests/test_distributed_exact.py (run as a script, not collected): three
-steps of every balancer that polytask.distributed makes exact, on a shared-bottom model
+steps of every balancer that polytask.distributed makes exact, at each level it supports
+(the parameter level with the Jacobian through the features, and without), on a
+shared-bottom model
 in float64, with labels missing (a task absent from one rank's shard; under MODE=average
 also a task absent from the whole batch). WORLD=1: one process on the whole batch, the
 reference; WORLD=2: this rank's half of every batch, gradients averaged by
 polytask.distributed.average_gradients (MODE=average) or by DDP (MODE=ddp). Prints
-{balancer: final parameters} as JSON."""
+{"balancer@level": final parameters} as JSON."""
 
 import json
 import os
@@ -46,26 +48,37 @@ mine = slice(RANK * B // WORLD, (RANK + 1) * B // WORLD)
 out = {}
 for name in available():
     make = factory(name)
-    balancer = make(3)
-    if not exact_with_reduction(balancer, "representation"):
+    if not exact_with_reduction(make(3), "representation"):
         continue
-    torch.manual_seed(0)
-    model = polytask.models.create("shared_bottom", heads=dict.fromkeys("abc", 1), input_dim=5,
-                                   trunk_dims=[8], head_dims=[])  # fmt: skip
-    ptd.broadcast_parameters(model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
-    ddp = MODE == "ddp" and WORLD > 1
-    net = torch.nn.parallel.DistributedDataParallel(model) if ddp else model
-    for (x, y), mask in zip(batches, masks, strict=True):
-        outputs = net(x[mine])
-        losses = tasks.losses(outputs, {k: v[mine] for k, v in y.items()},
-                              {k: v[mine] for k, v in mask.items()})  # fmt: skip
-        polytask.backward(losses, balancer, features=outputs.features)
-        if not ddp:
-            ptd.average_gradients(model)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    out[name] = torch.cat([p.detach().flatten() for p in model.parameters()]).tolist()
+    levels = ["losses"] if make(3).needs == "losses" else [*make(3).levels]
+    if "parameter" in levels:
+        levels.append("parameter-through-features")
+    for level in levels:
+        balancer = make(3)
+        torch.manual_seed(0)
+        model = polytask.models.create("shared_bottom", heads=dict.fromkeys("abc", 1),
+                                       input_dim=5, trunk_dims=[8], head_dims=[])  # fmt: skip
+        ptd.broadcast_parameters(model)
+        optimizer = torch.optim.Adam([*model.parameters(), *balancer.parameters()], lr=0.05)
+        ddp = MODE == "ddp" and WORLD > 1
+        net = torch.nn.parallel.DistributedDataParallel(model) if ddp else model
+        for (x, y), mask in zip(batches, masks, strict=True):
+            outputs = net(x[mine])
+            losses = tasks.losses(outputs, {k: v[mine] for k, v in y.items()},
+                                  {k: v[mine] for k, v in mask.items()})  # fmt: skip
+            where = {}
+            if level != "parameter":
+                where["features"] = outputs.features
+            if level.startswith("parameter"):
+                where["shared_params"] = list(model.shared_parameters())
+            polytask.backward(losses, balancer, **where)
+            if not ddp:
+                ptd.average_gradients(model)
+            ptd.average_gradients(balancer)  # learnt weights: DDP does not see them
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        trained = [*model.parameters(), *balancer.parameters()]
+        out[f"{name}@{level}"] = torch.cat([p.detach().flatten() for p in trained]).tolist()
 print(json.dumps(out))
 if WORLD > 1:
     dist.destroy_process_group()

@@ -1,6 +1,6 @@
-"""polytask.distributed (issue 17, first part): on 2 gloo ranks, every loss weighting and
-every Gramian method at the representation level takes the step one process takes on the
-whole batch. Registry-driven (every method the engine's reductions cover), three Adam steps
+"""polytask.distributed (issue 17): on 2 gloo ranks, every loss weighting and every Gramian
+method, at each level it supports, takes the step one process takes on the whole batch.
+Registry-driven (every method the engine's reductions cover), three Adam steps
 in float64 with labels missing (a task absent from one rank's shard, and one absent from the
 whole batch), gradients averaged by polytask.distributed.average_gradients or by DDP: the
 ranks end bit-identical and equal the one-process run to 1e-10. The processes are stopped by
@@ -61,7 +61,17 @@ def run_ranks(world: int, mode: str) -> list[dict]:
 
 
 def covered() -> list[str]:
-    return [n for n in available() if exact_with_reduction(factory(n)(3), "representation")]
+    """``balancer@level`` for every method the reductions cover, at each of its levels."""
+    out = []
+    for name in available():
+        balancer = factory(name)(3)
+        if not exact_with_reduction(balancer, "representation"):
+            continue
+        levels = ["losses"] if balancer.needs == "losses" else list(balancer.levels)
+        if "parameter" in levels:
+            levels.append("parameter-through-features")
+        out += [f"{name}@{level}" for level in levels]
+    return out
 
 
 @pytest.mark.parametrize("mode", ["average", "ddp"])
@@ -69,7 +79,8 @@ def test_two_ranks_take_the_whole_batch_step_for_every_covered_method(mode: str)
     (one,) = run_ranks(1, mode)
     first, second = run_ranks(2, mode)
     names = covered()
-    assert set(one) == set(first) == set(names) and len(names) >= 25
+    assert set(one) == set(first) == set(names)
+    assert sum(n.endswith("@parameter") for n in names) >= 15 and len(names) >= 50
     for name in names:
         assert first[name] == second[name], f"{name}: the ranks differ"
         gap = float(np.abs(np.array(first[name]) - np.array(one[name])).max())

@@ -47,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="remove the run in the output folder and start over (by default a run folder "
         "that holds a checkpoint is resumed, and refused if its settings differ)",
     )
+    train.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="train on N processes of this machine (torchrun; each its slice of every batch, "
+        "the same steps as one process; docs/distributed.md)",
+    )
     diagnose = commands.add_parser(
         "diagnose", help="a short run that measures why tasks fight (conflict, speed, scale)"
     )
@@ -217,12 +224,34 @@ def _entry(what: str, header: list[str], row: list[object]) -> tuple[str, str, s
     return str(values["name"]), facts, summary, str(values.get("options", ""))
 
 
-def train_command(config: str, overrides: Sequence[str], restart: bool = False) -> int:
-    """Train one configuration and print its test metrics."""
+def train_command(
+    config: str, overrides: Sequence[str], restart: bool = False, nproc: int = 1
+) -> int:
+    """Train one configuration and print its test metrics (``nproc > 1``: on that many
+    processes, :mod:`polytask.cli.launch`)."""
+    from polytask.cli import launch
     from polytask.training.experiment import ExperimentConfig, run_experiment
 
+    if nproc < 1:
+        raise ValueError(f"--nproc must be 1 or more, got {nproc}")
     experiment = ExperimentConfig.from_yaml(config_path(config), list(overrides))
-    result = run_experiment(experiment, restart=restart, announce=lambda m: print(f"polytask: {m}"))
+    if nproc > 1 and not launch.in_worker():
+        clear = experiment.output_dir() if restart else None
+        return launch.spawn(["train", config, *overrides], nproc, clear)
+    main_rank = launch.start_rank()
+    adapt = None
+    if launch.in_worker():
+        from polytask.distributed.training import data_parallel
+
+        adapt = data_parallel
+    result = run_experiment(
+        experiment,
+        restart=restart and not launch.in_worker(),
+        announce=(lambda m: print(f"polytask: {m}")) if main_rank else None,
+        adapt=adapt,
+    )
+    if not main_rank:
+        return 0
     rows = [
         [task, metric, value, result.test["loss"][task]]
         for task, per in result.test["metrics"].items()
@@ -350,7 +379,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.command == "demo":
             return demo.run(args)
         if args.command == "train":
-            return train_command(args.config, args.overrides, args.restart)
+            return train_command(args.config, args.overrides, args.restart, args.nproc)
         if args.command == "diagnose":
             return diagnose_command(args)
         if args.command == "compare":

@@ -13,15 +13,19 @@ is a constant of the step). Then, with means over ranks:
   ``sum_t w_t L_t``, for any weights the ranks share;
 - at the representation level each rank's features are its own rows, so the whole batch's
   feature Gramian is ``G = sum_r D_r G_r D_r`` (``D_r = diag(c^r)``, ``G_r`` from ``l^r``)
-  ``= sum_r G_u^r / W^2`` with ``G_u^r`` the Gramian of the rescaled losses.
+  ``= sum_r G_u^r / W^2`` with ``G_u^r`` the Gramian of the rescaled losses;
+- at the parameter level the shared parameters are the same on every rank, so the whole
+  batch's Jacobian is ``J = mean_r J_u^r`` and must be reduced before the Gramian is formed
+  (``sum_r J_r J_r^T`` misses the cross-rank terms ``J_r J_s^T``).
 
 A task with ``N_t = 0`` is absent from the step on every rank; one absent from this rank's
 shard only has ``c_t^r = 0`` here (its loss is the constant 0). Losses given without counts
 (a dict, a list, a tensor) are taken as means over equally many rows on every rank.
 
 Collectives per step: one all-reduce of ``T + 1`` numbers (counts, a skip flag), one of
-``T + T^2`` (losses, Gramian; ``T`` for a loss weighting) and one broadcast of the ``T``
-weights (rank 0's, so a method that draws random numbers draws them once).
+``T + T^2`` (losses, Gramian; ``T`` for a loss weighting; at the parameter level ``T``
+losses and the ``T x P`` Jacobian instead) and one broadcast of the ``T`` weights (rank
+0's, so a method that draws random numbers draws them once).
 """
 
 from __future__ import annotations
@@ -80,6 +84,22 @@ class ExactReduction:
         if gramian is None:
             return None, mean_losses
         return (packet[T:] / W**2).view(T, T).to(gramian.dtype), mean_losses
+
+    def mean_blocks(self, blocks: list[Tensor]) -> list[Tensor]:
+        """The whole batch's Jacobian blocks ``mean_r J_u^r`` (one all-reduce over a flat
+        buffer per dtype, ``T x P`` numbers)."""
+        out: list[Tensor | None] = [None] * len(blocks)
+        by_dtype: dict[torch.dtype, list[int]] = {}
+        for i, block in enumerate(blocks):
+            by_dtype.setdefault(block.dtype, []).append(i)
+        for index in by_dtype.values():
+            parts = [blocks[i] for i in index]
+            flat = torch.cat([p.reshape(-1) for p in parts])
+            self.dist.all_reduce(flat)
+            flat /= self.world
+            for i, mean in zip(index, flat.split([p.numel() for p in parts]), strict=True):
+                out[i] = mean.view_as(blocks[i])
+        return [b for b in out if b is not None]
 
     def same_weights(self, weights: Tensor) -> Tensor:
         """Rank 0's weights on every rank."""

@@ -8,8 +8,7 @@ Gramian method at the representation level). :func:`reduction_for` lets a step r
 several ranks only where it is exact:
 
 - with :mod:`polytask.distributed` enabled (it installs the reductions of
-  :mod:`polytask.gradients.ranks`): loss weightings at any level and Gramian methods at the
-  representation level;
+  :mod:`polytask.gradients.ranks`): loss weightings and Gramian methods, at either level;
 - without it: methods that declare ``constant_weights`` (exact for equal shards without
   missing labels, as plain DDP is).
 
@@ -39,9 +38,8 @@ def world_size() -> int:
 
 def exact_with_reduction(balancer: Any, level: str | None) -> bool:
     """Whether the installed reductions make ``balancer`` at ``level`` exact on several
-    ranks: loss weightings, and Gramian methods at the representation level."""
-    needs = getattr(balancer, "needs", None)
-    return needs == "losses" or (needs == "gramian" and level == "representation")
+    ranks: loss weightings and Gramian methods, at either level."""
+    return getattr(balancer, "needs", None) in ("losses", "gramian")
 
 
 def reduction_for(balancer: Any, level: str | None) -> RankReduction | None:
@@ -59,10 +57,10 @@ def reduction_for(balancer: Any, level: str | None) -> RankReduction | None:
         if exact_with_reduction(balancer, level):
             return reduction
         raise DistributedBalancerError(
-            f"{name} at the {level} level is not exact on {ranks} ranks yet: polytask.distributed "
-            "reduces loss weightings (any level) and Gramian methods at the representation "
-            "level (pass features=, not shared_params=); Jacobian methods and the parameter "
-            "level are issue 17's next part. Train this one in one process"
+            f"{name} works on the Jacobian, which is not reduced across ranks yet (its "
+            f"direction is not a weighting of the task losses); polytask.distributed makes "
+            "loss weightings and Gramian methods exact on several ranks. Train this one in "
+            "one process"
         )
     if "constant_weights" in getattr(balancer, "properties", ()):
         return None

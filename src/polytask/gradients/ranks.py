@@ -11,7 +11,10 @@ size: :mod:`polytask.distributed` installs a :class:`RankReduction` (``enable()`
 2. :meth:`RankReduction.weights_inputs`, before the balancer runs: the global Gramian and
    loss vector;
 3. :meth:`RankReduction.same_weights`, after it ran: one rank's weights on every rank (a
-   method that draws random numbers draws them once).
+   method that draws random numbers draws them once);
+
+and, at the parameter level, :meth:`RankReduction.mean_blocks`: the whole batch's Jacobian
+of the shared parameters (the mean of the ranks' Jacobians of the rescaled losses).
 
 Gradients are then each rank's own, and averaging them over ranks (DDP does it; without
 DDP, :func:`polytask.distributed.average_gradients`) gives the whole batch's step.
@@ -43,6 +46,10 @@ class RankReduction(Protocol):
 
     def same_weights(self, weights: Tensor) -> Tensor:
         """The weights every rank uses (rank 0's)."""
+        ...
+
+    def mean_blocks(self, blocks: list[Tensor]) -> list[Tensor]:
+        """The whole batch's Jacobian blocks (each ``(T, ...)``): their mean over ranks."""
         ...
 
 

@@ -207,6 +207,7 @@ def run_experiment(
     config: ExperimentConfig,
     restart: bool = False,
     announce: Callable[[str], None] | None = None,
+    adapt: Callable[[Trainer], object] | None = None,
 ) -> ExperimentResult:
     """Load data, build everything, train with selection on validation, test once.
 
@@ -217,15 +218,21 @@ def run_experiment(
     touched); ``restart=True`` removes the folder's run and starts over. The folder is
     locked while the run writes (:class:`~polytask.training.run_folder.RunFolder`).
     ``announce`` receives what the run chose for settings left out (the sized schedule)
-    before training starts.
+    before training starts. ``adapt`` may change the trainer before it trains
+    (:func:`polytask.distributed.data_parallel`); a trainer it leaves with ``writes`` off
+    (a data-parallel rank other than 0) resumes from the run folder but writes nothing
+    there.
     """
     prepared = prepare(config)
+    if adapt is not None:
+        adapt(prepared.trainer)
     config = prepared.config  # with the schedule's sized values
     if announce is not None and prepared.schedule_note:
         announce(prepared.schedule_note)
     out = prepared.output
-    with RunFolder(out) if out is not None else contextlib.nullcontext():
-        if out is not None:
+    writes = out is not None and prepared.trainer.writes
+    with RunFolder(out) if writes and out is not None else contextlib.nullcontext():
+        if out is not None and writes:
             if restart:
                 clear_run(out)
             prepared.trainer.check_resume()
@@ -252,7 +259,7 @@ def _train_and_test(config: ExperimentConfig, prepared: Prepared) -> ExperimentR
         str(out) if out else None,
         scaled_tasks=[t.name for t in prepared.tasks if t.target_scale is not None],
     )
-    if out is not None:
+    if out is not None and trainer.writes:
         trainer.log("test", metrics=test, best_epoch=fit.best_epoch)
         (out / "results.json").write_text(
             json.dumps(

@@ -139,7 +139,10 @@ class Trainer:
         if self.run_dir is not None and cfg.csv:
             self.loggers.append(CsvLogger(self.run_dir / "metrics.csv"))
         self.loggers.extend(board)
-        self.gradient_step = GradientStep(self)
+        self.gradient_step: GradientStep = GradientStep(self)
+        # False on a data-parallel rank other than 0 (polytask.distributed.data_parallel):
+        # it reads the run folder's checkpoint to resume, and writes nothing there.
+        self.writes = True
         # check_resume's checkpoint, its state and the settings it was checked against
         self._checked: tuple[Path, dict[str, Any], dict[str, Any]] | None = None
         self.stop_request = StopRequest()
@@ -212,7 +215,9 @@ class Trainer:
     def save_checkpoint(self, batcher: Batches) -> Path | None:
         """Write ``last.pt`` atomically (no-op without a run folder)."""
         path = self.checkpoint_path()
-        return None if path is None else ckpt.save_atomic(self.state_dict(batcher), path)
+        if path is None or not self.writes:
+            return None
+        return ckpt.save_atomic(self.state_dict(batcher), path)
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -259,7 +264,8 @@ class Trainer:
         if isinstance(train, TensorTaskDataset) and self.config.max_steps is None:
             warn_if_few_steps(len(train), self.config.epochs * len(batcher))
         # One process at a time in a run folder (a lock the kernel drops with the process).
-        with RunFolder(self.run_dir) if self.run_dir else contextlib.nullcontext():
+        locked = self.run_dir is not None and self.writes
+        with RunFolder(self.run_dir) if locked and self.run_dir else contextlib.nullcontext():
             self._start(batcher, resume)
             stopped_early = run_epochs(self, batcher, val)
         if restore_best and self.selection.best_state is not None:
@@ -296,7 +302,7 @@ class Trainer:
         elif resume and resume is not True:
             raise FileNotFoundError(f"no checkpoint to resume from at {path}")
         else:
-            if self.run_dir is not None:  # how to rebuild the model (polytask.load_run)
+            if self.run_dir is not None and self.writes:  # how to rebuild the model (load_run)
                 write_model_record(self.run_dir, self.model, list(self.tasks))
             self.log(
                 "start",

@@ -1,0 +1,89 @@
+"""polytask train CONFIG --nproc 2 (issue 17): torchrun starts two ranks; each trains on
+its half of every global batch, so the run follows the one-process run; rank 0 alone
+writes the run folder; a run stopped and resumed on two processes is bit-identical to an
+uninterrupted one; a failing rank stops the other with a message, within a timeout; and a
+model with BatchNorm is refused (SyncBatchNorm named). The example table of
+examples/table is the data (it ships with the project)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from polytask.cli.main import main
+
+CONFIG = str(Path(__file__).parents[1] / "examples" / "table" / "houses.yaml")
+COMMON = ["progress=false", "report=false", "schedule.batch_size=64"]
+
+
+def nproc(tmp_path: Path, *arguments: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``polytask train CONFIG ARGUMENTS --nproc 2`` in a child process (killed by its id
+    after ``timeout`` seconds, with torchrun and its ranks: they share its process group)."""
+    command = [sys.executable, "-m", "polytask.cli.main", "train", CONFIG, *COMMON, *arguments,
+               "--nproc", "2"]  # fmt: skip
+    child = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    try:
+        out, err = child.communicate(timeout=timeout)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, 9)
+            child.wait(timeout=10)
+    return subprocess.CompletedProcess(command, child.returncode, out, err)
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    state = torch.load(folder / "checkpoints" / "last.pt", weights_only=True)
+    return state["model"]
+
+
+def test_two_processes_follow_the_one_process_run(tmp_path: Path) -> None:
+    cases = (("mgda", "representation"), ("upgrad", "parameter"), ("dwa", "representation"))
+    for balancer, level in cases:
+        settings = [f"balancer.name={balancer}", f"gradients.level={level}",
+                    "schedule.max_steps=12"]  # fmt: skip
+        assert main(["train", CONFIG, *COMMON, *settings, f"output={tmp_path}/one-{balancer}"]) == 0
+        done = nproc(tmp_path, *settings, f"output={tmp_path}/two-{balancer}")
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stdout.count("best epoch") == 1  # rank 0 alone prints
+        one, two = weights(tmp_path / f"one-{balancer}"), weights(tmp_path / f"two-{balancer}")
+        for name in one:
+            gap = float((one[name] - two[name]).abs().max())
+            assert gap < 1e-4, f"{balancer} ({level}): {name} {gap:.1e} from one process"
+        log = (tmp_path / f"two-{balancer}" / "metrics.jsonl").read_text()
+        assert log.count('"kind": "start"') == 1
+
+
+def test_a_resumed_two_process_run_equals_an_uninterrupted_one(tmp_path: Path) -> None:
+    settings = ["balancer.name=mgda"]
+    whole = nproc(tmp_path, *settings, "schedule.max_steps=12", f"output={tmp_path}/whole")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    first = nproc(tmp_path, *settings, "schedule.max_steps=5", f"output={tmp_path}/parts")
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = nproc(tmp_path, *settings, "schedule.max_steps=12", f"output={tmp_path}/parts")
+    assert second.returncode == 0, second.stderr[-3000:]
+    a, b = weights(tmp_path / "whole"), weights(tmp_path / "parts")
+    assert all(torch.equal(a[n], b[n]) for n in a)
+
+
+def test_a_failing_rank_stops_the_run_with_a_message(tmp_path: Path) -> None:
+    """A configuration every rank refuses (a Jacobian method): the command ends within the
+    timeout with the rank's message and the launcher's line."""
+    done = nproc(tmp_path, "balancer.name=graddrop", "schedule.max_steps=4",
+                 f"output={tmp_path}/bad", timeout=180)  # fmt: skip
+    assert done.returncode == 1
+    assert "graddrop" in done.stderr and "stopped (torchrun exit status" in done.stderr
+
+
+def test_batch_norm_is_refused_on_several_ranks() -> None:
+    from polytask.distributed.training import BatchNormError, check_batch_norm
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    with pytest.raises(BatchNormError, match="convert_sync_batchnorm"):
+        check_batch_norm(model)
+    check_batch_norm(torch.nn.SyncBatchNorm.convert_sync_batchnorm(model))
