@@ -22,6 +22,7 @@ BENCHMARKS = [
     "federated.py",
     "federated_parkinsons.py",
     "federated_round_cost.py",
+    "data_parallel.py",
 ]
 
 if __name__ == "__main__":

@@ -264,6 +264,8 @@ def _step(
 
     if balancer.needs == "losses":
         reduction = ranks.active()
+        if "constant_weights" in getattr(balancer, "properties", ()):
+            reduction = None  # weights that read no loss: nothing to agree on across ranks
         losses = vector.detach()
         if reduction is not None:
             losses = reduction.weights_inputs(None, losses)[1]
