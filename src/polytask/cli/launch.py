@@ -5,10 +5,14 @@ global batch (:func:`polytask.distributed.training.data_parallel`)."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, TextIO
 
 WORKER = "POLYTASK_RANK_WORKER"
 
@@ -20,28 +24,76 @@ def in_worker() -> bool:
 
 def spawn(arguments: Sequence[str], nproc: int, clear: Path | None = None) -> int:
     """Run ``polytask ARGUMENTS`` on ``nproc`` processes with ``torchrun --standalone``
-    (each with one thread; ``clear``: a run folder to empty first, under its lock, before
-    any rank starts). A rank that fails stops the others (torchrun's doing) and the
-    command ends with exit status 1 and a line saying so; the failing rank's own message is
-    printed above it."""
+    (one thread each; ``clear``: a run folder to empty first, under its lock, before any
+    rank starts). The ranks' output is shown without torchrun's own log lines, a message
+    several ranks print alike once. A rank that fails stops the others (torchrun's doing)
+    and the command ends with exit status 1 and a line naming the rank that failed first."""
     if clear is not None:
         from polytask.training.run_folder import RunFolder, clear_run
 
         with RunFolder(clear):
             clear_run(clear)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc-per-node={nproc}", "--max-restarts=0", "--monitor-interval=0.5",
-               "-m", "polytask.cli.main", *arguments]  # fmt: skip
-    env = {**os.environ, WORKER: "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    status = subprocess.run(command, env=env, check=False).returncode
+    with tempfile.TemporaryDirectory(prefix="polytask-ranks-") as logs:
+        command = [
+            sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc-per-node={nproc}", "--max-restarts=0", "--monitor-interval=0.5",
+            "--tee=3", f"--log-dir={logs}", "-m", "polytask.cli.main", *arguments,
+        ]  # fmt: skip
+        env = {**os.environ, WORKER: "1",
+               "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}  # fmt: skip
+        child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, bufsize=1)  # fmt: skip
+        launcher: list[str] = []
+        shown: set[str] = set()
+        streams = ((child.stdout, sys.stdout), (child.stderr, sys.stderr))
+        readers = [
+            threading.Thread(target=relay, args=(stream, out, launcher, shown), daemon=True)
+            for stream, out in streams
+        ]
+        for reader in readers:
+            reader.start()
+        status = child.wait()
+        for reader in readers:
+            reader.join()
     if status != 0:
-        print(
-            f"polytask: error: the run on {nproc} processes stopped (torchrun exit status "
-            f"{status}); the failing rank's message is above",
-            file=sys.stderr,
-        )
+        print(f"polytask: error: {failure(launcher, nproc)}", file=sys.stderr)
         return 1
     return 0
+
+
+RANK_LINE = re.compile(r"^\[default(\d+)\]:(.*)$", re.S)
+
+
+def relay(stream: Any, out: TextIO, launcher: list[str], shown: set[str]) -> None:
+    """Copy the ranks' lines of ``stream`` to ``out`` without torchrun's ``[defaultK]:``
+    prefix (a ``polytask:`` line that another rank printed already is left out); keep
+    torchrun's own lines in ``launcher``."""
+    for line in stream:
+        match = RANK_LINE.match(line)
+        if match is None:
+            launcher.append(line)
+            continue
+        text = match.group(2)
+        if text.startswith("polytask:"):
+            if text in shown:
+                continue
+            shown.add(text)
+        out.write(text)
+        out.flush()
+
+
+def failure(launcher: Sequence[str], nproc: int) -> str:
+    """What ended a run, from torchrun's report: the first failing rank and how it ended."""
+    report = "".join(launcher)
+    root = report.split("Root Cause", 1)[-1]
+    rank = re.search(r"rank\s*:\s*(\d+)", root)
+    code = re.search(r"exitcode\s*:\s*(-?\d+)", root)
+    if rank is None or code is None:
+        return f"the run on {nproc} processes stopped; torchrun said:\n{report.strip()}"
+    status = int(code.group(1))
+    how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
+    return (f"rank {rank.group(1)} {how}, and the run on {nproc} processes stopped (its own "
+            "message, if it printed one, is above)")  # fmt: skip
 
 
 def start_rank() -> bool:
@@ -53,3 +105,23 @@ def start_rank() -> bool:
 
     ptd.init()
     return ptd.is_main()
+
+
+LOST_PEER = ("Connection reset", "Connection closed", "Broken pipe", "timed out", "Timeout")
+
+
+def lost_peer(error: BaseException) -> str | None:
+    """In a ``--nproc`` rank, the line to show when ``error`` is the loss of another rank (a
+    collective that failed because a peer died or timed out: torch's ``DistError``, or
+    gloo's ``RuntimeError`` naming a closed connection), else ``None``. The launcher then
+    names the rank that failed first; this rank's traceback would only repeat it."""
+    import torch.distributed as dist
+
+    text = str(error)
+    if not in_worker() or not (
+        isinstance(error, dist.DistError)
+        or (isinstance(error, RuntimeError) and any(k in text for k in LOST_PEER))
+    ):
+        return None
+    first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    return f"rank {os.environ.get('RANK', '?')} lost contact with another rank ({first})"

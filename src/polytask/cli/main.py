@@ -237,7 +237,8 @@ def train_command(
     experiment = ExperimentConfig.from_yaml(config_path(config), list(overrides))
     if nproc > 1 and not launch.in_worker():
         clear = experiment.output_dir() if restart else None
-        return launch.spawn(["train", config, *overrides], nproc, clear)
+        # progress=false: the ranks' output reaches the terminal line by line, through torchrun
+        return launch.spawn(["train", config, *overrides, "progress=false"], nproc, clear)
     main_rank = launch.start_rank()
     adapt = None
     if launch.in_worker():
@@ -400,7 +401,9 @@ def _run(args: argparse.Namespace) -> int:
         print("polytask: interrupted", file=sys.stderr)
         return 130
     except Exception as error:
-        message = None if args.debug else user_message(error)
+        from polytask.cli.launch import lost_peer
+
+        message = None if args.debug else (user_message(error) or lost_peer(error))
         if message is None:
             raise  # an internal bug (or --debug): the traceback must show
         print(f"polytask: error: {message}", file=sys.stderr)
