@@ -137,3 +137,24 @@ def test_batch_norm_is_refused_on_several_ranks() -> None:
     with pytest.raises(BatchNormError, match="convert_sync_batchnorm"):
         check_batch_norm(model)
     check_batch_norm(torch.nn.SyncBatchNorm.convert_sync_batchnorm(model))
+
+
+def test_compare_with_nproc_equals_compare_in_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """polytask compare --nproc 2 trains each run on two processes: the comparison's test
+    metrics equal those of the one-process comparison (float32 sums in another order)."""
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    common = [CONFIG, *COMMON, "schedule.max_steps=12", "--balancers", "mgda", "--seeds", "1",
+              "--no-baselines"]  # fmt: skip
+    assert main(["compare", *common, "--output", "one"]) == 0
+    assert main(["compare", *common, "--output", "two", "--nproc", "2"]) == 0
+    one, two = (json.loads((tmp_path / f / "comparison.json").read_text()) for f in ("one", "two"))
+    first, second = (c["methods"][0]["metrics"] for c in (one, two))
+    assert first.keys() == second.keys() and len(first) >= 5
+    for name, summary in first.items():
+        assert second[name]["mean"] == pytest.approx(summary["mean"], rel=1e-4), name
+    assert main(["compare", *common, "--output", "x", "--nproc", "2", "--workers", "2"]) == 2
+    assert "give --workers 1 with --nproc" in capsys.readouterr().err

@@ -22,12 +22,15 @@ def in_worker() -> bool:
     return os.environ.get(WORKER) == "1" and "WORLD_SIZE" in os.environ
 
 
-def spawn(arguments: Sequence[str], nproc: int, clear: Path | None = None) -> int:
+def spawn(
+    arguments: Sequence[str], nproc: int, clear: Path | None = None, quiet: bool = False
+) -> int:
     """Run ``polytask ARGUMENTS`` on ``nproc`` processes with ``torchrun --standalone``
     (one thread each; ``clear``: a run folder to empty first, under its lock, before any
     rank starts). The ranks' output is shown without torchrun's own log lines, a message
     several ranks print alike once. A rank that fails stops the others (torchrun's doing)
-    and the command ends with exit status 1 and a line naming the rank that failed first."""
+    and the command ends with exit status 1 and a line naming the rank that failed first.
+    ``quiet``: leave out what the ranks print on standard output (errors still show)."""
     if clear is not None:
         from polytask.training.run_folder import RunFolder, clear_run
 
@@ -45,7 +48,7 @@ def spawn(arguments: Sequence[str], nproc: int, clear: Path | None = None) -> in
                                  stderr=subprocess.PIPE, text=True, bufsize=1)  # fmt: skip
         launcher: list[str] = []
         shown: set[str] = set()
-        streams = ((child.stdout, sys.stdout), (child.stderr, sys.stderr))
+        streams = ((child.stdout, None if quiet else sys.stdout), (child.stderr, sys.stderr))
         readers = [
             threading.Thread(target=relay, args=(stream, out, launcher, shown), daemon=True)
             for stream, out in streams
@@ -64,7 +67,7 @@ def spawn(arguments: Sequence[str], nproc: int, clear: Path | None = None) -> in
 RANK_LINE = re.compile(r"^\[default(\d+)\]:(.*)$", re.S)
 
 
-def relay(stream: Any, out: TextIO, launcher: list[str], shown: set[str]) -> None:
+def relay(stream: Any, out: TextIO | None, launcher: list[str], shown: set[str]) -> None:
     """Copy the ranks' lines of ``stream`` to ``out`` without torchrun's ``[defaultK]:``
     prefix (a ``polytask:`` line that another rank printed already is left out); keep
     torchrun's own lines in ``launcher``."""
@@ -74,6 +77,8 @@ def relay(stream: Any, out: TextIO, launcher: list[str], shown: set[str]) -> Non
             launcher.append(line)
             continue
         text = match.group(2)
+        if out is None:
+            continue
         if text.startswith("polytask:"):
             if text in shown:
                 continue
@@ -125,3 +130,40 @@ def lost_peer(error: BaseException) -> str | None:
         return None
     first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
     return f"rank {os.environ.get('RANK', '?')} lost contact with another rank ({first})"
+
+
+class RunFailedError(ValueError):
+    """A run of ``polytask compare --nproc`` that failed on its processes."""
+
+
+def nproc_runner(nproc: int) -> Any:
+    """A :data:`~polytask.studies.seeds.Runner` that trains each configuration with
+    ``polytask train --nproc nproc``: the configuration is written to a temporary YAML (its
+    run folder made concrete, a relative table path made absolute) and its test metrics read
+    back from the run folder's ``results.json``."""
+    import dataclasses
+    import json
+
+    import yaml
+
+    from polytask.studies.seeds import SeedRun
+    from polytask.training.config import to_dict
+    from polytask.training.experiment import ExperimentConfig
+
+    def run(config: ExperimentConfig) -> SeedRun:
+        folder = config.output_dir()
+        if folder is None:
+            raise ValueError("--nproc needs run folders: leave output set")
+        data = to_dict(dataclasses.replace(config, output=str(folder)))
+        options = data["dataset"]["options"]
+        if isinstance(options.get("source"), str):
+            options["source"] = str(Path(options["source"]).resolve())
+        with tempfile.TemporaryDirectory(prefix="polytask-run-") as scratch:
+            path = Path(scratch) / "run.yaml"
+            path.write_text(yaml.safe_dump(data, sort_keys=False))
+            if spawn(["train", str(path)], nproc, quiet=True) != 0:
+                raise RunFailedError(f"the run in {folder} failed on {nproc} processes")
+        saved = json.loads((folder / "results.json").read_text())
+        return SeedRun(config.seed, saved["test"], saved["seconds"], saved["steps"], str(folder))
+
+    return run

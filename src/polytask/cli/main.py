@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--models", default=None, help="comma-separated (default: the config's)")
     compare.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per method (3)")
+    compare.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="train each run on N processes of this machine, one run after another (torchrun)",
+    )
     compare.add_argument("--workers", type=int, default=1, help="parallel processes (1)")
     compare.add_argument("--weight-sweep", type=int, default=0, help="add N fixed weightings")
     compare.add_argument("--no-baselines", action="store_true", help="skip single-task runs")
@@ -329,6 +335,13 @@ def compare_command(args: argparse.Namespace) -> int:
     config = ExperimentConfig.from_yaml(config_path(args.config), list(args.overrides))
     if args.seeds < 1:
         raise ValueError("--seeds must be >= 1")
+    if args.nproc < 1:
+        raise ValueError(f"--nproc must be 1 or more, got {args.nproc}")
+    runner = None
+    if args.nproc > 1:
+        from polytask.cli.launch import nproc_runner
+
+        runner = nproc_runner(args.nproc)
     comparison, page = compare(
         config,
         _names(args.balancers) or [config.balancer.name],
@@ -338,6 +351,7 @@ def compare_command(args: argparse.Namespace) -> int:
         output=args.output,
         baselines=not args.no_baselines,
         weight_sweep=args.weight_sweep,
+        runner=runner,
     )
     columns = comparison.columns
     metrics = [

@@ -18,7 +18,7 @@ from polytask.evaluation.pareto import pareto_front
 from polytask.evaluation.report import Report
 from polytask.evaluation.stats import Summary, mean_rank, summarize
 from polytask.studies.baselines import mean_baselines, single_task_baselines
-from polytask.studies.seeds import SeedRun, run_configs, with_seed
+from polytask.studies.seeds import Runner, SeedRun, run_configs, with_seed
 from polytask.tasks.taskset import TaskSet
 from polytask.training.experiment import (
     ExperimentConfig,
@@ -147,13 +147,15 @@ def compare(
     baselines: bool = True,
     weight_sweep: int = 0,
     say: Callable[[str], None] = print,
+    runner: Runner | None = None,
 ) -> tuple[Comparison, Path]:
     """Train every (model, balancer) over ``seeds``, the single-task baselines (cached), and
     write one report (``report.md``/``.html``, ``comparison.json``) into ``output``.
 
     Models and balancers other than the configuration's own get their default options;
     ``weight_sweep`` adds that many ``fixed`` weightings spread over the simplex (a Pareto
-    front traced by weights).
+    front traced by weights). ``runner`` trains each method's runs another way (see
+    :func:`~polytask.studies.seeds.run_configs`); the single-task baselines run as usual.
     """
     output = Path(output)
     models = list(models) or [config.model.name]
@@ -191,7 +193,7 @@ def compare(
         f"training {len(configs)} run(s): {len(models)} model(s) x {len(methods)} "
         f"method(s) x {len(seeds)} seed(s)"
     )
-    runs = run_configs(configs, workers, say=say)
+    runs = run_configs(configs, workers, say=say, runner=runner)
     results = [
         MethodResult(label, model, method, runs[i * len(seeds) : (i + 1) * len(seeds)])
         for i, (label, model, method) in enumerate(plan)

@@ -48,16 +48,24 @@ def _run(config: ExperimentConfig, threads: int | None) -> SeedRun:
     return SeedRun(config.seed, result.test, result.seconds, result.steps, result.output)
 
 
+Runner = Callable[[ExperimentConfig], SeedRun]
+
+
 def run_configs(
     configs: Sequence[ExperimentConfig],
     workers: int = 1,
     say: Callable[[str], None] | None = None,
+    runner: Runner | None = None,
 ) -> list[SeedRun]:
     """Run each configuration (in order, or in ``workers`` spawned processes sharing the
     CPU cores), returning results in the input order. ``say`` hears one line as each run
-    ends (also from worker processes): ``[3/12] mgda seed 1: 14.2 s, about 2 min left``."""
+    ends (also from worker processes): ``[3/12] mgda seed 1: 14.2 s, about 2 min left``.
+    ``runner`` trains one configuration another way (``polytask compare --nproc``: each
+    run on several processes), one run after another."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    if runner is not None and workers > 1:
+        raise ValueError("each run already uses several processes: give --workers 1 with --nproc")
     started = time.perf_counter()
     results: dict[int, SeedRun] = {}
 
@@ -72,7 +80,10 @@ def run_configs(
         say(f"[{done}/{total}] {config.model.name} / {config.balancer.name} seed "
             f"{config.seed}: {run.seconds:.1f} s{eta}")  # fmt: skip
 
-    if workers == 1 or len(configs) == 1:
+    if runner is not None:
+        for i, c in enumerate(configs):
+            finished(i, runner(c))
+    elif workers == 1 or len(configs) == 1:
         for i, c in enumerate(configs):
             finished(i, _run(c, None))
     else:
