@@ -72,13 +72,13 @@ def test_a_resumed_two_process_run_equals_an_uninterrupted_one(tmp_path: Path) -
 
 
 def test_a_failing_rank_stops_the_run_with_a_message(tmp_path: Path) -> None:
-    """A configuration every rank refuses (a Jacobian method): the command ends within the
-    timeout with the ranks' message once and a line naming the rank, without torchrun's
-    traceback."""
-    done = nproc(tmp_path, "balancer.name=graddrop", "schedule.max_steps=4",
+    """A mistake every rank finds (a balancer name with a typo): the command ends within
+    the timeout with the ranks' message once and a line naming the rank, without
+    torchrun's traceback."""
+    done = nproc(tmp_path, "balancer.name=mgdaa", "schedule.max_steps=4",
                  f"output={tmp_path}/bad", timeout=180)  # fmt: skip
     assert done.returncode == 1
-    assert done.stderr.count("graddrop works on the Jacobian") == 1  # both ranks said it
+    assert done.stderr.count("unknown balancer 'mgdaa'. Did you mean 'mgda'") == 1
     assert "exited with status 2, and the run on 2 processes stopped" in done.stderr
     assert "Traceback" not in done.stderr
 

@@ -1,5 +1,5 @@
-"""Data-parallel training with any loss weighting and any Gramian method at the
-representation level, exact: ``W`` ranks on a global batch split among them take the step
+"""Data-parallel training with any balancer (loss weightings, Gramian and Jacobian
+methods) at either level, exact: ``W`` ranks on a global batch split among them take the step
 one process takes on the whole batch (see :mod:`polytask.distributed.reduction` for the
 mathematics, and ``docs/distributed.md``).
 

@@ -25,7 +25,8 @@ shard only has ``c_t^r = 0`` here (its loss is the constant 0). Losses given wit
 Collectives per step: one all-reduce of ``T + 1`` numbers (counts, a skip flag), one of
 ``T + T^2`` (losses, Gramian; ``T`` for a loss weighting; at the parameter level ``T``
 losses and the ``T x P`` Jacobian instead) and one broadcast of the ``T`` weights (rank
-0's, so a method that draws random numbers draws them once).
+0's, so a method that draws random numbers draws them once). A Jacobian method at the
+representation level gathers every rank's per-sample rows instead (:meth:`gather_rows`).
 """
 
 from __future__ import annotations
@@ -100,6 +101,24 @@ class ExactReduction:
             for i, mean in zip(index, flat.split([p.numel() for p in parts]), strict=True):
                 out[i] = mean.view_as(blocks[i])
         return [b for b in out if b is not None]
+
+    def gather_rows(self, rows: Tensor) -> tuple[Tensor, slice]:
+        """Every rank's per-sample rows ``(T, b_r, ...)``, in rank order, as the whole
+        batch's: the gradient of ``L_t`` at rank ``r``'s sample ``i`` is
+        ``(1 / W) d u_t^r / d z_i`` (module docstring). Two collectives: the ranks' row
+        counts, then the rows (padded to the largest count)."""
+        W = self.world
+        count = torch.tensor([rows.shape[1]], device=rows.device)
+        counts = [torch.zeros_like(count) for _ in range(W)]
+        self.dist.all_gather(counts, count)
+        sizes = [int(c) for c in torch.cat(counts).tolist()]
+        padded = rows.new_zeros((rows.shape[0], max(sizes), *rows.shape[2:]))
+        padded[:, : rows.shape[1]] = rows
+        gathered = [torch.empty_like(padded) for _ in range(W)]
+        self.dist.all_gather(gathered, padded.contiguous())
+        whole = torch.cat([g[:, :n] for g, n in zip(gathered, sizes, strict=True)], dim=1) / W
+        start = sum(sizes[: self.dist.get_rank()])
+        return whole, slice(start, start + rows.shape[1])
 
     def same_weights(self, weights: Tensor) -> Tensor:
         """Rank 0's weights on every rank."""

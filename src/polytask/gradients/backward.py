@@ -676,6 +676,7 @@ def _jacobian(
     method: Method,
     retain_graph: bool,
 ) -> BackwardResult:
+    reduction = ranks.active()
     if level == "representation":
         assert features is not None
         blocks = [feature_jacobian(losses, names, features, method)]
@@ -684,9 +685,20 @@ def _jacobian(
         assert params is not None
         blocks = parameter_jacobian(losses, names, params, features, method)
         targets = params
-    direction = balancer.aggregate(flatten_jacobian(blocks))
-    _check_finite(type(balancer).__name__, direction, "direction")
-    parts = split_direction(direction, blocks)
+        if reduction is not None:  # the whole batch's Jacobian, the same on every rank
+            blocks = reduction.mean_blocks(blocks)
+    if reduction is not None and level == "representation":
+        # The whole batch's per-sample rows (every rank's, in rank order), the direction
+        # over all of them, and this rank's rows of it (times W: DDP or
+        # average_gradients divide the ranks' sum by W).
+        rows, mine = reduction.gather_rows(blocks[0])
+        direction = balancer.aggregate(flatten_jacobian([rows]))
+        _check_finite(type(balancer).__name__, direction, "direction")
+        parts = [direction.view_as(rows[0])[mine] * reduction.world]
+    else:
+        direction = balancer.aggregate(flatten_jacobian(blocks))
+        _check_finite(type(balancer).__name__, direction, "direction")
+        parts = split_direction(direction, blocks)
     # The hooks put the direction in place of the shared gradient during one backward that
     # also trains the heads on sum_t h_t L_t.
     handles = [

@@ -8,7 +8,8 @@ Gramian method at the representation level). :func:`reduction_for` lets a step r
 several ranks only where it is exact:
 
 - with :mod:`polytask.distributed` enabled (it installs the reductions of
-  :mod:`polytask.gradients.ranks`): loss weightings and Gramian methods, at either level;
+  :mod:`polytask.gradients.ranks`): every loss weighting, Gramian method and Jacobian
+  method, at either level;
 - without it: methods that declare ``constant_weights`` (exact for equal shards without
   missing labels, as plain DDP is).
 
@@ -38,8 +39,8 @@ def world_size() -> int:
 
 def exact_with_reduction(balancer: Any, level: str | None) -> bool:
     """Whether the installed reductions make ``balancer`` at ``level`` exact on several
-    ranks: loss weightings and Gramian methods, at either level."""
-    return getattr(balancer, "needs", None) in ("losses", "gramian")
+    ranks: loss weightings, Gramian methods and Jacobian methods, at either level."""
+    return getattr(balancer, "needs", None) in ("losses", "gramian", "jacobian")
 
 
 def reduction_for(balancer: Any, level: str | None) -> RankReduction | None:
@@ -57,10 +58,9 @@ def reduction_for(balancer: Any, level: str | None) -> RankReduction | None:
         if exact_with_reduction(balancer, level):
             return reduction
         raise DistributedBalancerError(
-            f"{name} works on the Jacobian, which is not reduced across ranks yet (its "
-            f"direction is not a weighting of the task losses); polytask.distributed makes "
-            "loss weightings and Gramian methods exact on several ranks. Train this one in "
-            "one process"
+            f"{name} needs {getattr(balancer, 'needs', None)!r}, which polytask.distributed "
+            "does not reduce across ranks (it reduces what loss weightings, Gramian methods "
+            "and Jacobian methods need); train this one in one process"
         )
     if "constant_weights" in getattr(balancer, "properties", ()):
         return None

@@ -14,7 +14,9 @@ size: :mod:`polytask.distributed` installs a :class:`RankReduction` (``enable()`
    method that draws random numbers draws them once);
 
 and, at the parameter level, :meth:`RankReduction.mean_blocks`: the whole batch's Jacobian
-of the shared parameters (the mean of the ranks' Jacobians of the rescaled losses).
+of the shared parameters (the mean of the ranks' Jacobians of the rescaled losses); for a
+Jacobian method at the representation level, :meth:`RankReduction.gather_rows`: every
+rank's per-sample rows.
 
 Gradients are then each rank's own, and averaging them over ranks (DDP does it; without
 DDP, :func:`polytask.distributed.average_gradients`) gives the whole batch's step.
@@ -50,6 +52,17 @@ class RankReduction(Protocol):
 
     def mean_blocks(self, blocks: list[Tensor]) -> list[Tensor]:
         """The whole batch's Jacobian blocks (each ``(T, ...)``): their mean over ranks."""
+        ...
+
+    @property
+    def world(self) -> int:
+        """The number of ranks."""
+        ...
+
+    def gather_rows(self, rows: Tensor) -> tuple[Tensor, slice]:
+        """The whole batch's per-sample feature Jacobian ``(T, B, ...)`` from this rank's
+        ``(T, b, ...)`` (every rank's rows in rank order, scaled to the whole batch's
+        losses), and the slice of ``B`` that is this rank's."""
         ...
 
 
