@@ -202,35 +202,20 @@ def _backward(
         return BackwardResult(None, None, level, skipped=True, present=items.present)
     params = None if shared_params is None else [p for p in shared_params if p.requires_grad]
     with ranks.stepping(reduction):
-        return _present_step(items, balancer, level, features, params, method, retain_graph,
-                             taps)  # fmt: skip
-
-
-def _present_step(
-    items: LossList,
-    balancer: BalancerProtocol,
-    level: Level | None,
-    features: Features | None,
-    params: list[Tensor] | None,
-    method: Method,
-    retain_graph: bool,
-    taps: LinearTaps | None,
-) -> BackwardResult:
-    """The step on the tasks present in the batch (all of them, or a restricted balancer)."""
-    if all(items.present):
-        result = _step(items, balancer, level, features, params, method, retain_graph, taps)
+        if all(items.present):
+            result = _step(items, balancer, level, features, params, method, retain_graph, taps)
+            balancer.after_backward()
+            return result
+        index = [i for i, here in enumerate(items.present) if here]
+        if not index:
+            return BackwardResult(None, None, level, skipped=True, present=items.present)
+        sub = items.subset(index)
+        if isinstance(features, Mapping):
+            features = {n: features[n] for n in sub.names}
+        with balancer.restricted(index):
+            result = _step(sub, balancer, level, features, params, method, retain_graph, taps)
         balancer.after_backward()
-        return result
-    index = [i for i, here in enumerate(items.present) if here]
-    if not index:
-        return BackwardResult(None, None, level, skipped=True, present=items.present)
-    sub = items.subset(index)
-    if isinstance(features, Mapping):
-        features = {n: features[n] for n in sub.names}
-    with balancer.restricted(index):
-        result = _step(sub, balancer, level, features, params, method, retain_graph, taps)
-    balancer.after_backward()
-    return _widen(result, index, items.present)
+        return _widen(result, index, items.present)
 
 
 def _widen(result: BackwardResult, index: list[int], present: list[bool]) -> BackwardResult:
