@@ -561,3 +561,30 @@ def test_batched_experts_equal_separate_mlps() -> None:
             h = torch.relu(h @ w[:, k] + b[k])
         by_hand.append(h)
     torch.testing.assert_close(experts(x), torch.stack(by_hand, 1))
+
+
+def test_bilstm_padding_changes_no_output_and_reads_both_directions() -> None:
+    """The BiLSTM packs sequences by their real length: trailing padding changes no output
+    at a real position (the backward direction starts at each sequence's own last token),
+    and a token changes the states before it (backward) and after it (forward)."""
+    from polytask.models import BiLSTMMTL
+
+    torch.manual_seed(0)
+    heads = {"intent": 4, "slots": 5}
+    for pooling in ("cls", "mean"):
+        model = BiLSTMMTL(heads, head_types={"slots": "token"}, vocab_size=30, embed_dim=8,
+                          hidden=6, num_layers=2, pooling=pooling).eval()  # fmt: skip
+        tokens = torch.randint(1, 30, (3, 6))
+        tokens[0, 4:] = 0
+        padded = torch.cat([tokens, torch.zeros(3, 5, dtype=torch.long)], 1)
+        a, b = model(tokens), model(padded)
+        torch.testing.assert_close(a.predictions["intent"], b.predictions["intent"])
+        torch.testing.assert_close(a.predictions["slots"][1:], b.predictions["slots"][1:, :6])
+        torch.testing.assert_close(a.predictions["slots"][0, :4], b.predictions["slots"][0, :4])
+        changed = tokens.clone()
+        changed[1, 3] = (changed[1, 3] % 29) + 1
+        slots = model(changed).predictions["slots"][1]
+        assert not torch.allclose(slots[0], a.predictions["slots"][1, 0])  # backward reaches
+        assert not torch.allclose(slots[5], a.predictions["slots"][1, 5])  # forward reaches
+    check_partition(model)
+    assert polytask.models.create("bilstm", heads=heads, vocab_size=30).encoder is not None

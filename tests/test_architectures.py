@@ -132,6 +132,11 @@ CASES = {
         },
         inputs=sequences,
     ),
+    "bilstm": Case(
+        "bilstm",
+        {"input_dim": 3, "embed_dim": 8, "hidden": 4, "num_layers": 2, "dropout": 0.0},
+        inputs=sequences,
+    ),
     "esmm": Case(
         "esmm",
         {"input_layer": SCHEMA, "tower_dims": (8,)},

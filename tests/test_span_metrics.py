@@ -91,8 +91,9 @@ def test_span_f1_equals_seqeval_on_random_sequences() -> None:
 def test_packaged_snips_config_trains_and_compares(
     tmp_path: object, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`polytask train snips` and `polytask compare snips` as they are (a few steps), with a
-    gradient balancer too; slots report span F1, token and sentence accuracy."""
+    """`polytask train snips` (transformer) and `snips_bilstm` (BiLSTM) and `polytask
+    compare snips` as they are (a few steps), with a gradient balancer too; slots report
+    span F1, token and sentence accuracy."""
     from polytask.cli.main import main
 
     from .conftest import DATA_ROOT, have_data
@@ -102,9 +103,10 @@ def test_packaged_snips_config_trains_and_compares(
     monkeypatch.setenv("POLYTASK_DATA", str(DATA_ROOT))
     monkeypatch.chdir(tmp_path)  # type: ignore[arg-type]
     short = ["schedule.max_steps=4", "progress=false", "report=false"]
-    assert main(["train", "snips", *short]) == 0
-    out = capsys.readouterr().out
-    assert "span_f1" in out and "sentence_accuracy" in out
+    for packaged in ("snips", "snips_bilstm"):
+        assert main(["train", packaged, *short]) == 0
+        out = capsys.readouterr().out
+        assert "span_f1" in out and "sentence_accuracy" in out
     assert main(["compare", "snips", *short, "--balancers", "equal,pcgrad", "--seeds", "1",
                  "--no-baselines"]) == 0  # fmt: skip
     assert "slots/span_f1" in capsys.readouterr().out

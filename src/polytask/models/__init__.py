@@ -7,6 +7,7 @@ with every model at both gradient levels.
 """
 
 from polytask.models import (  # noqa: F401  (registration)
+    bilstm,
     cgc,
     cross_stitch,
     esmm,
@@ -23,6 +24,7 @@ from polytask.models import (  # noqa: F401  (registration)
     ufo,
 )
 from polytask.models.base import MultiTaskModel, check_partition
+from polytask.models.bilstm import BiLSTMEncoder, BiLSTMMTL
 from polytask.models.cgc import CGC
 from polytask.models.cross_stitch import CrossStitch
 from polytask.models.esmm import ESMM
@@ -59,6 +61,8 @@ __all__ = [
     "MTAN",
     "PLE",
     "UFO",
+    "BiLSTMEncoder",
+    "BiLSTMMTL",
     "CrossStitch",
     "DenseFeature",
     "EncoderAdapter",

@@ -40,7 +40,14 @@ def token_inputs(
     return tokens, segments, mask
 
 
-class SmallEncoder(nn.Module):
+class SequenceEncoder(nn.Module):
+    """An encoder that :class:`TransformerMTL` calls as it is (no adapter):
+    ``forward(tokens, segments, mask) -> (B, L, hidden)``, ``mask`` True at real positions
+    (padding masked out). :class:`SmallEncoder` is one, and so is the BiLSTM of
+    :mod:`polytask.models.bilstm`."""
+
+
+class SmallEncoder(SequenceEncoder):
     """A transformer encoder trained from scratch: token (or linear feature) embeddings plus
     learnt position and segment embeddings, then ``num_layers`` pre-norm encoder layers with
     padding masked out of attention (Vaswani et al. 2017; the MT-DNN shared layers of Liu et
@@ -200,9 +207,8 @@ class TransformerMTL(MultiTaskModel):
         if encoder is not None:
             if hidden_size is None:
                 raise ValueError("encoder= needs hidden_size= (its output width)")
-            self.encoder: nn.Module = (
-                encoder if isinstance(encoder, EncoderAdapter) else EncoderAdapter(encoder)
-            )
+            native = isinstance(encoder, EncoderAdapter | SequenceEncoder)
+            self.encoder: nn.Module = encoder if native else EncoderAdapter(encoder)
             width = hidden_size
         else:
             self.encoder = SmallEncoder(
