@@ -110,3 +110,25 @@ def test_packaged_snips_config_trains_and_compares(
     assert main(["compare", "snips", *short, "--balancers", "equal,pcgrad", "--seeds", "1",
                  "--no-baselines"]) == 0  # fmt: skip
     assert "slots/span_f1" in capsys.readouterr().out
+
+
+def test_a_single_task_run_of_a_config_that_types_every_head() -> None:
+    """only_tasks=[intent] on a configuration whose head_types names slots (the packaged
+    snips ones, and the single-task baselines polytask compare trains): the model is built
+    with the intent head only; a head_types entry naming no task of the data still raises."""
+    from types import SimpleNamespace
+
+    from polytask import Task
+    from polytask.models.registry import create
+    from polytask.training.experiment_build import model_options
+    from polytask.training.experiment_config import NamedConfig
+
+    data = SimpleNamespace(spec=SimpleNamespace(kind="tokens", vocab_size=12),
+                           tasks=[Task("intent", "ce"), Task("slots", "ce")])  # fmt: skip
+    config = NamedConfig("bilstm", {"heads": {"intent": 3}, "head_types": {"slots": "token"}})
+    options = model_options(config, data, [Task("intent", "ce")])  # type: ignore[arg-type]
+    assert options["head_types"] == {}
+    create("bilstm", **options)
+    typo = NamedConfig("bilstm", {"heads": {"intent": 3}, "head_types": {"slot": "token"}})
+    with pytest.raises(KeyError, match="unknown task 'slot'"):
+        create("bilstm", **model_options(typo, data, [Task("intent", "ce")]))  # type: ignore[arg-type]

@@ -66,6 +66,14 @@ def model_options(config: NamedConfig, data: DataSplits, tasks: list[Task]) -> d
     options = dict(config.options)
     if "heads" not in options:
         options["heads"] = head_sizes(data, tasks)
+    if isinstance(options.get("head_types"), dict):
+        # A run on some of the data's tasks (only_tasks, a single-task baseline) keeps the
+        # head types of its own tasks; a name that is no task of the data still reaches the
+        # model, which says so.
+        left_out = {t.name for t in data.tasks} - {t.name for t in tasks}
+        options["head_types"] = {
+            k: v for k, v in options["head_types"].items() if k not in left_out
+        }
     spec = data.spec  # the data set's typed description of its input
     accepted = model_registry.MODELS.get(config.name).options()
     if spec.kind == "tokens" and "vocab_size" in accepted:
