@@ -107,6 +107,13 @@ def test_packaged_snips_config_trains_and_compares(
         assert main(["train", packaged, *short]) == 0
         out = capsys.readouterr().out
         assert "span_f1" in out and "sentence_accuracy" in out
+    # One task of a configuration that types both heads and selects on slot F1: the monitor
+    # must be the user's choice, and compare's single-task baselines make it the loss.
+    assert main(["train", "snips_bilstm", *short, "only_tasks=[intent]"]) == 2
+    assert "names task 'slots', which this run does not train" in capsys.readouterr().err
+    assert main(["train", "snips_bilstm", *short, "only_tasks=[intent]",
+                 "schedule.monitor=intent/accuracy"]) == 0  # fmt: skip
+    assert "span_f1" not in capsys.readouterr().out
     assert main(["compare", "snips", *short, "--balancers", "equal,pcgrad", "--seeds", "1",
                  "--no-baselines"]) == 0  # fmt: skip
     assert "slots/span_f1" in capsys.readouterr().out
@@ -132,3 +139,17 @@ def test_a_single_task_run_of_a_config_that_types_every_head() -> None:
     typo = NamedConfig("bilstm", {"heads": {"intent": 3}, "head_types": {"slot": "token"}})
     with pytest.raises(KeyError, match="unknown task 'slot'"):
         create("bilstm", **model_options(typo, data, [Task("intent", "ce")]))  # type: ignore[arg-type]
+
+
+def test_a_single_task_baseline_selects_on_its_own_task() -> None:
+    """compare's single-task baselines of a configuration that selects on another task's
+    metric (snips: slots/span_f1) select the intent baseline on its validation loss; the
+    slots baseline keeps slots/span_f1."""
+    from polytask.studies.baselines import single_task_config
+    from polytask.training.experiment import ExperimentConfig
+
+    config = ExperimentConfig.from_dict(
+        {"dataset": {"name": "snips"}, "schedule": {"monitor": "slots/span_f1"}}
+    )
+    assert single_task_config(config, "intent", 0).schedule.monitor == "loss"
+    assert single_task_config(config, "slots", 0).schedule.monitor == "slots/span_f1"

@@ -15,9 +15,14 @@ BaselineTable = dict[int, dict[str, dict[str, float]]]  # seed -> task -> metric
 
 def single_task_config(config: ExperimentConfig, task: str, seed: int) -> ExperimentConfig:
     """``task`` alone: the same data, model (one head), optimizer, schedule and seed, equal
-    weighting, no run folder."""
+    weighting, no run folder. A model-selection monitor that names another task (snips's
+    ``slots/span_f1`` for the intent baseline) becomes the task's own validation loss."""
+    schedule = config.schedule
+    if schedule.monitor != "loss" and schedule.monitor.partition("/")[0] != task:
+        schedule = dataclasses.replace(schedule, monitor="loss")
     return dataclasses.replace(
         config,
+        schedule=schedule,
         seed=seed,
         only_tasks=[task],
         balancer=NamedConfig("equal"),

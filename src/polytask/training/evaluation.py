@@ -71,6 +71,12 @@ def monitor_direction(tasks: TaskSet, monitor: str) -> bool:
     if monitor == "loss":
         return False
     task, _, metric = monitor.partition("/")
+    if task not in tasks.names:
+        raise ValueError(
+            f"monitor {monitor!r} names task {task!r}, which this run does not train (its "
+            f"tasks: {', '.join(tasks.names)}); set schedule.monitor=loss or a metric of one "
+            "of them"
+        )
     if metric not in tasks.task(task).metrics:
         raise ValueError(
             f"monitor {monitor!r}: task {task!r} has metrics {list(tasks.task(task).metrics)}"

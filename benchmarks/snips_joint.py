@@ -1,0 +1,140 @@
+"""SNIPS joint NLU: intent accuracy, slot span F1 and sentence accuracy of from-scratch
+polytask models, single-task and joint, beside the published numbers on the same split.
+
+Protocol: SNIPS as Goo et al. 2018 split it (13,084 / 700 / 700 sentences), the packaged
+``snips_bilstm`` configuration (BiLSTM encoder trained from scratch, 1 x 128 per direction,
+embeddings 128, Adam 1e-3, batch 32, 20 epochs, the epoch chosen on validation slot span F1)
+or ``snips`` (the transformer; ``--model transformer``). Runs: intent alone, slots alone,
+joint with equal weights and joint with three balancers (DWA, PCGrad, UPGrad at the
+representation level); 5 seeds each (``--full``), mean +- 95% CI. Sentence accuracy is the
+joint frame accuracy of Goo et al.: the intent and every slot of a sentence right; a
+single-task run has no sentence accuracy.
+
+Published on this split (Goo et al. 2018, Table 2): Slot-Gated (full attention) 97.0 intent
+accuracy, 88.8 slot F1, 75.5 sentence accuracy. Pretrained encoders (Joint BERT, Chen et al.
+2019: 98.6 intent accuracy, 97.0 slot F1) are not comparable with a from-scratch encoder.
+
+    python benchmarks/snips_joint.py            # quick: 1 seed, 2 epochs
+    python benchmarks/snips_joint.py --full     # 5 seeds, 20 epochs (results committed)
+Needs the local SNIPS copy (``POLYTASK_DATA``). Results: benchmarks/results/snips_joint.*
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from typing import Any
+
+import torch
+
+import polytask
+import polytask.data
+from common import markdown_table, meta, write_results
+from polytask.evaluation.stats import summarize
+from polytask.tasks.spans import SpanF1
+
+RUNS: dict[str, dict[str, Any]] = {
+    "intent alone": {"only_tasks": ["intent"]},
+    "slots alone": {"only_tasks": ["slots"]},
+    "joint, equal": {},
+    "joint, dwa": {"balancer": {"name": "dwa"}},
+    "joint, pcgrad": {"balancer": {"name": "pcgrad"}},
+    "joint, upgrad": {"balancer": {"name": "upgrad"}},
+}
+PUBLISHED = {"Slot-Gated (Goo et al. 2018)": (97.0, 88.8, 75.5)}
+
+
+def scores(folder: str, data: Any) -> dict[str, float | None]:
+    """Intent accuracy, slot span F1 and joint sentence accuracy (%) of the run in
+    ``folder`` on the test split (``None`` for a task the run did not learn)."""
+    run = polytask.load_run(folder)
+    predicted = run.predict(data.test.inputs)
+    out: dict[str, float | None] = {"intent": None, "slots": None, "sentence": None}
+    intent_right = slots_right = None
+    if "intent" in predicted:
+        intent_right = predicted["intent"].argmax(-1) == data.test.targets["intent"]
+        out["intent"] = 100 * float(intent_right.float().mean())
+    if "slots" in predicted:
+        gold = data.test.targets["slots"]
+        ids = predicted["slots"].argmax(-1)
+        labels = next(t for t in data.tasks if t.name == "slots").labels
+        span = SpanF1(labels)
+        span.update(ids, gold)
+        out["slots"] = 100 * float(span.compute())
+        slots_right = ((ids == gold) | (gold < 0)).all(-1)
+    if intent_right is not None and slots_right is not None:
+        out["sentence"] = 100 * float((intent_right & slots_right).float().mean())
+    return out
+
+
+def one_run(name: str, seed: int, epochs: int, model: str, scratch: str) -> dict[str, Any]:
+    """Train one run of :data:`RUNS` and score it on the test split."""
+    from polytask.cli.main import config_path
+    from polytask.training.config import merge
+    from polytask.training.experiment import ExperimentConfig, run_experiment
+    from polytask.training.experiment_config import load_config_file
+
+    packaged = config_path("snips_bilstm" if model == "bilstm" else "snips")
+    settings = merge(load_config_file(packaged), RUNS[name])
+    folder = name.replace(", ", "-").replace(" ", "_")
+    settings.update(seed=seed, progress=False, report=False, output=f"{scratch}/{folder}-{seed}")
+    settings["schedule"] = {**settings["schedule"], "epochs": epochs}
+    config = ExperimentConfig.from_dict(settings)
+    started = time.perf_counter()
+    result = run_experiment(config)
+    seconds = time.perf_counter() - started
+    data = polytask.data.load("snips")
+    return {"run": name, "seed": seed, "seconds": seconds, "epochs": epochs,
+            "best_epoch": result.best_epoch, **scores(str(result.output), data)}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--full", action="store_true")
+    parser.add_argument("--model", choices=("bilstm", "transformer"), default="bilstm")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds (5 with --full, else 1)")
+    args = parser.parse_args()
+    seeds = args.seeds or (5 if args.full else 1)
+    epochs = 20 if args.full else 2
+    torch.set_num_threads(2)
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="snips-") as scratch:
+        for name in RUNS:
+            for seed in range(seeds):
+                rows.append(one_run(name, seed, epochs, args.model, scratch))
+                print(rows[-1], flush=True)
+    table = []
+    for name in RUNS:
+        mine = [r for r in rows if r["run"] == name]
+        cells = []
+        for key in ("intent", "slots", "sentence"):
+            values = [r[key] for r in mine if r[key] is not None]
+            cells.append(summarize(values).format(1) if values else "-")
+        per_epoch = sum(r["seconds"] for r in mine) / sum(r["epochs"] for r in mine)
+        table.append([name, *cells, f"{per_epoch:.1f}",
+                      f"{sum(r['seconds'] for r in mine) / len(mine):.0f}"])  # fmt: skip
+    for name, (intent, slots, sentence) in PUBLISHED.items():
+        table.append([name, f"{intent}", f"{slots}", f"{sentence}", "-", "-"])
+    info = meta("snips_joint.py", model=args.model, seeds=seeds, epochs=epochs)
+    lines = [
+        "# SNIPS joint intent detection and slot filling",
+        "",
+        f"`{info['command']}` on {info['machine']}, {info['cpus']} CPUs, torch {info['torch']}, "
+        f"2 threads. Model: {args.model} trained from scratch (packaged configuration), "
+        f"{epochs} epochs, the epoch chosen on validation slot span F1; {seeds} seed(s), "
+        "mean +- 95% CI. Test split of Goo et al. 2018 (700 sentences). Intent accuracy, slot "
+        "span F1 (CoNLL convention) and sentence accuracy (intent and every slot right), %.",
+        "",
+        *markdown_table(
+            ["run", "intent acc", "slot F1", "sentence acc", "s / epoch", "s / run"], table
+        ),
+        "",
+        "Pretrained encoders (Joint BERT, Chen et al. 2019: 98.6 intent accuracy, 97.0 slot "
+        "F1) are not comparable with a from-scratch encoder.",
+    ]
+    write_results(f"snips_joint_{args.model}", {"meta": info, "runs": rows}, lines)
+
+
+if __name__ == "__main__":
+    main()
