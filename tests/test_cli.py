@@ -149,3 +149,17 @@ def test_an_optional_section_out_of_range_names_the_key_and_range(capsys) -> Non
     assert "configuration key 'search.cv': 1 is out of range; it must be >= 2" in (
         capsys.readouterr().err
     )
+
+
+def test_a_folder_named_like_a_packaged_configuration_does_not_hide_it(
+    tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A run folder called `synthetic` in the working directory: `polytask train synthetic`
+    still means the packaged configuration (it said "configuration file synthetic does not
+    exist")."""
+    from polytask.cli.main import config_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "synthetic").mkdir()
+    assert config_path("synthetic").name == "synthetic.yaml"
+    assert config_path("synthetic").is_file()

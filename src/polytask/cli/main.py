@@ -121,8 +121,8 @@ def packaged_configs(group: str = "") -> list[str]:
 def config_path(name: str, group: str = "") -> Path:
     """A path as given, or the packaged configuration called ``name``."""
     path = Path(name)
-    if path.exists() or path.suffix in (".yaml", ".yml"):
-        return path
+    if path.is_file() or path.suffix in (".yaml", ".yml"):
+        return path  # a folder of that name (a run's output) does not hide a packaged one
     if name in packaged_configs(group):
         return Path(str(resources.files("polytask") / "configs" / group / f"{name}.yaml"))
     from polytask._registry import unknown_name_message
