@@ -110,7 +110,9 @@ def test_packaged_snips_config_trains_and_compares(
     # One task of a configuration that types both heads and selects on slot F1: the monitor
     # must be the user's choice, and compare's single-task baselines make it the loss.
     assert main(["train", "snips_bilstm", *short, "only_tasks=[intent]"]) == 2
-    assert "names task 'slots', which this run does not train" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "schedule.monitor 'slots/span_f1': unknown task 'slots'" in error
+    assert "set schedule.monitor=loss" in error
     assert main(["train", "snips_bilstm", *short, "only_tasks=[intent]",
                  "schedule.monitor=intent/accuracy"]) == 0  # fmt: skip
     assert "span_f1" not in capsys.readouterr().out

@@ -112,6 +112,19 @@ def start_rank() -> bool:
     return ptd.is_main()
 
 
+def finish_rank(finished: bool) -> None:
+    """In a ``--nproc`` rank: take the process group down before the interpreter exits,
+    after every rank got here when the run ``finished`` (a gloo group left to the exit's
+    destructors, or taken down while a peer still works, can end a rank with ``terminate
+    called without an active exception``: a failed rank after a finished run)."""
+    import torch.distributed as dist
+
+    if in_worker() and dist.is_available() and dist.is_initialized():
+        if finished:
+            dist.barrier()
+        dist.destroy_process_group()
+
+
 LOST_PEER = ("Connection reset", "Connection closed", "Broken pipe", "timed out", "Timeout")
 
 

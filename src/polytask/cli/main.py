@@ -251,12 +251,17 @@ def train_command(
         from polytask.distributed.training import data_parallel
 
         adapt = data_parallel
-    result = run_experiment(
-        experiment,
-        restart=restart and not launch.in_worker(),
-        announce=(lambda m: print(f"polytask: {m}")) if main_rank else None,
-        adapt=adapt,
-    )
+    finished = False
+    try:
+        result = run_experiment(
+            experiment,
+            restart=restart and not launch.in_worker(),
+            announce=(lambda m: print(f"polytask: {m}")) if main_rank else None,
+            adapt=adapt,
+        )
+        finished = True
+    finally:
+        launch.finish_rank(finished)
     if not main_rank:
         return 0
     rows = [

@@ -72,10 +72,11 @@ def monitor_direction(tasks: TaskSet, monitor: str) -> bool:
         return False
     task, _, metric = monitor.partition("/")
     if task not in tasks.names:
-        raise ValueError(
-            f"monitor {monitor!r} names task {task!r}, which this run does not train (its "
-            f"tasks: {', '.join(tasks.names)}); set schedule.monitor=loss or a metric of one "
-            "of them"
+        from polytask._registry import unknown_name_message
+
+        raise KeyError(
+            f"schedule.monitor {monitor!r}: {unknown_name_message('task', task, tasks.names)} "
+            "This run trains only those; set schedule.monitor=loss or a metric of one of them"
         )
     if metric not in tasks.task(task).metrics:
         raise ValueError(
