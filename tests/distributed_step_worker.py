@@ -48,7 +48,7 @@ mine = slice(RANK * B // WORLD, (RANK + 1) * B // WORLD)
 out = {}
 for name in available():
     make = factory(name)
-    if not exact_with_reduction(make(3), "representation"):
+    if not exact_with_reduction(make(3)):
         continue
     levels = ["losses"] if make(3).needs == "losses" else [*make(3).levels]
     if "parameter" in levels:

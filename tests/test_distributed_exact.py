@@ -65,7 +65,7 @@ def covered() -> list[str]:
     out = []
     for name in available():
         balancer = factory(name)(3)
-        if not exact_with_reduction(balancer, "representation"):
+        if not exact_with_reduction(balancer):
             continue
         levels = ["losses"] if balancer.needs == "losses" else list(balancer.levels)
         if "parameter" in levels:

@@ -14,6 +14,7 @@ Usage, in a script started by ``torchrun --nproc-per-node W``::
         out = model(x)
         polytask.backward(tasks.losses(out, y), balancer, features=out.features)
         ptd.average_gradients(model)    # or wrap the model in DDP, which averages them
+        ptd.average_gradients(balancer) # learnt weights (uncertainty, ...): DDP does not see them
         optimizer.step(); optimizer.zero_grad()
 
 The one rule with DDP: wrap the model (``DDP(model)``) and call :func:`polytask.backward`

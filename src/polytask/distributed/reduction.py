@@ -57,8 +57,8 @@ class ExactReduction:
         if items.counts is not None:
             counts = items.counts.detach().to(device=device, dtype=torch.float64)
         else:
-            counts = torch.tensor([float(p) for p in items.present] or [1.0] * T,
-                                  dtype=torch.float64, device=device)  # fmt: skip
+            # present: all True for a dict, a list or a tensor (equal shards assumed)
+            counts = torch.tensor(items.present, dtype=torch.float64, device=device)
         packet = torch.cat([counts, counts.new_tensor([float(items.skip)])])
         self.dist.all_reduce(packet)
         total = packet[:T]

@@ -194,7 +194,7 @@ def _backward(
 ) -> BackwardResult:
     level = resolve_level(features, shared_params)
     balancer.check_level(level)
-    reduction = reduction_for(balancer, level)
+    reduction = reduction_for(balancer)
     if reduction is not None:
         items = reduction.prepare(items)
     balancer.bind(items.names, items.roles, items.prior_weights)

@@ -37,14 +37,14 @@ def world_size() -> int:
     return 1
 
 
-def exact_with_reduction(balancer: Any, level: str | None) -> bool:
-    """Whether the installed reductions make ``balancer`` at ``level`` exact on several
-    ranks: loss weightings, Gramian methods and Jacobian methods, at either level."""
+def exact_with_reduction(balancer: Any) -> bool:
+    """Whether the installed reductions make ``balancer`` exact on several ranks: loss
+    weightings, Gramian methods and Jacobian methods, at either level."""
     return getattr(balancer, "needs", None) in ("losses", "gramian", "jacobian")
 
 
-def reduction_for(balancer: Any, level: str | None) -> RankReduction | None:
-    """The reduction a step of ``balancer`` at ``level`` needs (``None`` on one rank, or for
+def reduction_for(balancer: Any) -> RankReduction | None:
+    """The reduction a step of ``balancer`` needs (at either level) (``None`` on one rank, or for
     a constant-weight method without :mod:`polytask.distributed`); raises
     :class:`DistributedBalancerError` where several ranks would change the method."""
     ranks = world_size()
@@ -55,7 +55,7 @@ def reduction_for(balancer: Any, level: str | None) -> RankReduction | None:
     reduction = installed()
     name = name_of(balancer)
     if reduction is not None:
-        if exact_with_reduction(balancer, level):
+        if exact_with_reduction(balancer):
             return reduction
         raise DistributedBalancerError(
             f"{name} needs {getattr(balancer, 'needs', None)!r}, which polytask.distributed "

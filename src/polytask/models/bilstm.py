@@ -13,7 +13,12 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from polytask.models.layers import TowerSpec
 from polytask.models.registry import register
-from polytask.models.transformer import HeadType, SequenceEncoder, TransformerMTL
+from polytask.models.transformer import (
+    HeadType,
+    SequenceEncoder,
+    TransformerMTL,
+    input_embedding,
+)
 
 
 class BiLSTMEncoder(SequenceEncoder):
@@ -29,13 +34,7 @@ class BiLSTMEncoder(SequenceEncoder):
     def __init__(self, *, vocab_size: int | None, input_dim: int | None, embed_dim: int,
                  hidden: int, num_layers: int, dropout: float, pad_id: int) -> None:  # fmt: skip
         super().__init__()
-        if (vocab_size is None) == (input_dim is None):
-            raise ValueError("give exactly one of vocab_size= (token ids) or input_dim= (features)")
-        self.embed: nn.Module = (
-            nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
-            if vocab_size is not None
-            else nn.Linear(int(input_dim or 0), embed_dim)
-        )
+        self.embed = input_embedding(vocab_size, input_dim, embed_dim, pad_id)
         self.dropout = nn.Dropout(dropout)
         self.lstm = nn.LSTM(embed_dim, hidden, num_layers, batch_first=True, bidirectional=True,
                             dropout=dropout if num_layers > 1 else 0.0)  # fmt: skip

@@ -40,6 +40,19 @@ def token_inputs(
     return tokens, segments, mask
 
 
+def input_embedding(
+    vocab_size: int | None, input_dim: int | None, width: int, pad_id: int
+) -> nn.Module:
+    """The first layer of a sequence encoder: token embeddings ``(B, L) -> (B, L, width)``
+    (``padding_idx=pad_id``) or a linear map of real-valued features ``(B, L, input_dim)``;
+    exactly one of ``vocab_size`` and ``input_dim`` is given."""
+    if (vocab_size is None) == (input_dim is None):
+        raise ValueError("give exactly one of vocab_size= (token ids) or input_dim= (features)")
+    if vocab_size is not None:
+        return nn.Embedding(vocab_size, width, padding_idx=pad_id)
+    return nn.Linear(int(input_dim or 0), width)
+
+
 class SequenceEncoder(nn.Module):
     """An encoder that :class:`TransformerMTL` calls as it is (no adapter):
     ``forward(tokens, segments, mask) -> (B, L, hidden)``, ``mask`` True at real positions
@@ -72,13 +85,7 @@ class SmallEncoder(SequenceEncoder):
         pad_id: int,
     ) -> None:
         super().__init__()
-        if (vocab_size is None) == (input_dim is None):
-            raise ValueError("give exactly one of vocab_size= (token ids) or input_dim= (features)")
-        self.embed: nn.Module = (
-            nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
-            if vocab_size is not None
-            else nn.Linear(int(input_dim or 0), d_model)
-        )
+        self.embed = input_embedding(vocab_size, input_dim, d_model, pad_id)
         self.positions = nn.Embedding(max_len, d_model)
         self.segments = nn.Embedding(num_segments, d_model) if num_segments > 0 else None
         layer = nn.TransformerEncoderLayer(
