@@ -437,15 +437,13 @@ def _representation_gramian(
     # On several ranks, the one-backward paths are left out: their first backward (through
     # the heads into .grad) would hand DDP's gradient hooks the heads' unweighted gradients.
     # The per-task path takes the rows with autograd.grad and ends in one ordinary backward.
-    several_ranks = ranks.active() is not None
-    if several_ranks:
-        pass
-    elif isinstance(features, Mapping) and method != "loop":
+    one_rank = ranks.active() is None
+    if one_rank and isinstance(features, Mapping) and method != "loop":
         base = branch_base(features, names)
         branches = [features[n] for n in names]
         if base.requires_grad:
             plan = _head_leaves(losses, branches, base)
-    elif isinstance(features, Tensor) and method == "auto" and features.requires_grad:
+    elif one_rank and isinstance(features, Tensor) and method == "auto" and features.requires_grad:
         # A user's own model: heads read one plain tensor; their consumers of it are hooked.
         capture = consumer_capture(losses, features, starts)
         if capture is not None and _separate_heads(capture.heads):
@@ -499,22 +497,16 @@ def _parameter_gramian(
 ) -> BackwardResult:
     reduction = ranks.active()
     if reduction is not None:
-        if taps is not None and taps.warn_unused:
-            taps.warn_unused = False
-            warnings.warn(
-                "taps= given but not used: on several ranks the Gramian needs the whole "
-                "batch's Jacobian, and the layer-tap Gramian pairs samples of one rank only "
-                "(result.gramian_from == 'jacobian')",
-                RuntimeWarning,
-                stacklevel=4,
-            )
+        if taps is not None:
+            _warn_taps_unused(taps, SEVERAL_RANKS)
         return _parameter_on_ranks(losses, names, vector, balancer, params, features, method,
                                    retain_graph, reduction)  # fmt: skip
     fast = _parameter_fast_path(
         losses, names, vector, balancer, params, features, method, retain_graph, taps, starts
     )
     if taps is not None and (fast is None or fast.gramian_from != "activations"):
-        _warn_taps_unused(taps, fast is None)
+        general = fast is None or not taps.uncovered
+        _warn_taps_unused(taps, EXACT_PASSES if general else taps.uncovered)
     if fast is not None:
         return fast
     blocks = parameter_jacobian(losses, names, params, features, method)
@@ -563,18 +555,22 @@ def _parameter_on_ranks(
     return BackwardResult(weights, G, "parameter", path=path, gramian_from="jacobian")
 
 
-def _warn_taps_unused(taps: LinearTaps, general: bool) -> None:
+EXACT_PASSES = (
+    "the graph needs exact per-task passes (a loss reads the features other than through its "
+    "head, or heads share an autograd node)"
+)
+SEVERAL_RANKS = (
+    "on several ranks the Gramian needs the whole batch's Jacobian, and the layer-tap "
+    "Gramian pairs the samples of one rank only"
+)
+
+
+def _warn_taps_unused(taps: LinearTaps, reason: str) -> None:
     """Say once per :class:`LinearTaps` why its records could not give the Gramian (the
-    exact Jacobian route ran instead, slower)."""
+    exact Jacobian route ran instead, slower): ``reason``."""
     if not taps.warn_unused:
         return
     taps.warn_unused = False  # once per LinearTaps
-    reason = (
-        "the graph needs exact per-task passes (a loss reads the features other than "
-        "through its head, or heads share an autograd node)"
-        if general or not taps.uncovered
-        else taps.uncovered
-    )
     warnings.warn(
         f"taps= given but not used: {reason}. The Gramian came from the shared parameters' "
         "exact per-task gradients (result.gramian_from == 'jacobian'), which is slower",
