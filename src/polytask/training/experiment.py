@@ -138,7 +138,7 @@ def prepare(
         config,
         schedule=dataclasses.replace(given, epochs=sized.epochs, batch_size=sized.batch_size),
     )
-    every = [t.name for t in loaded.tasks]
+    data_tasks = [t.name for t in loaded.tasks]
     tasks = select_tasks(apply_task_overrides(loaded.tasks, config.tasks), config.only_tasks)
     if config.only_tasks is not None:
         names = [t.name for t in tasks]
@@ -149,7 +149,7 @@ def prepare(
             test=loaded.test.select_tasks(names),
             tasks=tasks,
         )
-    model = build_model(config.model, loaded, tasks, every)
+    model = build_model(config.model, loaded, tasks, data_tasks)
     # Bound to the tasks at once: learnt per-task parameters exist before the optimizer.
     balancer = balancer_registry.create(
         config.balancer.name, tasks=tasks, **config.balancer.options

@@ -56,19 +56,19 @@ def head_sizes(data: DataSplits, tasks: list[Task]) -> dict[str, int]:
 
 
 def build_model(
-    config: NamedConfig, data: DataSplits, tasks: list[Task], every: list[str] | None = None
+    config: NamedConfig, data: DataSplits, tasks: list[Task], data_tasks: list[str] | None = None
 ) -> MultiTaskModel:
-    """The configured architecture with one head per task, sized from the data (``every``:
+    """The configured architecture with one head per task, sized from the data (``data_tasks``:
     the data set's task names, when ``tasks`` are some of them; see :func:`model_options`)."""
-    return model_registry.create(config.name, **model_options(config, data, tasks, every))
+    return model_registry.create(config.name, **model_options(config, data, tasks, data_tasks))
 
 
 def model_options(
-    config: NamedConfig, data: DataSplits, tasks: list[Task], every: list[str] | None = None
+    config: NamedConfig, data: DataSplits, tasks: list[Task], data_tasks: list[str] | None = None
 ) -> dict[str, Any]:
     """The configured model's options with what the data decides filled in: one head per
     task, and the input (input size, vocabulary or feature schema). A run on some of the
-    data set's tasks (``every``: all its task names; default ``data.tasks``') keeps the
+    data set's tasks (``data_tasks``: all its task names; default ``data.tasks``) keeps the
     ``head_types`` of its own tasks only."""
     options = dict(config.options)
     if "heads" not in options:
@@ -77,7 +77,7 @@ def model_options(
         # A run on some of the data's tasks (only_tasks, a single-task baseline) keeps the
         # head types of its own tasks; a name that is no task of the data still reaches the
         # model, which says so.
-        names = every if every is not None else [t.name for t in data.tasks]
+        names = data_tasks if data_tasks is not None else [t.name for t in data.tasks]
         left_out = set(names) - {t.name for t in tasks}
         options["head_types"] = {
             k: v for k, v in options["head_types"].items() if k not in left_out
