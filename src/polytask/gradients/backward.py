@@ -499,8 +499,22 @@ def _parameter_gramian(
     if reduction is not None:
         if taps is not None:
             _warn_taps_unused(taps, SEVERAL_RANKS)
-        return _parameter_on_ranks(losses, names, vector, balancer, params, features, method,
-                                   retain_graph, reduction)  # fmt: skip
+        # The whole batch's Jacobian J = mean_r J_r (one all-reduce of T x P), its Gramian
+        # and the weights w; then one ordinary backward of sum_t h_t u_t (h: the heads'
+        # weights), whose average over ranks is J^T h at the shared parameters, and
+        # J^T (w - h) added to the shared gradients (the same on every rank), so the
+        # average is J^T w. One ordinary backward keeps DDP's gradient hooks whole.
+        blocks = reduction.mean_blocks(parameter_jacobian(losses, names, params, features, method))
+        G = gramian(blocks)
+        _, whole = reduction.weights_inputs(None, vector.detach())
+        weights = reduction.same_weights(balancer.gramian_weights(G, whole).detach())
+        _check_finite(type(balancer).__name__, weights, "weights")
+        heads = balancer.head_task_weights(weights).detach()
+        (heads.to(vector.dtype) * vector).sum().backward(retain_graph=retain_graph)
+        if heads is not weights:
+            _combine_into(params, blocks, weights - heads.to(weights.dtype))
+        path = "vmap" if method == "vmap" else "per-task"
+        return BackwardResult(weights, G, "parameter", path=path, gramian_from="jacobian")
     fast = _parameter_fast_path(
         losses, names, vector, balancer, params, features, method, retain_graph, taps, starts
     )
@@ -520,37 +534,6 @@ def _parameter_gramian(
         torch.autograd.backward(
             (heads.to(vector.dtype) * vector).sum(), inputs=others, retain_graph=retain_graph
         )
-    path = "vmap" if method == "vmap" else "per-task"
-    return BackwardResult(weights, G, "parameter", path=path, gramian_from="jacobian")
-
-
-def _parameter_on_ranks(
-    losses: Sequence[Tensor],
-    names: Sequence[str],
-    vector: Tensor,
-    balancer: BalancerProtocol,
-    params: list[Tensor],
-    features: Features | None,
-    method: Method,
-    retain_graph: bool,
-    reduction: ranks.RankReduction,
-) -> BackwardResult:
-    """The parameter level on several ranks (:mod:`polytask.gradients.ranks`): the whole
-    batch's Jacobian ``J = mean_r J_r`` (one all-reduce of ``T x P``; the layer-tap Gramian
-    pairs samples, so it cannot be summed over ranks), its Gramian and the weights ``w``;
-    then one ordinary backward of ``sum_t h_t u_t`` (``h``: the heads' weights), whose
-    average over ranks is ``J^T h`` at the shared parameters, and ``J^T (w - h)`` added to
-    the shared gradients (the same on every rank), so the average is ``J^T w``. One ordinary
-    backward keeps DDP's gradient hooks whole."""
-    blocks = reduction.mean_blocks(parameter_jacobian(losses, names, params, features, method))
-    G = gramian(blocks)
-    _, whole = reduction.weights_inputs(None, vector.detach())
-    weights = reduction.same_weights(balancer.gramian_weights(G, whole).detach())
-    _check_finite(type(balancer).__name__, weights, "weights")
-    heads = balancer.head_task_weights(weights).detach()
-    (heads.to(vector.dtype) * vector).sum().backward(retain_graph=retain_graph)
-    if heads is not weights:
-        _combine_into(params, blocks, weights - heads.to(weights.dtype))
     path = "vmap" if method == "vmap" else "per-task"
     return BackwardResult(weights, G, "parameter", path=path, gramian_from="jacobian")
 
