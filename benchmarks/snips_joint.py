@@ -5,24 +5,30 @@ Protocol: SNIPS as Goo et al. 2018 split it (13,084 / 700 / 700 sentences), the 
 ``snips_bilstm`` configuration (BiLSTM encoder trained from scratch, 1 x 128 per direction,
 embeddings 128, Adam 1e-3, batch 32, 20 epochs, the epoch chosen on validation slot span F1)
 or ``snips`` (the transformer; ``--model transformer``). Runs: intent alone (chosen on
-validation intent accuracy), slots alone,
-joint with equal weights and joint with three balancers (DWA, PCGrad, UPGrad at the
-representation level); 5 seeds each (``--full``), mean +- 95% CI. Sentence accuracy is the
-joint frame accuracy of Goo et al.: the intent and every slot of a sentence right; a
-single-task run has no sentence accuracy.
+validation intent accuracy), slots alone, joint with equal weights, and joint with three
+balancers at the representation level: uncertainty weighting (a loss weighting), PCGrad (a
+gradient method) and MGDA (Pareto-directed). With two tasks UPGrad projects each gradient
+onto the dual cone exactly as PCGrad does, so it trains the same model and is not run twice.
+5 seeds each (``--full``), mean +- 95% CI. Sentence accuracy is the joint frame accuracy of
+Goo et al.: the intent and every slot of a sentence right; a single-task run has none.
 
-Published on this split (Goo et al. 2018, Table 2): Slot-Gated (full attention) 97.0 intent
-accuracy, 88.8 slot F1, 75.5 sentence accuracy. Pretrained encoders (Joint BERT, Chen et al.
-2019: 98.6 intent accuracy, 97.0 slot F1) are not comparable with a from-scratch encoder.
+Published on this split (Goo et al. 2018, Table 2; intent accuracy / slot F1 / sentence
+accuracy): Joint Seq. (Hakkani-Tur et al. 2016, a joint BiLSTM) 96.9 / 87.3 / 73.2, Attention
+BiRNN (Liu and Lane 2016) 96.7 / 87.8 / 74.1, Slot-Gated (full attention) 97.0 / 88.8 / 75.5.
+Pretrained encoders (Joint BERT, Chen et al. 2019: 98.6 intent accuracy, 97.0 slot F1) are
+not comparable with a from-scratch encoder.
 
     python benchmarks/snips_joint.py            # quick: 1 seed, 2 epochs
     python benchmarks/snips_joint.py --full     # 5 seeds, 20 epochs (results committed)
-Needs the local SNIPS copy (``POLYTASK_DATA``). Results: benchmarks/results/snips_joint.*
+    python benchmarks/snips_joint.py --full --resume   # go on from the runs already written
+Needs the local SNIPS copy (``POLYTASK_DATA``). Results: benchmarks/results/snips_joint_*, written
+again after every run, so a stopped benchmark loses at most the run in progress.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from typing import Any
@@ -31,7 +37,7 @@ import torch
 
 import polytask
 import polytask.data
-from common import markdown_table, meta, write_results
+from common import markdown_table, meta, results_dir, write_results
 from polytask.evaluation.stats import summarize
 from polytask.tasks.spans import SpanF1
 
@@ -39,11 +45,15 @@ RUNS: dict[str, dict[str, Any]] = {
     "intent alone": {"only_tasks": ["intent"], "schedule": {"monitor": "intent/accuracy"}},
     "slots alone": {"only_tasks": ["slots"]},
     "joint, equal": {},
-    "joint, dwa": {"balancer": {"name": "dwa"}},
-    "joint, pcgrad": {"balancer": {"name": "pcgrad"}},
-    "joint, upgrad": {"balancer": {"name": "upgrad"}},
+    "joint, uncertainty": {"balancer": {"name": "uncertainty"}},
+    "joint, pcgrad (= upgrad)": {"balancer": {"name": "pcgrad"}},
+    "joint, mgda": {"balancer": {"name": "mgda"}},
 }
-PUBLISHED = {"Slot-Gated (Goo et al. 2018)": (97.0, 88.8, 75.5)}
+PUBLISHED = {  # Goo et al. 2018, Table 2, SNIPS: intent accuracy, slot F1, sentence accuracy
+    "Joint Seq. BiLSTM (Hakkani-Tur et al. 2016)": (96.9, 87.3, 73.2),
+    "Attention BiRNN (Liu and Lane 2016)": (96.7, 87.8, 74.1),
+    "Slot-Gated, full attention (Goo et al. 2018)": (97.0, 88.8, 75.5),
+}
 
 
 def scores(folder: str, data: Any) -> dict[str, float | None]:
@@ -81,7 +91,7 @@ def one_run(
 
     packaged = config_path("snips_bilstm" if model == "bilstm" else "snips")
     settings = merge(load_config_file(packaged), RUNS[name])
-    folder = name.replace(", ", "-").replace(" ", "_")
+    folder = "".join(c if c.isalnum() else "_" for c in name)
     settings.update(seed=seed, progress=False, report=False, output=f"{scratch}/{folder}-{seed}")
     settings["schedule"] = {**settings["schedule"], "epochs": epochs}
     config = ExperimentConfig.from_dict(settings)
@@ -92,52 +102,80 @@ def one_run(
             "best_epoch": result.best_epoch, **scores(str(result.output), data)}  # fmt: skip
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--full", action="store_true")
-    parser.add_argument("--model", choices=("bilstm", "transformer"), default="bilstm")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds (5 with --full, else 1)")
-    args = parser.parse_args()
-    seeds = args.seeds or (5 if args.full else 1)
-    epochs = 20 if args.full else 2
-    torch.set_num_threads(2)
-    rows: list[dict[str, Any]] = []
-    data = polytask.data.load("snips")
-    with tempfile.TemporaryDirectory(prefix="snips-") as scratch:
-        for name in RUNS:
-            for seed in range(seeds):
-                rows.append(one_run(name, seed, epochs, args.model, scratch, data))
-                print(rows[-1], flush=True)
+def done_rows(model: str, epochs: int) -> list[dict[str, Any]]:
+    """The runs a previous invocation already wrote for ``model`` at ``epochs`` epochs."""
+    saved = results_dir() / f"snips_joint_{model}.json"
+    if not saved.is_file():
+        return []
+    rows = json.loads(saved.read_text())["runs"]
+    return [r for r in rows if r["epochs"] == epochs and r["run"] in RUNS]
+
+
+def write(rows: list[dict[str, Any]], model: str, seeds: int, epochs: int) -> None:
+    """Write the JSON (every run) and the markdown table (mean +- 95% CI per run kind)."""
     table = []
     for name in RUNS:
         mine = [r for r in rows if r["run"] == name]
+        if not mine:
+            continue
         cells = []
         for key in ("intent", "slots", "sentence"):
             values = [r[key] for r in mine if r[key] is not None]
             cells.append(summarize(values).format(1) if values else "-")
         per_epoch = sum(r["seconds"] for r in mine) / sum(r["epochs"] for r in mine)
-        table.append([name, *cells, f"{per_epoch:.1f}",
+        table.append([name, len(mine), *cells, f"{per_epoch:.1f}",
                       f"{sum(r['seconds'] for r in mine) / len(mine):.0f}"])  # fmt: skip
     for name, (intent, slots, sentence) in PUBLISHED.items():
-        table.append([name, f"{intent}", f"{slots}", f"{sentence}", "-", "-"])
-    info = meta("snips_joint.py", model=args.model, seeds=seeds, epochs=epochs)
+        table.append([name, "-", f"{intent}", f"{slots}", f"{sentence}", "-", "-"])
+    info = meta("snips_joint.py", model=model, seeds=seeds, epochs=epochs)
+    total_hours = sum(r["seconds"] for r in rows) / 3600
     lines = [
         "# SNIPS joint intent detection and slot filling",
         "",
         f"`{info['command']}` on {info['machine']}, {info['cpus']} CPUs, torch {info['torch']}, "
-        f"2 threads. Model: {args.model} trained from scratch (packaged configuration), "
-        f"{epochs} epochs, the epoch chosen on validation slot span F1; {seeds} seed(s), "
-        "mean +- 95% CI. Test split of Goo et al. 2018 (700 sentences). Intent accuracy, slot "
-        "span F1 (CoNLL convention) and sentence accuracy (intent and every slot right), %.",
+        f"2 threads. Model: {model} trained from scratch (packaged configuration), "
+        f"{epochs} epochs, the epoch chosen on validation slot span F1 (intent alone: on "
+        f"validation intent accuracy); {seeds} seed(s), mean +- 95% CI (Student t). Test split "
+        "of Goo et al. 2018 (700 sentences). Intent accuracy, slot span F1 (CoNLL convention) "
+        "and sentence accuracy (intent and every slot right), %. "
+        f"Training time of all {len(rows)} runs: {total_hours:.2f} h.",
         "",
         *markdown_table(
-            ["run", "intent acc", "slot F1", "sentence acc", "s / epoch", "s / run"], table
+            ["run", "seeds", "intent acc", "slot F1", "sentence acc", "s / epoch", "s / run"],
+            table,
         ),
         "",
-        "Pretrained encoders (Joint BERT, Chen et al. 2019: 98.6 intent accuracy, 97.0 slot "
-        "F1) are not comparable with a from-scratch encoder.",
+        "Published rows: Goo et al. 2018, Table 2 (same split, same metrics). Pretrained "
+        "encoders (Joint BERT, Chen et al. 2019: 98.6 intent accuracy, 97.0 slot F1) are not "
+        "comparable with a from-scratch encoder.",
     ]
-    write_results(f"snips_joint_{args.model}", {"meta": info, "runs": rows}, lines)
+    write_results(f"snips_joint_{model}", {"meta": info, "runs": rows}, lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--full", action="store_true")
+    parser.add_argument("--model", choices=("bilstm", "transformer"), default="bilstm")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds (5 with --full, else 1)")
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the runs already written; train the rest"
+    )
+    args = parser.parse_args()
+    seeds = args.seeds or (5 if args.full else 1)
+    epochs = 20 if args.full else 2
+    torch.set_num_threads(2)
+    rows = done_rows(args.model, epochs) if args.resume else []
+    done = {(r["run"], r["seed"]) for r in rows}
+    data = polytask.data.load("snips")
+    with tempfile.TemporaryDirectory(prefix="snips-") as scratch:
+        for seed in range(seeds):  # seed-major: a stopped run leaves every kind with k seeds
+            for name in RUNS:
+                if (name, seed) in done:
+                    continue
+                rows.append(one_run(name, seed, epochs, args.model, scratch, data))
+                print(rows[-1], flush=True)
+                write(rows, args.model, seeds, epochs)
+    write(rows, args.model, seeds, epochs)
 
 
 if __name__ == "__main__":
