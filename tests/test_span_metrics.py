@@ -155,3 +155,21 @@ def test_a_single_task_baseline_selects_on_its_own_task() -> None:
     )
     assert single_task_config(config, "intent", 0).schedule.monitor == "loss"
     assert single_task_config(config, "slots", 0).schedule.monitor == "slots/span_f1"
+
+
+def test_a_task_override_keeps_what_it_does_not_change() -> None:
+    """``tasks: {slots: {weight: 2}}`` in a configuration changes the weight and keeps the
+    tag names (span_f1 reads them) and a regression task's target scale."""
+    from polytask.training.experiment_build import apply_task_overrides
+    from polytask.training.experiment_config import TaskOverride
+
+    tags = ["O", "B-x", "I-x"]
+    slots = Task("slots", "ce", metrics=["span_f1"], num_classes=3, labels=tags)
+    price = Task("price", "mse", target_scale=(10.0, 2.0))
+    overrides = {"slots": TaskOverride(weight=2.0), "price": TaskOverride(role="auxiliary")}
+    changed = apply_task_overrides([slots, price], overrides)
+    assert changed[0].labels == tags and changed[0].weight == 2.0
+    assert changed[0].metrics == ("span_f1",)
+    assert changed[1].target_scale == (10.0, 2.0) and changed[1].role == "auxiliary"
+    relossed = apply_task_overrides([price], {"price": TaskOverride(loss="huber")})[0]
+    assert relossed.loss == "huber" and relossed.target_scale == (10.0, 2.0)

@@ -3,6 +3,7 @@ the model sized from the data, the task sampler's batcher."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -28,15 +29,15 @@ def apply_task_overrides(tasks: list[Task], overrides: dict[str, TaskOverride]) 
         if change is None:
             result.append(task)
             continue
+        loss = change.loss if change.loss is not None else task.loss
         result.append(
-            Task(
-                task.name,
-                change.loss if change.loss is not None else task.loss,
-                tuple(change.metrics) if change.metrics is not None else task.metrics,
-                change.role or task.role,
-                change.weight if change.weight is not None else task.weight,
-                task.num_classes,
-                None if change.loss is not None else task.kind,
+            dataclasses.replace(
+                task,
+                loss=loss,
+                metrics=tuple(change.metrics) if change.metrics is not None else task.metrics,
+                role=change.role or task.role,
+                weight=change.weight if change.weight is not None else task.weight,
+                kind=None if change.loss is not None else task.kind,  # re-read from the loss
             )
         )
     return result
