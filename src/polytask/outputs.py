@@ -92,12 +92,18 @@ class TaskOutputs:
             (``L_t + sum_a weight_a * loss_t(prediction_a)``, same label, same mask), for
             example the self-auxiliary small towers of
             :class:`~polytask.models.SmallTowers`. Metrics read ``predictions`` only.
+        transitions: ``{task: (C + 2, C)}``: the transition scores of a linear-chain CRF over
+            a token task's logits ``(B, L, C)`` (rows ``0..C-1``: previous tag to next tag,
+            row ``C``: start, row ``C + 1``: end), for a task whose loss is ``crf``
+            (:mod:`polytask.tasks.crf`). The chain runs over the positions where
+            ``extras["mask"]`` ``(B, L)`` is True (every position without it).
     """
 
     predictions: dict[str, Tensor]
     features: Tensor | Mapping[str, Tensor] | None = None
     extras: dict[str, Tensor] = field(default_factory=dict)
     companions: dict[str, list[tuple[Tensor, float]]] = field(default_factory=dict)
+    transitions: dict[str, Tensor] = field(default_factory=dict)
 
     def shared_features(self) -> Tensor | None:
         """The single shared representation tensor behind :attr:`features`."""

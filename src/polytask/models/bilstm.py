@@ -53,7 +53,8 @@ class BiLSTMMTL(TransformerMTL):
     """A shared bidirectional LSTM encoder (:class:`BiLSTMEncoder`) with task heads of the
     types :class:`~polytask.models.TransformerMTL` offers: ``sequence`` (intent: the mean of
     the real positions' states by default, or position 0's), ``token`` (slots: one label per
-    position), ``pair``, ``regression``, ``ranking``. The Joint BiLSTM / Slot-Gated encoder
+    position), ``crf`` (a token head with a linear-chain CRF: the BiLSTM-CRF of Huang et al.
+    2015), ``pair``, ``regression``, ``ranking``. The Joint BiLSTM / Slot-Gated encoder
     of joint NLU (Hakkani-Tür et al. 2016; Goo et al. 2018), trained from scratch.
 
     Args:

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import Tensor, nn
 
 from polytask.models.base import MultiTaskModel
+from polytask.models.crf_head import CRFHead
 from polytask.models.layers import TowerSpec, check_heads, towers
 from polytask.models.registry import register
 from polytask.outputs import TaskOutputs, branch
 
-HeadType = Literal["sequence", "pair", "regression", "ranking", "token"]
-HEAD_TYPES: tuple[str, ...] = ("sequence", "pair", "regression", "ranking", "token")
+HeadType = Literal["sequence", "pair", "regression", "ranking", "token", "crf"]
+HEAD_TYPES: tuple[str, ...] = ("sequence", "pair", "regression", "ranking", "token", "crf")
+TOKEN_HEADS = ("token", "crf")
 
 
 def token_inputs(
@@ -151,7 +153,11 @@ class TransformerMTL(MultiTaskModel):
     - ``ranking``: one relevance score per (query, candidate) sequence -> ``(B, 1)``, to be
       trained with a pointwise or listwise loss (MT-DNN's QNLI ranking head);
     - ``token``: a label per token -> ``(B, L, C)`` (slot filling, tagging; label padding
-      positions with ``-1`` so the loss ignores them).
+      positions with ``-1`` so the loss ignores them);
+    - ``crf``: a ``token`` head with a linear-chain CRF over its logits
+      (:class:`~polytask.models.crf_head.CRFHead`; give the task the loss ``crf``): the
+      model returns the transitions in ``TaskOutputs.transitions``, the loss is the
+      sequence's negative log-likelihood and predictions are decoded by Viterbi.
 
     Padding (``pad_id`` in token ids, or ``mask`` False) is masked out of attention and mean
     pooling, so appending padding changes no output at real positions. ``encoder=`` puts any
@@ -232,6 +238,9 @@ class TransformerMTL(MultiTaskModel):
             )
             width = d_model
         self.heads = towers(heads, width, head_dims, act="gelu")
+        for t, kind in self.head_types.items():
+            if kind == "crf":
+                self.heads[t] = CRFHead(self.heads[t], heads[t])
 
     def _pool(self, hidden: Tensor, mask: Tensor) -> Tensor:
         if self.pooling == "cls":
@@ -246,9 +255,14 @@ class TransformerMTL(MultiTaskModel):
         predictions = {}
         for t in self.task_names:
             h = branches[t]
-            x = h if self.head_types[t] == "token" else self._pool(h, mask)
+            x = h if self.head_types[t] in TOKEN_HEADS else self._pool(h, mask)
             predictions[t] = self.heads[t](x)
-        return TaskOutputs(predictions, branches, {"mask": mask})
+        transitions: dict[str, Tensor] = {
+            t: cast(CRFHead, self.heads[t]).transitions
+            for t, kind in self.head_types.items()
+            if kind == "crf"
+        }
+        return TaskOutputs(predictions, branches, {"mask": mask}, transitions=transitions)
 
     def shared_modules(self) -> Sequence[nn.Module]:
         return [self.encoder]

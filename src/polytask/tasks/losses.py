@@ -71,6 +71,13 @@ def _huber(pred: Tensor, target: Tensor) -> Tensor:
     return F.huber_loss(pred, target, reduction="none", delta=1.0)
 
 
+def _crf_alone(pred: Tensor, target: Tensor) -> Tensor:
+    raise ValueError(
+        "the crf loss is computed by TaskSet.losses from the model's outputs (it reads the "
+        "CRF head's transitions); it has no element-wise form"
+    )
+
+
 LOSSES: dict[str, LossSpec] = {
     spec.name: spec
     for spec in (
@@ -79,6 +86,8 @@ LOSSES: dict[str, LossSpec] = {
         LossSpec("mse", "regression", _mse),
         LossSpec("l1", "regression", _l1),
         LossSpec("huber", "regression", _huber),
+        # A linear-chain CRF over token logits (polytask.tasks.crf); TaskSet computes it.
+        LossSpec("crf", "multiclass", _crf_alone),
     )
 }
 ALIASES = {
@@ -90,7 +99,8 @@ ALIASES = {
 
 
 def get_loss(name: str) -> LossSpec:
-    """The built-in loss called ``name`` (``bce``, ``ce``, ``mse``, ``l1``, ``huber``)."""
+    """The built-in loss called ``name`` (``bce``, ``ce``, ``mse``, ``l1``, ``huber``,
+    ``crf``)."""
     key = ALIASES.get(name, name)
     if key not in LOSSES:
         raise KeyError(unknown_name_message("loss", name, [*LOSSES, *ALIASES]))

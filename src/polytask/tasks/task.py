@@ -21,7 +21,9 @@ class Task:
     Attributes:
         name: unique task name; the key of its predictions, targets and masks.
         loss: a built-in loss name (``bce`` binary cross-entropy with logits, ``ce``
-            cross-entropy, ``mse``, ``l1``, ``huber``) or a callable
+            cross-entropy, ``mse``, ``l1``, ``huber``, ``crf``: a linear-chain CRF over a
+            token task's logits, with the transitions of the model's CRF head, see
+            :mod:`polytask.tasks.crf`) or a callable
             ``(prediction, target) -> per-element loss`` (then give ``kind``).
         metrics: metric names (``auc``, ``accuracy``, ``f1``, ``mse``, ``mae``, ``r2`` ...);
             the first one is the task's primary metric for model selection.
@@ -100,6 +102,13 @@ class Task:
         if std <= 0:
             raise ValueError(f"{where}: std must be positive, got {std}")
         return mean, std
+
+    @property
+    def uses_crf(self) -> bool:
+        """Whether the loss is the linear-chain CRF (``crf``): it reads the transitions the
+        model returns (:attr:`polytask.outputs.TaskOutputs.transitions`), and predictions
+        are decoded with them."""
+        return isinstance(self.loss, str) and get_loss(self.loss).name == "crf"
 
     @property
     def task_kind(self) -> Kind:

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from polytask._registry import unknown_name_message
 from polytask.outputs import TaskOutputs
+from polytask.tasks import crf
 from polytask.tasks.losses import align, label_mask, masked_mean, masked_sum, sanitize_target
 from polytask.tasks.metrics import higher_is_better, make_metric, metric_inputs
 from polytask.tasks.target_checks import out_of_range, range_message
@@ -227,13 +228,17 @@ class TaskSet(Sequence[Task]):
         self._check_keys("targets", targets, required=True)
         if masks is not None:
             self._check_keys("masks", masks, required=False)
+        chains = self._chains(outputs)
+        for name in companions:
+            if self.task(name).uses_crf:
+                raise ValueError(f"task {name!r}: a crf task takes no companion predictions")
         values: dict[str, Tensor] = {}
         counts: list[Tensor] = []
         ranges: list[Tensor] = []  # classification tasks: a label their loss cannot take
         ranged: list[tuple[Task, Tensor, Tensor, int | None]] = []  # what the message needs
         for task in self._tasks:
             target, clean, mask, classes, element = self._elements(
-                task, predictions, targets, masks
+                task, predictions, targets, masks, chains
             )
             if task.kind == "binary" or classes is not None:
                 ranges.append(out_of_range(task, target, mask, classes))
@@ -287,9 +292,11 @@ class TaskSet(Sequence[Task]):
         predictions: Mapping[str, Tensor],
         targets: Mapping[str, Tensor],
         masks: Mapping[str, Tensor] | None,
+        chains: Mapping[str, tuple[Tensor, Tensor]],
     ) -> tuple[Tensor, Tensor, Tensor, int | None, Tensor]:
         """One task's aligned target, the target as the loss reads it, the label mask, the
-        class count (multiclass) and the per-element loss."""
+        class count (multiclass) and the per-element loss (``chains``: the transitions and
+        real positions of the crf tasks, :meth:`_chains`)."""
         pred, target = align(task.name, task.task_kind, predictions[task.name], targets[task.name])
         mask = label_mask(target)
         if masks is not None and task.name in masks:
@@ -305,7 +312,11 @@ class TaskSet(Sequence[Task]):
         clean = task.scale(sanitize_target(target))
         classes = int(pred.shape[-1]) if task.kind == "multiclass" else None
         try:
-            element = task.element_loss(pred, clean)
+            if task.uses_crf:
+                transitions, real = chains[task.name]
+                element = crf.token_losses(pred, clean, mask, transitions, real)
+            else:
+                element = task.element_loss(pred, clean)
         except IndexError as error:  # a class index past the logits (on the CPU)
             raise ValueError(range_message(task, target, mask, classes)) from error
         return target, clean, mask, classes, element
@@ -324,9 +335,10 @@ class TaskSet(Sequence[Task]):
         predictions = outputs.predictions if isinstance(outputs, TaskOutputs) else outputs
         self._check_keys("predictions", predictions, required=True)
         self._check_keys("targets", targets, required=True)
+        chains = self._chains(outputs)
         values, labelled = [], []
         for task in self._tasks:
-            _, _, mask, _, element = self._elements(task, predictions, targets, masks)
+            _, _, mask, _, element = self._elements(task, predictions, targets, masks, chains)
             while mask.dim() < element.dim():
                 mask = mask.unsqueeze(-1)
             mask = mask.expand_as(element).reshape(element.shape[0], -1)
@@ -335,6 +347,54 @@ class TaskSet(Sequence[Task]):
             values.append(flat.sum(dim=1) / count.clamp_min(1).to(flat.dtype))
             labelled.append(count > 0)
         return torch.stack(values, dim=1), torch.stack(labelled, dim=1)
+
+    def _chains(
+        self, outputs: TaskOutputs | Mapping[str, Tensor]
+    ) -> dict[str, tuple[Tensor, Tensor]]:
+        """``{crf task: (transitions, real positions (B, L))}`` from the model's outputs;
+        raises when a crf task has no transitions or a task with transitions is not crf
+        (they would not be trained)."""
+        given = outputs.transitions if isinstance(outputs, TaskOutputs) else {}
+        self._check_keys("transitions", given, required=False)
+        chains = {}
+        for task in self._tasks:
+            if task.uses_crf and task.name not in given:
+                raise ValueError(
+                    f"task {task.name!r}: loss 'crf' reads the transitions of a CRF head and "
+                    "none came with the predictions; give the task a CRF head (head_types="
+                    f"{{{task.name!r}: 'crf'}} in the transformer or bilstm models, or "
+                    f"TaskOutputs(..., transitions={{{task.name!r}: ...}}) from your model) "
+                    "and pass the model's outputs, not a dict of its predictions"
+                )
+            if task.name in given and not task.uses_crf:
+                raise ValueError(
+                    f"task {task.name!r}: the model returns CRF transitions for it, but its "
+                    f"loss is {task.loss!r}, so they would never be trained; set its loss to "
+                    f"'crf' (configuration: tasks.{task.name}.loss=crf) or give it a token "
+                    "head instead"
+                )
+            if task.uses_crf:
+                assert isinstance(outputs, TaskOutputs)
+                chains[task.name] = (
+                    given[task.name],
+                    crf.real_positions(outputs.predictions[task.name], outputs.extras),
+                )
+        return chains
+
+    def readable(self, outputs: TaskOutputs | Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """The predictions as a user reads them: a crf task's logits decoded with its
+        transitions into max-marginal scores (their ``argmax(-1)`` is the Viterbi path,
+        :func:`polytask.tasks.crf.max_marginals`), a regression task's in the target's own
+        units (:meth:`Task.unscale`), the others as they are. ``{task: tensor}``."""
+        predictions = outputs.predictions if isinstance(outputs, TaskOutputs) else outputs
+        chains = self._chains(outputs)
+        out = {}
+        for task in self._tasks:
+            pred = predictions[task.name]
+            if task.name in chains:
+                pred = crf.max_marginals(pred, *chains[task.name])
+            out[task.name] = task.unscale(pred)
+        return out
 
     def make_metrics(self) -> dict[str, dict[str, torchmetrics.Metric]]:
         """Fresh metric objects: ``{task: {metric name: Metric}}``."""
@@ -353,16 +413,19 @@ class TaskSet(Sequence[Task]):
     def update_metrics(
         self,
         metrics: Mapping[str, Mapping[str, torchmetrics.Metric]],
-        predictions: Mapping[str, Tensor],
+        outputs: TaskOutputs | Mapping[str, Tensor],
         targets: Mapping[str, Tensor],
         masks: Mapping[str, Tensor] | None = None,
     ) -> None:
-        """Feed one batch to ``metrics`` (from :meth:`make_metrics`), labelled samples only."""
+        """Feed one batch to ``metrics`` (from :meth:`make_metrics`), labelled samples only;
+        ``outputs``: the model's :class:`TaskOutputs` (needed by crf tasks, whose
+        predictions are decoded first: :meth:`readable`) or ``{task: prediction}``."""
+        predictions = self.readable(outputs)
         for task in self._tasks:
             if not metrics.get(task.name):
                 continue
             pred, target = align(
-                task.name, task.task_kind, predictions[task.name], targets[task.name]
+                task.name, task.task_kind, predictions[task.name].detach(), targets[task.name]
             )
             keep = label_mask(target)
             if masks is not None and task.name in masks:
@@ -374,11 +437,11 @@ class TaskSet(Sequence[Task]):
                 m for m in metrics[task.name].values() if getattr(m, "sequence_level", False)
             ]
             if sequence:  # whole sequences: predicted ids, gold ids with -1 where unlabelled
-                ids = pred.detach().argmax(-1)
+                ids = pred.argmax(-1)
                 gold = torch.where(keep, target, torch.full_like(target, -1))
                 for metric in sequence:
                     metric.update(ids, gold)
-            pred, target = task.unscale(pred.detach().float()[keep]), target[keep]
+            pred, target = pred.float()[keep], target[keep]
             if target.numel() == 0:
                 continue
             p, y = metric_inputs(task.task_kind, pred, target)

@@ -13,6 +13,7 @@ import torch
 from polytask.data.batching import IndexBatcher, IterableBatches
 from polytask.data.dataset import Batch, TensorTaskDataset
 from polytask.models.base import MultiTaskModel
+from polytask.outputs import TaskOutputs
 from polytask.tasks.taskset import TaskSet
 
 
@@ -50,12 +51,16 @@ def evaluate(
         batch = batch.to(device)
         with autocast or contextlib.nullcontext():
             outputs = model(batch.inputs)
-        predictions = {k: v.float() for k, v in outputs.predictions.items()}
-        losses = tasks.losses(predictions, batch.targets, batch.masks)
+        scored = TaskOutputs(  # float predictions; no companions: a task is scored on its own
+            {k: v.float() for k, v in outputs.predictions.items()},
+            extras=outputs.extras,
+            transitions={k: v.float() for k, v in outputs.transitions.items()},
+        )
+        losses = tasks.losses(scored, batch.targets, batch.masks)
         assert losses.counts is not None
         totals += losses.detached().double() * losses.counts.double()
         counts += losses.counts.double()
-        tasks.update_metrics(metrics, predictions, batch.targets, batch.masks)
+        tasks.update_metrics(metrics, scored, batch.targets, batch.masks)
     mean = torch.where(counts > 0, totals / counts.clamp_min(1), torch.nan).tolist()
     return {
         "loss": dict(zip(tasks.names, mean, strict=True)),

@@ -75,7 +75,9 @@ class LoadedRun:
         """The model's predictions per task for ``inputs`` (a tensor ``(N, ...)``, named
         tensors, or a dataset), in batches, without gradients: logits for ``bce``/``ce``
         tasks, values for regression tasks in the target's own units (a task's
-        ``target_scale`` undone). ``{task: (N, ...)}``."""
+        ``target_scale`` undone), max-marginal scores for ``crf`` tasks (their
+        ``argmax(-1)`` is the Viterbi path; :meth:`~polytask.tasks.TaskSet.readable`).
+        ``{task: (N, ...)}``."""
         if isinstance(inputs, TensorTaskDataset):
             inputs = inputs.inputs
         self.model.eval()
@@ -87,9 +89,9 @@ class LoadedRun:
                 if isinstance(inputs, dict)
                 else inputs[start : start + batch_size]
             )
-            out = self.model(piece).predictions
+            out = self.tasks.readable(self.model(piece))
             for task in parts:
-                parts[task].append(self.tasks.task(task).unscale(out[task]))
+                parts[task].append(out[task])
         return {task: torch.cat(chunks) for task, chunks in parts.items()}
 
 
