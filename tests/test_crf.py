@@ -269,3 +269,40 @@ def test_a_crf_loss_and_a_crf_head_come_together() -> None:
     model, tasks = crf_model_and_tasks()
     with pytest.raises(ValueError, match="not a dict of its predictions"):
         tasks.losses(model(tokens).predictions, targets)
+
+
+def test_a_trained_crf_run_is_scored_and_loaded_with_viterbi(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The Trainer's evaluation scores the decoded tags (span F1 of the max-marginals'
+    argmax), and load_run(...).predict returns the same max-marginal scores."""
+    import polytask
+    from polytask.data import TensorTaskDataset
+    from polytask.training import Trainer, TrainerConfig
+    from polytask.training.evaluation import evaluate
+
+    tokens, targets = tagging_problem(n=64)
+    data = TensorTaskDataset(tokens, targets)
+    model, tasks = crf_model_and_tasks()
+    balancer = polytask.balancers.create("equal")
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
+    config = TrainerConfig(epochs=4, batch_size=16, progress=False, run_dir=str(tmp_path))
+    Trainer(model, tasks, balancer, optimizer, None, config).fit(data, data)
+    run = polytask.load_run(tmp_path, model=crf_model_and_tasks()[0])
+    with torch.no_grad():
+        out = run.model.eval()(tokens)
+    decoded = crf.max_marginals(out.predictions["slots"], out.transitions["slots"],
+                                out.extras["mask"])  # fmt: skip
+    torch.testing.assert_close(run.predict(tokens)["slots"], decoded)
+    model.eval()
+    with torch.no_grad():  # transitions that make Viterbi differ from per-token argmax
+        model.heads["slots"].transitions.add_(
+            3 * torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+        )
+        out = model(tokens)
+    expected = crf.max_marginals(out.predictions["slots"], out.transitions["slots"],
+                                 out.extras["mask"])  # fmt: skip
+    real = out.extras["mask"]
+    assert (expected.argmax(-1) != out.predictions["slots"].argmax(-1))[real].any()
+    metric = polytask.tasks.make_metric("span_f1", "multiclass", 3, TAGS)
+    metric.update(expected.argmax(-1), targets["slots"])
+    scored = evaluate(model, tasks, data, torch.device("cpu"), batch_size=64)
+    assert scored["metrics"]["slots"]["span_f1"] == pytest.approx(float(metric.compute()))

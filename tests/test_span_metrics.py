@@ -119,6 +119,12 @@ def test_packaged_snips_config_trains_and_compares(
     assert main(["compare", "snips", *short, "--balancers", "equal,pcgrad", "--seeds", "1",
                  "--no-baselines"]) == 0  # fmt: skip
     assert "slots/span_f1" in capsys.readouterr().out
+    # A CRF over the slots, from the command line; a CRF head without the loss is refused.
+    crf = ["model.options.head_types.slots=crf", "output=crf"]
+    assert main(["train", "snips_bilstm", *short, *crf, "tasks.slots.loss=crf"]) == 0
+    assert "span_f1" in capsys.readouterr().out
+    assert main(["train", "snips_bilstm", *short, *crf, "output=crf-only-head"]) == 2
+    assert "set its loss to 'crf' (configuration: tasks.slots.loss=crf)" in capsys.readouterr().err
 
 
 def test_a_single_task_run_of_a_config_that_types_every_head() -> None:
