@@ -9,6 +9,7 @@ validation intent accuracy), slots alone, joint with equal weights, and joint wi
 balancers at the representation level: uncertainty weighting (a loss weighting), PCGrad (a
 gradient method) and MGDA (Pareto-directed). With two tasks UPGrad projects each gradient
 onto the dual cone exactly as PCGrad does, so it trains the same model and is not run twice.
+Last, joint with equal weights and a linear-chain CRF over the slots (the BiLSTM-CRF).
 5 seeds each (``--full``), mean +- 95% CI. Sentence accuracy is the joint frame accuracy of
 Goo et al.: the intent and every slot of a sentence right; a single-task run has none.
 
@@ -48,6 +49,10 @@ RUNS: dict[str, dict[str, Any]] = {
     "joint, uncertainty": {"balancer": {"name": "uncertainty"}},
     "joint, pcgrad (= upgrad)": {"balancer": {"name": "pcgrad"}},
     "joint, mgda": {"balancer": {"name": "mgda"}},
+    "joint, equal, CRF": {  # a linear-chain CRF over the slots (BiLSTM-CRF)
+        "model": {"options": {"head_types": {"slots": "crf"}}},
+        "tasks": {"slots": {"loss": "crf"}},
+    },
 }
 PUBLISHED = {  # Goo et al. 2018, Table 2, SNIPS: intent accuracy, slot F1, sentence accuracy
     "Joint Seq. BiLSTM (Hakkani-Tur et al. 2016)": (96.9, 87.3, 73.2),
