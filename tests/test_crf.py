@@ -306,3 +306,11 @@ def test_a_trained_crf_run_is_scored_and_loaded_with_viterbi(tmp_path) -> None: 
     metric.update(expected.argmax(-1), targets["slots"])
     scored = evaluate(model, tasks, data, torch.device("cpu"), batch_size=64)
     assert scored["metrics"]["slots"]["span_f1"] == pytest.approx(float(metric.compute()))
+
+
+def test_a_federated_run_refuses_a_crf_task_before_any_round() -> None:
+    from polytask.federated.local_training import ClientSetup, LocalConfig
+
+    model, tasks = crf_model_and_tasks()
+    with pytest.raises(ValueError, match=r"task 'slots': federated runs .* no CRF transitions"):
+        ClientSetup(lambda: model, tasks, LocalConfig(steps=1, batch_size=4))

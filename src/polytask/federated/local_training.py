@@ -52,6 +52,15 @@ class ClientSetup:
     local: LocalConfig
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        for task in self.tasks:
+            if task.uses_crf:  # refused before any round, not at the first evaluation
+                raise ValueError(
+                    f"task {task.name!r}: federated runs score clients on predictions alone "
+                    "(personal models, mixtures) and carry no CRF transitions; give the task "
+                    "the 'ce' loss and a token head"
+                )
+
 
 @contextlib.contextmanager
 def seeded(seed: int) -> Iterator[None]:
