@@ -22,6 +22,7 @@ not comparable with a from-scratch encoder.
     python benchmarks/snips_joint.py            # quick: 1 seed, 2 epochs
     python benchmarks/snips_joint.py --full     # 5 seeds, 20 epochs (results committed)
     python benchmarks/snips_joint.py --full --resume   # go on from the runs already written
+    python benchmarks/snips_joint.py --full --table    # the table again from the saved runs
 Needs the local SNIPS copy (``POLYTASK_DATA``). Results: benchmarks/results/snips_joint_*, written
 again after every run, so a stopped benchmark loses at most the run in progress.
 """
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
 from typing import Any
@@ -116,8 +118,11 @@ def done_rows(model: str, epochs: int) -> list[dict[str, Any]]:
     return [r for r in rows if r["epochs"] == epochs and r["run"] in RUNS]
 
 
-def write(rows: list[dict[str, Any]], model: str, seeds: int, epochs: int) -> None:
-    """Write the JSON (every run) and the markdown table (mean +- 95% CI per run kind)."""
+def write(
+    rows: list[dict[str, Any]], model: str, seeds: int, epochs: int, command: str | None = None
+) -> None:
+    """Write the JSON (every run) and the markdown table (mean +- 95% CI per run kind);
+    ``command``: the command that trained the runs, when it was not this one."""
     table = []
     for name in RUNS:
         mine = [r for r in rows if r["run"] == name]
@@ -127,12 +132,14 @@ def write(rows: list[dict[str, Any]], model: str, seeds: int, epochs: int) -> No
         for key in ("intent", "slots", "sentence"):
             values = [r[key] for r in mine if r[key] is not None]
             cells.append(summarize(values).format(1) if values else "-")
-        per_epoch = sum(r["seconds"] for r in mine) / sum(r["epochs"] for r in mine)
-        table.append([name, len(mine), *cells, f"{per_epoch:.1f}",
-                      f"{sum(r['seconds'] for r in mine) / len(mine):.0f}"])  # fmt: skip
+        per_epoch = statistics.median(r["seconds"] / r["epochs"] for r in mine)
+        per_run = statistics.median(r["seconds"] for r in mine)
+        table.append([name, len(mine), *cells, f"{per_epoch:.1f}", f"{per_run:.0f}"])
     for name, (intent, slots, sentence) in PUBLISHED.items():
         table.append([name, "-", f"{intent}", f"{slots}", f"{sentence}", "-", "-"])
     info = meta("snips_joint.py", model=model, seeds=seeds, epochs=epochs)
+    if command is not None:
+        info["command"] = command
     total_hours = sum(r["seconds"] for r in rows) / 3600
     lines = [
         "# SNIPS joint intent detection and slot filling",
@@ -140,10 +147,12 @@ def write(rows: list[dict[str, Any]], model: str, seeds: int, epochs: int) -> No
         f"`{info['command']}` on {info['machine']}, {info['cpus']} CPUs, torch {info['torch']}, "
         f"2 threads. Model: {model} trained from scratch (packaged configuration), "
         f"{epochs} epochs, the epoch chosen on validation slot span F1 (intent alone: on "
-        f"validation intent accuracy); {seeds} seed(s), mean +- 95% CI (Student t). Test split "
-        "of Goo et al. 2018 (700 sentences). Intent accuracy, slot span F1 (CoNLL convention) "
-        "and sentence accuracy (intent and every slot right), %. "
-        f"Training time of all {len(rows)} runs: {total_hours:.2f} h.",
+        "validation intent accuracy); seeds 0, 1, ... (the seeds column), mean +- 95% CI "
+        "(Student t). Test split of Goo et al. 2018 (700 sentences). Intent accuracy, slot "
+        "span F1 (CoNLL convention) and sentence accuracy (intent and every slot right), %. "
+        "Seconds per epoch and per run (training and the validation pass of every epoch) are "
+        "medians over the seeds: the machine was shared with other work during some runs. "
+        f"Wall time of all {len(rows)} runs: {total_hours:.2f} h.",
         "",
         *markdown_table(
             ["run", "seeds", "intent acc", "slot F1", "sentence acc", "s / epoch", "s / run"],
@@ -165,11 +174,18 @@ def main() -> None:
     parser.add_argument(
         "--resume", action="store_true", help="keep the runs already written; train the rest"
     )
+    parser.add_argument(
+        "--table", action="store_true", help="only write the table again from the saved runs"
+    )
     args = parser.parse_args()
     seeds = args.seeds or (5 if args.full else 1)
     epochs = 20 if args.full else 2
     torch.set_num_threads(2)
-    rows = done_rows(args.model, epochs) if args.resume else []
+    rows = done_rows(args.model, epochs) if args.resume or args.table else []
+    if args.table:
+        saved = json.loads((results_dir() / f"snips_joint_{args.model}.json").read_text())
+        write(rows, args.model, seeds, epochs, saved["meta"]["command"])
+        return
     done = {(r["run"], r["seed"]) for r in rows}
     data = polytask.data.load("snips")
     with tempfile.TemporaryDirectory(prefix="snips-") as scratch:
