@@ -21,7 +21,9 @@ class UPGrad(GramianWeighting):
     task gradients; the update is the mean of the projections. In weights: the projection of
     ``g_i`` is ``J^T v_i`` with ``v_i = argmin_{v >= e_i} v^T G v``, and ``w = (1/T) sum_i v_i``.
     The update never conflicts with any task (``<d, g_t> >= 0``), equals the mean gradient
-    when no gradients conflict, and is linear under scaling of the Jacobian.
+    when no gradients conflict, and is linear under scaling of the Jacobian. With two tasks
+    the projection of ``g_1`` is ``g_1 - (g_1.g_2 / |g_2|^2) g_2`` when they conflict, PCGrad's
+    projection, so UPGrad and PCGrad make the same update (tested).
 
     No hyper-parameters (the projections are solved exactly by non-negative least squares,
     one factorisation of the Gramian shared by the ``T`` problems).
