@@ -267,7 +267,7 @@ def test_a_crf_loss_and_a_crf_head_come_together() -> None:
                        r"'ce'.*tasks.slots.loss=crf"):  # fmt: skip
         tasks.losses(model(tokens), targets)
     model, tasks = crf_model_and_tasks()
-    with pytest.raises(ValueError, match="not a dict of its predictions"):
+    with pytest.raises(ValueError, match=r"model\.options\.head_types\.slots=crf.*not a dict"):
         tasks.losses(model(tokens).predictions, targets)
 
 

@@ -361,10 +361,11 @@ class TaskSet(Sequence[Task]):
             if task.uses_crf and task.name not in given:
                 raise ValueError(
                     f"task {task.name!r}: loss 'crf' reads the transitions of a CRF head and "
-                    "none came with the predictions; give the task a CRF head (head_types="
+                    "none came with the predictions; give the task a CRF head (configuration: "
+                    f"model.options.head_types.{task.name}=crf; code: head_types="
                     f"{{{task.name!r}: 'crf'}} in the transformer or bilstm models, or "
-                    f"TaskOutputs(..., transitions={{{task.name!r}: ...}}) from your model) "
-                    "and pass the model's outputs, not a dict of its predictions"
+                    "TaskOutputs(..., transitions=...) from your own model) and pass the "
+                    "model's outputs to TaskSet.losses, not a dict of its predictions"
                 )
             if task.name in given and not task.uses_crf:
                 raise ValueError(
