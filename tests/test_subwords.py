@@ -64,7 +64,10 @@ def test_tokenize_words_aligns_and_warns_when_it_cuts(tokenizer) -> None:  # typ
         tokenize_words(tokenizer, [["book", "a", "table"]], [[0, 0]])
 
 
-def test_a_tiny_bert_learns_intent_and_slots_under_polytask_heads(tokenizer) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("head", ["token", "crf"])
+def test_a_tiny_bert_learns_intent_and_slots_under_polytask_heads(tokenizer, head) -> None:  # type: ignore[no-untyped-def]
+    """Also with a CRF over the pieces: the later pieces of a word (-1) are summed out of
+    its loss, and the decoded first pieces carry every span."""
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(0)
@@ -79,11 +82,12 @@ def test_a_tiny_bert_learns_intent_and_slots_under_polytask_heads(tokenizer) -> 
     encoder = BertModel(BertConfig(vocab_size=len(VOCAB), hidden_size=16, num_hidden_layers=1,
                                    num_attention_heads=2, intermediate_size=32))  # fmt: skip
     model = polytask.models.create("transformer", heads={"intent": 2, "slots": 4},
-                                   head_types={"slots": "token"}, encoder=encoder,
+                                   head_types={"slots": head}, encoder=encoder,
                                    hidden_size=16, pooling="mean")  # fmt: skip
     tasks = polytask.TaskSet([
         polytask.Task("intent", "ce", metrics=["accuracy"], num_classes=2),
-        polytask.Task("slots", "ce", metrics=["span_f1"], num_classes=4, labels=TAGS),
+        polytask.Task("slots", "ce" if head == "token" else "crf", metrics=["span_f1"],
+                      num_classes=4, labels=TAGS),
     ])  # fmt: skip
     balancer = polytask.balancers.create("upgrad")
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -99,7 +103,7 @@ def test_a_tiny_bert_learns_intent_and_slots_under_polytask_heads(tokenizer) -> 
     model.eval()
     out = model(inputs)
     assert tasks.losses(out, targets).detached().sum().item() < 0.2 * first
-    predicted = out.predictions["slots"].argmax(-1)
+    predicted = tasks.readable(out)["slots"].argmax(-1)
     metric = SpanF1(TAGS)
     metric.update(predicted, labels)
     assert float(metric.compute()) == 1.0  # the training sentences' spans, every one
