@@ -314,3 +314,24 @@ def test_a_federated_run_refuses_a_crf_task_before_any_round() -> None:
     model, tasks = crf_model_and_tasks()
     with pytest.raises(ValueError, match=r"task 'slots': federated runs .* no CRF transitions"):
         ClientSetup(lambda: model, tasks, LocalConfig(steps=1, batch_size=4))
+
+
+def test_the_crf_runs_in_float32_under_autocast() -> None:
+    """Mixed precision (the trainer's bf16 autocast) leaves the forward algorithm's matrix
+    products in float32: the loss and decoding equal the float32 ones."""
+    emissions, transitions, real = problem(seed=8)
+    emissions, transitions = emissions.float() * 3, transitions.float() * 3
+    target = torch.randint(0, C, real.shape, generator=torch.Generator().manual_seed(9))
+    exact = crf.token_losses(emissions, target, real, transitions, real)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = crf.token_losses(emissions.bfloat16(), target, real, transitions, real)
+        decoded = crf.max_marginals(emissions, transitions, real)
+    assert mixed.dtype == torch.float32 and decoded.dtype == torch.float32
+    torch.testing.assert_close(mixed, exact, rtol=0, atol=2e-2)  # bf16 emissions' rounding
+    torch.testing.assert_close(decoded, crf.max_marginals(emissions, transitions, real))
+    emissions32 = emissions.bfloat16().float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = crf.token_losses(emissions32, target, real, transitions, real)
+    torch.testing.assert_close(
+        mixed, crf.token_losses(emissions32, target, real, transitions, real), rtol=1e-6, atol=1e-6
+    )

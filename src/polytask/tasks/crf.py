@@ -27,10 +27,30 @@ so everything that reads a token task's prediction by ``argmax(-1)`` (metrics, u
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
+
+
+def full_precision(function: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """Run ``function`` with autocast off and half-precision tensor arguments in float32:
+    under mixed precision the forward algorithm's matrix products (exponentials multiplied
+    over the sequence) would otherwise run in bfloat16 or float16 (8 or 11 bits)."""
+
+    @functools.wraps(function)
+    def wrapped(*args: Any, **kwargs: Any) -> Tensor:
+        def widen(a: Any) -> Any:
+            half = isinstance(a, Tensor) and a.dtype in (torch.float16, torch.bfloat16)
+            return a.float() if half else a
+
+        first = next(a for a in (*args, *kwargs.values()) if isinstance(a, Tensor))
+        with torch.autocast(first.device.type, enabled=False):
+            return function(*map(widen, args), **{k: widen(v) for k, v in kwargs.items()})
+
+    return wrapped
 
 
 def split_transitions(transitions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -72,6 +92,7 @@ def _check(emissions: Tensor, transitions: Tensor, real: Tensor) -> None:
         )
 
 
+@full_precision
 def log_partition(
     emissions: Tensor, transitions: Tensor, real: Tensor, allowed: Tensor | None = None
 ) -> Tensor:
@@ -110,6 +131,7 @@ def log_partition(
     return torch.logsumexp(alpha + end, dim=1)
 
 
+@full_precision
 def token_losses(
     emissions: Tensor, target: Tensor, labelled: Tensor, transitions: Tensor, real: Tensor
 ) -> Tensor:
@@ -141,6 +163,7 @@ def token_losses(
     return torch.where(labelled, (nll / count).unsqueeze(1), torch.zeros_like(emissions[..., 0]))
 
 
+@full_precision
 def max_marginals(emissions: Tensor, transitions: Tensor, real: Tensor) -> Tensor:
     """``m[b, i, c] = max_{y: y_i = c} s(y)`` at the real positions (the emissions at the
     others): ``(B, L, C)``. ``m.argmax(-1)`` is the Viterbi path at the real positions.
