@@ -106,3 +106,22 @@ def test_architectures_on_cuda_match_cpu(name: str) -> None:
         torch.testing.assert_close(predictions["cuda"][task], value, rtol=1e-4, atol=1e-5)
     for a, b in zip(grads["cpu"], grads["cuda"], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
+
+
+def test_a_crf_head_on_cuda_matches_cpu() -> None:
+    """The BiLSTM-CRF's losses, gradients and decoding on CUDA equal the CPU's."""
+    from .test_crf import crf_model_and_tasks, tagging_problem
+
+    tokens, targets = tagging_problem(n=16)
+    results = {}
+    for device in ("cpu", "cuda"):
+        model, tasks = crf_model_and_tasks()
+        model = model.to(device)
+        out = model(tokens.to(device))
+        losses = tasks.losses(out, {k: v.to(device) for k, v in targets.items()})
+        polytask.backward(losses, polytask.balancers.create("upgrad"), features=out.features)
+        decoded = tasks.readable(out)["slots"].detach()
+        grad = model.heads["slots"].transitions.grad
+        results[device] = [losses.detached().cpu(), decoded.cpu(), grad.cpu()]
+    for a, b in zip(results["cpu"], results["cuda"], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
