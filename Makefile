@@ -51,7 +51,7 @@ test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow
 
 # Quick versions of every benchmark (minutes); bench-full runs each script's --full mode
-# (each sized to finish within about an hour on a 2-core machine).
+# (each sized to finish within about an hour on a 2-core machine, but snips_joint: 2.5 hours).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
