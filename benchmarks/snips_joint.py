@@ -23,6 +23,7 @@ not comparable with a from-scratch encoder.
     python benchmarks/snips_joint.py --full     # 5 seeds, 20 epochs (results committed)
     python benchmarks/snips_joint.py --full --resume   # go on from the runs already written
     python benchmarks/snips_joint.py --full --table    # the table again from the saved runs
+    python benchmarks/snips_joint.py --full --table --seeds 4   # ... over seeds 0-3 only
 Needs the local SNIPS copy (``POLYTASK_DATA``). Results: benchmarks/results/snips_joint_*, written
 again after every run, so a stopped benchmark loses at most the run in progress.
 """
@@ -121,11 +122,12 @@ def done_rows(model: str, epochs: int) -> list[dict[str, Any]]:
 def write(
     rows: list[dict[str, Any]], model: str, seeds: int, epochs: int, command: str | None = None
 ) -> None:
-    """Write the JSON (every run) and the markdown table (mean +- 95% CI per run kind);
-    ``command``: the command that trained the runs, when it was not this one."""
+    """Write the JSON (every run) and the markdown table (mean +- 95% CI per run kind over
+    seeds ``0..seeds-1``); ``command``: the command that trained the runs, when it was not
+    this one."""
     table = []
     for name in RUNS:
-        mine = [r for r in rows if r["run"] == name]
+        mine = [r for r in rows if r["run"] == name and r["seed"] < seeds]
         if not mine:
             continue
         cells = []
@@ -140,7 +142,8 @@ def write(
     info = meta("snips_joint.py", model=model, seeds=seeds, epochs=epochs)
     if command is not None:
         info["command"] = command
-    total_hours = sum(r["seconds"] for r in rows) / 3600
+    rows_shown = [r for r in rows if r["seed"] < seeds]
+    total_hours = sum(r["seconds"] for r in rows_shown) / 3600
     lines = [
         "# SNIPS joint intent detection and slot filling",
         "",
@@ -152,7 +155,7 @@ def write(
         "span F1 (CoNLL convention) and sentence accuracy (intent and every slot right), %. "
         "Seconds per epoch and per run (training and the validation pass of every epoch) are "
         "medians over the seeds: the machine was shared with other work during some runs. "
-        f"Wall time of all {len(rows)} runs: {total_hours:.2f} h.",
+        f"Wall time of the {len(rows_shown)} runs: {total_hours:.2f} h.",
         "",
         *markdown_table(
             ["run", "seeds", "intent acc", "slot F1", "sentence acc", "s / epoch", "s / run"],
