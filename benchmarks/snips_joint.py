@@ -111,13 +111,15 @@ def one_run(
             "best_epoch": result.best_epoch, **scores(str(result.output), data)}  # fmt: skip
 
 
-def done_rows(model: str, epochs: int) -> list[dict[str, Any]]:
-    """The runs a previous invocation already wrote for ``model`` at ``epochs`` epochs."""
+def saved_results(model: str, epochs: int) -> tuple[list[dict[str, Any]], str | None]:
+    """The runs a previous invocation already wrote for ``model`` at ``epochs`` epochs, and
+    the command that wrote them (``([], None)`` when there are none)."""
     saved = results_dir() / f"snips_joint_{model}.json"
     if not saved.is_file():
-        return []
-    rows = json.loads(saved.read_text())["runs"]
-    return [r for r in rows if r["epochs"] == epochs and r["run"] in RUNS]
+        return [], None
+    payload = json.loads(saved.read_text())
+    rows = [r for r in payload["runs"] if r["epochs"] == epochs and r["run"] in RUNS]
+    return rows, payload["meta"]["command"]
 
 
 def write(
@@ -188,10 +190,9 @@ def main() -> None:
     seeds = args.seeds or (5 if args.full else 1)
     epochs = 20 if args.full else 2
     torch.set_num_threads(2)
-    rows = done_rows(args.model, epochs) if args.resume or args.table else []
+    rows, command = saved_results(args.model, epochs) if args.resume or args.table else ([], None)
     if args.table:
-        saved = json.loads((results_dir() / f"snips_joint_{args.model}.json").read_text())
-        write(rows, args.model, seeds, epochs, saved["meta"]["command"])
+        write(rows, args.model, seeds, epochs, command)
         return
     done = {(r["run"], r["seed"]) for r in rows}
     data = polytask.data.load("snips")

@@ -44,7 +44,7 @@ def exact_with_reduction(balancer: Any) -> bool:
 
 
 def reduction_for(balancer: Any) -> RankReduction | None:
-    """The reduction a step of ``balancer`` needs (at either level) (``None`` on one rank, or for
+    """The reduction a step of ``balancer`` needs at either level (``None`` on one rank, or for
     a constant-weight method without :mod:`polytask.distributed`); raises
     :class:`DistributedBalancerError` where several ranks would change the method."""
     ranks = world_size()

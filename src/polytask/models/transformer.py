@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -258,9 +258,7 @@ class TransformerMTL(MultiTaskModel):
             x = h if self.head_types[t] in TOKEN_HEADS else self._pool(h, mask)
             predictions[t] = self.heads[t](x)
         transitions: dict[str, Tensor] = {
-            t: cast(CRFHead, self.heads[t]).transitions
-            for t, kind in self.head_types.items()
-            if kind == "crf"
+            t: h.transitions for t, h in self.heads.items() if isinstance(h, CRFHead)
         }
         return TaskOutputs(predictions, branches, {"mask": mask}, transitions=transitions)
 

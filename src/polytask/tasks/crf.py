@@ -92,6 +92,24 @@ def _check(emissions: Tensor, transitions: Tensor, real: Tensor) -> None:
         )
 
 
+def _forward(
+    scores: Tensor, start: Tensor, real: Tensor, moved: Callable[[Tensor], Tensor]
+) -> list[Tensor]:
+    """The forward recursion over the real positions: ``alpha_i`` ``(B, C)`` for every
+    position ``i`` (carried unchanged over padding), ``start + scores[first real]`` at a
+    row's first real position and ``moved(alpha) + scores[i]`` after it; ``moved`` is the
+    semiring's sum over the previous tag (logsumexp for the partition, max for decoding)."""
+    alpha = start.expand(scores.shape[0], -1)
+    started = torch.zeros_like(real[:, 0])
+    alphas = []
+    for i in range(scores.shape[1]):
+        step = torch.where(started.unsqueeze(1), moved(alpha), start) + scores[:, i]
+        alpha = torch.where(real[:, i].unsqueeze(1), step, alpha)
+        started = started | real[:, i]
+        alphas.append(alpha)
+    return alphas
+
+
 @full_precision
 def log_partition(
     emissions: Tensor, transitions: Tensor, real: Tensor, allowed: Tensor | None = None
@@ -119,15 +137,13 @@ def log_partition(
     # (float32) below the largest one counts as impossible (about -87, not -inf).
     shift = A.detach().max()
     expA = (A - shift).exp()
-    alpha = start.expand(emissions.shape[0], -1)
-    started = torch.zeros_like(real[:, 0])
-    for i in range(emissions.shape[1]):
+
+    def logsumexp_moved(alpha: Tensor) -> Tensor:
         top = alpha.detach().amax(1, keepdim=True).clamp_min(-1e30)  # finite if all -inf
         summed = ((alpha - top).exp() @ expA).clamp_min(torch.finfo(alpha.dtype).tiny)
-        moved = summed.log() + top + shift  # (the clamp keeps log(0)'s gradient finite)
-        step = torch.where(started.unsqueeze(1), moved, start) + scores[:, i]
-        alpha = torch.where(real[:, i].unsqueeze(1), step, alpha)
-        started = started | real[:, i]
+        return summed.log() + top + shift  # (the clamp keeps log(0)'s gradient finite)
+
+    alpha = _forward(scores, start, real, logsumexp_moved)[-1]
     return torch.logsumexp(alpha + end, dim=1)
 
 
@@ -176,15 +192,8 @@ def max_marginals(emissions: Tensor, transitions: Tensor, real: Tensor) -> Tenso
     _check(emissions, transitions, real)
     A, start, end = split_transitions(transitions.to(emissions.dtype))
     B, L, _ = emissions.shape
-    forward = []  # max score of a prefix ending in tag c at i, E[i] included
-    alpha = start.expand(B, -1)
-    started = torch.zeros_like(real[:, 0])
-    for i in range(L):
-        moved = (alpha.unsqueeze(2) + A).amax(dim=1)
-        step = torch.where(started.unsqueeze(1), moved, start) + emissions[:, i]
-        alpha = torch.where(real[:, i].unsqueeze(1), step, alpha)
-        started = started | real[:, i]
-        forward.append(alpha)
+    # max score of a prefix ending in tag c at i, E[i] included
+    forward = _forward(emissions, start, real, lambda alpha: (alpha.unsqueeze(2) + A).amax(1))
     backward = [emissions[:, 0]] * L  # max score of the rest after tag c at i, E[i] excluded
     beta = end.expand(B, -1)
     for i in reversed(range(L)):

@@ -54,7 +54,7 @@ def evaluate(
         scored = TaskOutputs(  # float predictions; no companions: a task is scored on its own
             {k: v.float() for k, v in outputs.predictions.items()},
             extras=outputs.extras,
-            transitions={k: v.float() for k, v in outputs.transitions.items()},
+            transitions=outputs.transitions,  # the CRF widens half precision itself
         )
         losses = tasks.losses(scored, batch.targets, batch.masks)
         assert losses.counts is not None

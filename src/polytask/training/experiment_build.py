@@ -29,11 +29,10 @@ def apply_task_overrides(tasks: list[Task], overrides: dict[str, TaskOverride]) 
         if change is None:
             result.append(task)
             continue
-        loss = change.loss if change.loss is not None else task.loss
         result.append(
             dataclasses.replace(
                 task,
-                loss=loss,
+                loss=change.loss if change.loss is not None else task.loss,
                 metrics=tuple(change.metrics) if change.metrics is not None else task.metrics,
                 role=change.role or task.role,
                 weight=change.weight if change.weight is not None else task.weight,
@@ -75,9 +74,7 @@ def model_options(
     if "heads" not in options:
         options["heads"] = head_sizes(data, tasks)
     if isinstance(options.get("head_types"), dict):
-        # A run on some of the data's tasks (only_tasks, a single-task baseline) keeps the
-        # head types of its own tasks; a name that is no task of the data still reaches the
-        # model, which says so.
+        # A name that is no task of the data still reaches the model, which says so.
         names = data_tasks if data_tasks is not None else [t.name for t in data.tasks]
         left_out = set(names) - {t.name for t in tasks}
         options["head_types"] = {
